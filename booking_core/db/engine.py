@@ -1,0 +1,44 @@
+"""Engine and session factory: made once per process (gateway app or worker), never per request or job."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """An asyncpg engine; ``url`` must be ``postgresql+asyncpg://…``."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        echo=echo,
+        connect_args={"server_settings": {"application_name": "frontdesk", "timezone": "UTC"}},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+#: The type services take: an open SQLAlchemy async session (services never import sqlalchemy themselves).
+Db = AsyncSession
+
+
+async def check_connection(url: str, *, timeout: float = 5.0) -> None:
+    """Connect once and run SELECT 1; raise ConnectionError with a readable reason when that fails."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    engine = create_async_engine(url, pool_size=1, connect_args={"timeout": timeout})
+    try:
+        async with asyncio.timeout(timeout + 1), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        where = make_url(url).render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        raise ConnectionError(f"cannot reach the database {where}: {type(reason).__name__}: {reason}") from None
+    finally:
+        await engine.dispose()

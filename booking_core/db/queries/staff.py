@@ -1,0 +1,54 @@
+"""Queries over staff, login codes and staff sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_core.db.tables import LoginCode, Staff, StaffSession
+
+
+async def consume_login_code(db: AsyncSession, code_hash: str, *, now: datetime, client_ip: str | None) -> LoginCode | None:
+    """Mark an unused, unexpired code used and return it; of two concurrent consumers exactly one gets it."""
+    result = await db.execute(
+        update(LoginCode)
+        .where(LoginCode.code_hash == code_hash, LoginCode.used_at.is_(None), LoginCode.expires_at > now)
+        .values(used_at=now, used_from=client_ip)
+        .returning(LoginCode)
+    )
+    return result.scalar_one_or_none()
+
+
+async def staff_for_login(db: AsyncSession, login: LoginCode) -> Staff | None:
+    if login.staff_id is not None:
+        return await db.get(Staff, login.staff_id)
+    result = await db.execute(
+        select(Staff).where(Staff.name == login.name, Staff.role == login.role, Staff.active.is_(True)).limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def staff_by_token(db: AsyncSession, token_hash: str, *, now: datetime) -> Staff | None:
+    result = await db.execute(
+        select(Staff)
+        .join(StaffSession, Staff.id == StaffSession.staff_id)
+        .where(
+            StaffSession.token_hash == token_hash,
+            StaffSession.revoked_at.is_(None),
+            StaffSession.expires_at > now,
+            Staff.active.is_(True),
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def revoke_token(db: AsyncSession, token_hash: str, *, now: datetime) -> int | None:
+    result = await db.execute(
+        update(StaffSession)
+        .where(StaffSession.token_hash == token_hash, StaffSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(StaffSession.id)
+    )
+    return result.scalar_one_or_none()

@@ -1,0 +1,725 @@
+"""Free slots for an examination at a branch, and why a given time is not one.
+
+Pure: data in (an :class:`AvailabilityQuery`), slots or reasons out. The caller loads the branch hours, the
+doctors' schedules, the rooms, the busy intervals (active sessions and unexpired holds; it filters cancelled
+sessions and expired holds) and the blackouts for the period; nothing here reads a clock or a database.
+
+Semantics
+---------
+* **Instants** are timezone-aware datetimes; results are in UTC (``datetime.UTC``). A naive datetime or
+  an interval with ``end <= start`` raises :class:`ValueError`. Intervals are half-open: ``[a, b)`` and
+  ``[c, d)`` overlap iff ``a < d and c < b``.
+* **Wall-clock windows** (branch hours, doctor attendance, examination windows) are local times in the
+  branch's time zone (``zoneinfo``) on one local date. ``end == time(0)`` means midnight at the end of the
+  day (24:00); otherwise ``start < end``. A wall time is placed at the first instant whose local reading is
+  at or after it: an ambiguous time (the repeated hour when clocks go back) takes its first occurrence
+  (``fold=0``); a time that does not exist (the hour skipped when clocks go forward) moves to the end of the
+  gap. Windows of one layer on one date are united, so ``09:00-10:00`` and ``10:00-11:00`` make one window.
+* **Layers**: branch hours (weekly; none on ``closed_days``) ∩ doctor attendance ∩ examination windows
+  (none given = the whole day). Doctor attendance is the weekly pattern, unless the date has overrides,
+  which replace it (several overrides on one date are united; a ``None``/``None`` override contributes
+  nothing, so an override list made only of it is a day off), plus accepted applications on that date,
+  which add to either.
+* **Candidate starts** lie on a grid of ``step_min`` minutes of local wall time from local midnight
+  (00:00, 00:15, ... for step 15). A grid time that does not exist on a spring-forward day is skipped; on a
+  fall-back day a grid time in the repeated hour stands for its first occurrence only (``fold=0``), so no
+  start is offered twice. Durations are real elapsed time: a slot is ``[s, s + duration)`` in UTC, whatever
+  the clocks do.
+* A start ``s`` is **free for a doctor** iff: the branch is in ``examination.branch_ids``;
+  ``q.start <= s`` and ``s + duration <= q.end``; ``now + min_notice <= s < now + horizon_days`` (days of
+  24 h); ``[s, s + duration)`` lies inside the layers above on ``s``'s local date (a slot never runs past
+  local midnight); the *occupied* interval ``[s - buffer_before, s + duration + buffer_after)`` overlaps no
+  busy interval of the doctor; ``[s, s + duration)`` overlaps no branch-wide or doctor blackout; and a
+  suitable room is free.
+* **Rooms**: suitable = ``kind == examination.room_kind`` (any room when ``room_kind`` is ``None``). A room
+  is free iff the occupied interval overlaps none of its busy intervals and the slot itself overlaps none
+  of its blackouts. Blackouts of every scope block the slot itself, never its buffers: buffers keep
+  patients apart, and a blackout is not a patient. The free suitable room with the lowest ``room_id`` is
+  proposed. Slots of different doctors at the same start are alternatives, so they may propose the same
+  room.
+* Busy intervals are taken as given (they may already include the buffers of the visit they stand for);
+  only the new examination's buffers are added. A busy interval blocks its doctor and its room (either may
+  be ``None``). Branch blackouts with ``target_id`` ``None`` or this branch's id apply; others are ignored.
+* Results are sorted by ``(start, doctor_id)``.
+
+Assumption: the branch's zone changes its UTC offset at most once in a row within a local day and never sends
+the local date backwards (true of Europe/Berlin, Asia/Jakarta and every zone in current use). Transitions at
+local midnight (gaps or folds there) are handled.
+
+The engine works in integer microseconds since the epoch and does interval arithmetic per local day and doctor
+(:mod:`booking_core.domain.intervals`); :mod:`booking_core.domain.availability_reference` is the slow,
+minute-by-minute oracle it is tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from booking_core.domain.intervals import Interval, covers, ends_of, intersect, merge, overlaps, subtract
+
+__all__ = [
+    "REASON_CODES",
+    "AvailabilityQuery",
+    "Blackout",
+    "BlackoutScope",
+    "BranchHours",
+    "Busy",
+    "DatedWindow",
+    "DoctorSchedule",
+    "ExaminationRules",
+    "Reason",
+    "Room",
+    "Slot",
+    "WeeklyWindow",
+    "explain",
+    "first_free",
+    "free_slots",
+]
+
+BlackoutScope: TypeAlias = Literal["branch", "doctor", "room"]
+
+#: Reason codes of :func:`explain`, in the order the layers are checked (and reasons listed).
+REASON_CODES = (
+    "outside_range",
+    "outside_horizon",
+    "too_soon",
+    "not_offered_at_branch",
+    "off_grid",
+    "branch_closed",
+    "outside_examination_window",
+    "doctor_not_attending",
+    "blackout",
+    "booked",
+    "no_room",
+    "available",
+)
+_LAYER = {code: index for index, code in enumerate(REASON_CODES)}
+
+_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_SECOND = 1_000_000
+_MINUTE = 60 * _SECOND
+_DAY = 86_400 * _SECOND
+_ONE_DAY = timedelta(days=1)
+
+
+# --- validation
+
+
+def _require_aware(value: datetime, what: str) -> None:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{what} must be a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (UTC), got naive {value.isoformat()}")
+
+
+def _require_span(start: datetime, end: datetime, what: str) -> None:
+    _require_aware(start, f"{what} start")
+    _require_aware(end, f"{what} end")
+    if end <= start:
+        raise ValueError(f"{what} must end after it starts, got {start.isoformat()} .. {end.isoformat()}")
+
+
+def _time_of_day(value: time, what: str) -> int:
+    if not isinstance(value, time):
+        raise ValueError(f"{what} must be a time, got {value!r}")
+    if value.tzinfo is not None:
+        raise ValueError(f"{what} is local wall time and must not carry a tzinfo, got {value.isoformat()}")
+    return ((value.hour * 60 + value.minute) * 60 + value.second) * _SECOND + value.microsecond
+
+
+def _wall_span(start: time, end: time, what: str) -> Interval:
+    """Microseconds since local midnight; ``end == time(0)`` is midnight at the end of the day."""
+    begin = _time_of_day(start, f"{what} start")
+    finish = _time_of_day(end, f"{what} end") or _DAY
+    if begin >= finish:
+        raise ValueError(f"{what} must end after it starts, got {start.isoformat()}-{end.isoformat()}")
+    return begin, finish
+
+
+def _require_non_negative(value: int, what: str) -> None:
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, got {value}")
+
+
+# --- inputs
+
+
+@dataclass(frozen=True)
+class WeeklyWindow:
+    """A weekly wall-clock window: ``weekday`` 0 = Monday; ``end == time(0)`` means midnight (24:00)."""
+
+    weekday: int
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weekday, int) or not 0 <= self.weekday <= 6:
+            raise ValueError(f"weekday must be 0 (Monday) .. 6 (Sunday), got {self.weekday!r}")
+        _wall_span(self.start, self.end, "weekly window")
+
+
+@dataclass(frozen=True)
+class DatedWindow:
+    """A wall-clock window on one date; ``start`` and ``end`` both ``None`` means the whole day off."""
+
+    day: date
+    start: time | None
+    end: time | None
+
+    def __post_init__(self) -> None:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("a dated window needs both start and end, or neither (a day off)")
+        if self.start is not None and self.end is not None:
+            _wall_span(self.start, self.end, f"window on {self.day.isoformat()}")
+
+    @property
+    def is_day_off(self) -> bool:
+        return self.start is None
+
+
+@dataclass(frozen=True)
+class BranchHours:
+    """Opening hours of a branch in its IANA time zone ``tz`` (e.g. ``"Asia/Jakarta"``)."""
+
+    branch_id: int
+    tz: str
+    weekly: tuple[WeeklyWindow, ...]
+    closed_days: tuple[date, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.tz!r}") from exc
+
+
+@dataclass(frozen=True)
+class DoctorSchedule:
+    """When a doctor attends: weekly pattern, dated overrides (replace it), accepted applications (add)."""
+
+    doctor_id: int
+    weekly: tuple[WeeklyWindow, ...]
+    overrides: tuple[DatedWindow, ...] = ()
+    applications: tuple[DatedWindow, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExaminationRules:
+    """Booking rules of one examination; ``windows`` empty = offered whenever the branch and doctor are."""
+
+    examination_id: int
+    duration_min: int
+    branch_ids: frozenset[int]
+    windows: tuple[WeeklyWindow, ...] = ()
+    min_notice_min: int = 0
+    horizon_days: int = 60
+    buffer_before_min: int = 0
+    buffer_after_min: int = 0
+    room_kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.duration_min < 1:
+            raise ValueError(f"examination duration must be at least one minute, got {self.duration_min}")
+        _require_non_negative(self.min_notice_min, "minimum notice")
+        _require_non_negative(self.horizon_days, "booking horizon")
+        _require_non_negative(self.buffer_before_min, "buffer before")
+        _require_non_negative(self.buffer_after_min, "buffer after")
+
+
+@dataclass(frozen=True)
+class Room:
+    """A treatment room of the branch."""
+
+    room_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class Busy:
+    """An active session or unexpired hold occupying a doctor and/or a room."""
+
+    start: datetime
+    end: datetime
+    doctor_id: int | None
+    room_id: int | None
+    label: str = "booked"
+
+    def __post_init__(self) -> None:
+        _require_span(self.start, self.end, "busy interval")
+        if self.doctor_id is None and self.room_id is None:
+            raise ValueError("a busy interval must occupy a doctor, a room or both")
+
+
+@dataclass(frozen=True)
+class Blackout:
+    """A period nothing may be booked: branch-wide, or for one doctor or one room (``target_id``)."""
+
+    start: datetime
+    end: datetime
+    scope: BlackoutScope
+    target_id: int | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        _require_span(self.start, self.end, "blackout")
+        if self.scope not in ("branch", "doctor", "room"):
+            raise ValueError(f"blackout scope must be 'branch', 'doctor' or 'room', got {self.scope!r}")
+        if self.scope != "branch" and self.target_id is None:
+            raise ValueError(f"a {self.scope} blackout needs the {self.scope}'s id as target_id")
+
+
+@dataclass(frozen=True)
+class AvailabilityQuery:
+    """Everything :func:`free_slots` and :func:`explain` look at; ``start``/``end`` bound the slots wanted."""
+
+    branch: BranchHours
+    examination: ExaminationRules
+    doctors: tuple[DoctorSchedule, ...]
+    rooms: tuple[Room, ...]
+    busy: tuple[Busy, ...]
+    blackouts: tuple[Blackout, ...]
+    start: datetime
+    end: datetime
+    now: datetime
+    step_min: int = 15
+
+    def __post_init__(self) -> None:
+        _require_span(self.start, self.end, "query period")
+        _require_aware(self.now, "now")
+        if not 1 <= self.step_min <= 24 * 60:
+            raise ValueError(f"slot step must be 1 .. 1440 minutes, got {self.step_min}")
+        doctor_ids = [doctor.doctor_id for doctor in self.doctors]
+        if len(set(doctor_ids)) != len(doctor_ids):
+            raise ValueError(f"a doctor appears twice in the query: {sorted(doctor_ids)}")
+        room_ids = [room.room_id for room in self.rooms]
+        if len(set(room_ids)) != len(room_ids):
+            raise ValueError(f"a room appears twice in the query: {sorted(room_ids)}")
+
+
+# --- outputs
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A free slot: ``[start, end)`` in UTC with the doctor and the proposed room."""
+
+    start: datetime
+    end: datetime
+    doctor_id: int
+    room_id: int
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason from :func:`explain`; ``code`` is one of :data:`REASON_CODES`.
+
+    ``doctor_id`` is set on reasons about one doctor (and on ``available``); ``room_id`` on ``available``.
+    """
+
+    code: str
+    message: str
+    doctor_id: int | None = None
+    room_id: int | None = None
+
+
+# --- time helpers
+
+
+def _to_us(value: datetime) -> int:
+    return (value - _EPOCH) // _US
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _offset_at(zone: ZoneInfo, instant: int) -> int:
+    offset = _from_us(instant).astimezone(zone).utcoffset()
+    assert offset is not None  # a ZoneInfo always knows its offset
+    return offset // _US
+
+
+def _transition_after(zone: ZoneInfo, lo: int, hi: int) -> int:
+    """The first whole second in ``(lo, hi]`` whose UTC offset differs from ``lo``'s (one must exist)."""
+    before = _offset_at(zone, lo)
+    lo_s, hi_s = lo // _SECOND, -(-hi // _SECOND)
+    while hi_s - lo_s > 1:
+        mid = (lo_s + hi_s) // 2
+        if _offset_at(zone, mid * _SECOND) == before:
+            lo_s = mid
+        else:
+            hi_s = mid
+    return hi_s * _SECOND
+
+
+def _first_instant(zone: ZoneInfo, wall: datetime) -> int:
+    """The first instant whose local reading is at or after the naive ``wall``."""
+    early = _to_us(wall.replace(tzinfo=zone, fold=0))
+    if _from_us(early).astimezone(zone).replace(tzinfo=None) == wall:
+        return early  # exists; for an ambiguous time fold=0 is the first occurrence
+    # In a gap: fold=0 and fold=1 land on either side of the jump; the jump itself is the answer.
+    late = _to_us(wall.replace(tzinfo=zone, fold=1))
+    return _transition_after(zone, min(early, late), max(early, late))
+
+
+class _Day:
+    """One local date of the branch: its span in UTC, its offset segments and its slot-start grid.
+
+    ``segments``: ``(utc_start, utc_end, offset)`` pieces of the day with a constant UTC offset (one
+    piece, or two on a DST day); the local wall reading of instant ``t`` in a piece is ``t + offset``.
+    ``grid``: ``(lo, hi, origin)``: the grid starts of the day are ``origin + k * step`` within
+    ``[lo, hi)``, where ``origin`` is local midnight read with that piece's offset. A piece's grid begins
+    where its wall clock passes what earlier pieces covered, which keeps the repeated hour ``fold=0`` only.
+    """
+
+    __slots__ = ("date", "end", "grid", "midnight", "segments", "start")
+
+    def __init__(self, zone: ZoneInfo, day: date) -> None:
+        self.date = day
+        local_midnight = datetime.combine(day, time())
+        self.start = _first_instant(zone, local_midnight)
+        self.end = _first_instant(zone, local_midnight + _ONE_DAY)
+        self.midnight = (day.toordinal() - _EPOCH_ORDINAL) * _DAY  # local midnight as a naive "wall instant"
+        self.segments: list[tuple[int, int, int]] = []
+        if self.start < self.end:
+            cursor, offset = self.start, _offset_at(zone, self.start)
+            last = _offset_at(zone, self.end - 1)
+            while offset != last:
+                change = _transition_after(zone, cursor, self.end - 1)
+                self.segments.append((cursor, change, offset))
+                cursor, offset = change, _offset_at(zone, change)
+            self.segments.append((cursor, self.end, offset))
+        self.grid: list[tuple[int, int, int]] = []
+        reached: int | None = None  # latest wall reading covered so far
+        for seg_start, seg_end, offset in self.segments:
+            lo = seg_start if reached is None else max(seg_start, reached - offset)
+            if lo < seg_end:
+                self.grid.append((lo, seg_end, self.midnight - offset))
+            reached = seg_end + offset if reached is None else max(reached, seg_end + offset)
+
+    def instant(self, time_of_day: int) -> int:
+        """The first instant of the day whose wall reading is at or after ``time_of_day`` (µs from 00:00)."""
+        wall = self.midnight + time_of_day
+        for seg_start, seg_end, offset in self.segments:
+            if wall < seg_start + offset:
+                return seg_start  # skipped by a forward jump: the window opens when the clock lands
+            if wall < seg_end + offset:
+                return wall - offset
+        return self.end
+
+    def spans(self, windows: Sequence[Interval]) -> list[Interval]:
+        return merge((self.instant(begin), self.instant(finish)) for begin, finish in windows)
+
+    def on_grid(self, instant: int, step: int) -> bool:
+        return any(lo <= instant < hi and (instant - origin) % step == 0 for lo, hi, origin in self.grid)
+
+
+# --- planning
+
+
+def _weekly_spans(windows: Sequence[WeeklyWindow]) -> dict[int, list[Interval]]:
+    by_weekday: dict[int, list[Interval]] = {weekday: [] for weekday in range(7)}
+    for window in windows:
+        by_weekday[window.weekday].append(_wall_span(window.start, window.end, "weekly window"))
+    return by_weekday
+
+
+def _dated_spans(windows: Sequence[DatedWindow]) -> dict[date, list[Interval]]:
+    by_day: dict[date, list[Interval]] = {}
+    for window in windows:
+        spans = by_day.setdefault(window.day, [])  # a day-off entry still marks the date as overridden
+        if window.start is not None and window.end is not None:
+            spans.append(_wall_span(window.start, window.end, "dated window"))
+    return by_day
+
+
+class _Doctor:
+    __slots__ = ("applications", "blocked", "doctor_id", "overrides", "weekly")
+
+    def __init__(self, schedule: DoctorSchedule, blocked: list[Interval]) -> None:
+        self.doctor_id = schedule.doctor_id
+        self.weekly = _weekly_spans(schedule.weekly)
+        self.overrides = _dated_spans(schedule.overrides)
+        self.applications = _dated_spans(schedule.applications)
+        self.blocked = blocked  # buffered busy + doctor blackouts, normalized
+
+    def attendance(self, day: _Day) -> list[Interval]:
+        windows = self.overrides.get(day.date)
+        if windows is None:
+            windows = self.weekly[day.date.weekday()]
+        return day.spans([*windows, *self.applications.get(day.date, ())])
+
+
+class _Plan:
+    """A query prepared once: integer instants, per-doctor and per-room blocked lists, per-day caches."""
+
+    def __init__(self, q: AvailabilityQuery) -> None:
+        exam = q.examination
+        self.q = q
+        self.zone = ZoneInfo(q.branch.tz)
+        self.duration = exam.duration_min * _MINUTE
+        self.step = q.step_min * _MINUTE
+        self.q_start, self.q_end, self.now = _to_us(q.start), _to_us(q.end), _to_us(q.now)
+        self.notice_end = self.now + exam.min_notice_min * _MINUTE
+        self.horizon_end = self.now + exam.horizon_days * _DAY
+        self.first_start = max(self.q_start, self.notice_end)  # earliest allowed start
+        self.last_start = min(self.q_end - self.duration, self.horizon_end - 1)  # latest allowed start
+        self.offered = q.branch.branch_id in exam.branch_ids
+        self.branch_weekly = _weekly_spans(q.branch.weekly)
+        self.closed_days = frozenset(q.branch.closed_days)
+        self.exam_weekly = _weekly_spans(exam.windows) if exam.windows else None
+
+        before, after = exam.buffer_before_min * _MINUTE, exam.buffer_after_min * _MINUTE
+        doctor_blocked: dict[int, list[Interval]] = {d.doctor_id: [] for d in q.doctors}
+        room_blocked: dict[int, list[Interval]] = {r.room_id: [] for r in q.rooms}
+        for busy in q.busy:
+            # The occupied interval [s - before, s + d + after) meets [b0, b1) iff the slot [s, s + d)
+            # meets [b0 - after, b1 + before): widen the busy interval once instead of every slot.
+            widened = (_to_us(busy.start) - after, _to_us(busy.end) + before)
+            if busy.doctor_id in doctor_blocked:
+                doctor_blocked[busy.doctor_id].append(widened)
+            if busy.room_id in room_blocked:
+                room_blocked[busy.room_id].append(widened)
+        branch_blackouts: list[Interval] = []
+        for blackout in q.blackouts:
+            span = (_to_us(blackout.start), _to_us(blackout.end))
+            if blackout.scope == "branch":
+                if blackout.target_id in (None, q.branch.branch_id):
+                    branch_blackouts.append(span)
+            else:
+                targets = doctor_blocked if blackout.scope == "doctor" else room_blocked
+                blocked = targets.get(blackout.target_id) if blackout.target_id is not None else None
+                if blocked is not None:
+                    blocked.append(span)
+        self.branch_blackouts = merge(branch_blackouts)
+        self.doctors = [
+            _Doctor(d, merge(doctor_blocked[d.doctor_id]))
+            for d in sorted(q.doctors, key=lambda d: d.doctor_id)
+        ]
+        self.rooms: list[tuple[int, list[Interval], list[int]]] = []
+        for room in sorted(q.rooms, key=lambda r: r.room_id):
+            if exam.room_kind is None or room.kind == exam.room_kind:
+                blocked = merge(room_blocked[room.room_id])
+                self.rooms.append((room.room_id, blocked, ends_of(blocked)))
+        self._days: dict[date, _Day] = {}
+        self._room_at: dict[int, int | None] = {}
+
+    # -- per day
+
+    def day(self, day: date) -> _Day:
+        cached = self._days.get(day)
+        if cached is None:
+            cached = self._days[day] = _Day(self.zone, day)
+        return cached
+
+    def local_date(self, instant: int) -> date:
+        return _from_us(instant).astimezone(self.zone).date()
+
+    def day_of(self, instant: int) -> _Day:
+        """The local day whose span holds ``instant``."""
+        day = self.day(self.local_date(instant))
+        for shift in (0, -1, 1):  # only differs from the local date in zones whose dates step back
+            candidate = self.day(day.date + timedelta(days=shift)) if shift else day
+            if candidate.start <= instant < candidate.end:
+                return candidate
+        return day
+
+    def branch_spans(self, day: _Day) -> list[Interval]:
+        if day.date in self.closed_days:
+            return []
+        return day.spans(self.branch_weekly[day.date.weekday()])
+
+    def exam_spans(self, day: _Day) -> list[Interval]:
+        if self.exam_weekly is None:
+            return [(day.start, day.end)] if day.start < day.end else []
+        return day.spans(self.exam_weekly[day.date.weekday()])
+
+    # -- rooms
+
+    def room_for(self, start: int) -> int | None:
+        """The lowest-numbered suitable room free for a slot starting at ``start`` (same for every doctor)."""
+        if start in self._room_at:
+            return self._room_at[start]
+        end = start + self.duration
+        found = next(
+            (room_id for room_id, blocked, ends in self.rooms if not overlaps(blocked, start, end, ends)),
+            None,
+        )
+        self._room_at[start] = found
+        return found
+
+    # -- slots
+
+    def day_slots(self, day: _Day) -> list[tuple[int, int, int]]:
+        """``(start, doctor_id, room_id)`` of every free slot starting on ``day``, sorted."""
+        lo = max(self.first_start, day.start)
+        hi = min(self.last_start, day.end - self.duration)
+        if lo > hi:
+            return []
+        bookable = subtract(intersect(self.branch_spans(day), self.exam_spans(day)), self.branch_blackouts)
+        if not bookable:
+            return []
+        duration, step = self.duration, self.step
+        room_at = self._room_at
+        found: list[tuple[int, int, int]] = []
+        for doctor in self.doctors:
+            free = subtract(intersect(bookable, doctor.attendance(day)), doctor.blocked)
+            for free_start, free_end in free:
+                first, last = max(free_start, lo), min(free_end - duration, hi)
+                if first > last:
+                    continue
+                for grid_lo, grid_hi, origin in day.grid:
+                    start, stop = max(first, grid_lo), min(last, grid_hi - 1)
+                    if start > stop:
+                        continue
+                    start += (origin - start) % step  # round up onto the grid
+                    for instant in range(start, stop + 1, step):
+                        room = room_at[instant] if instant in room_at else self.room_for(instant)
+                        if room is not None:
+                            found.append((instant, doctor.doctor_id, room))
+        found.sort()
+        return found
+
+    def days(self) -> Iterator[list[tuple[int, int, int]]]:
+        """The free slots day by day, in order (day spans do not overlap, so the whole stream is sorted)."""
+        if not self.offered or not self.doctors or not self.rooms or self.first_start > self.last_start:
+            return
+        current = self.local_date(self.first_start) - _ONE_DAY
+        last = self.local_date(self.last_start)
+        while current <= last:
+            yield self.day_slots(self.day(current))
+            current += _ONE_DAY
+
+
+# A month of 20 doctors is some 15 000 slots: a frozen dataclass's __init__ (four object.__setattr__ calls)
+# would be a third of the engine's time, so slots are filled in through their __dict__ in one call.
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _materialize(found: Iterable[tuple[int, int, int]], duration: int) -> list[Slot]:
+    instants: dict[int, datetime] = {}  # many doctors share a start: build each datetime once
+    slots: list[Slot] = []
+    for start, doctor, room in found:
+        begins = instants.get(start)
+        if begins is None:
+            begins = instants[start] = _from_us(start)
+        ends = instants.get(start + duration)
+        if ends is None:
+            ends = instants[start + duration] = _from_us(start + duration)
+        slot = _new(Slot)
+        _set(slot, "__dict__", {"start": begins, "end": ends, "doctor_id": doctor, "room_id": room})
+        slots.append(slot)
+    return slots
+
+
+# --- API
+
+
+def free_slots(q: AvailabilityQuery) -> list[Slot]:
+    """Every free slot of the query, sorted by ``(start, doctor_id)`` (rules: see the module docstring)."""
+    plan = _Plan(q)
+    return _materialize([slot for day in plan.days() for slot in day], plan.duration)
+
+
+def first_free(q: AvailabilityQuery, limit: int) -> list[Slot]:
+    """The first ``limit`` free slots (the "that slot was taken, try one of these" list); stops early."""
+    if limit < 0:
+        raise ValueError(f"limit must not be negative, got {limit}")
+    plan = _Plan(q)
+    found: list[tuple[int, int, int]] = []
+    for day in plan.days():
+        if len(found) >= limit:
+            break
+        found.extend(day)
+    return _materialize(found[:limit], plan.duration)
+
+
+def explain(q: AvailabilityQuery, at: datetime, doctor_id: int | None = None) -> list[Reason]:
+    """Why a slot starting ``at`` is not free, or a single ``available`` reason naming doctor and room.
+
+    Every reason that applies is listed, in the layer order of :data:`REASON_CODES`; per-doctor reasons
+    carry ``doctor_id``. With ``doctor_id=None`` the question is "any doctor": ``available`` with the
+    lowest-numbered doctor who is free, else the general reasons plus every doctor's own.
+    """
+    _require_aware(at, "at")
+    plan = _Plan(q)
+    if doctor_id is not None and all(d.doctor_id != doctor_id for d in plan.doctors):
+        raise ValueError(f"doctor {doctor_id} is not one of the query's doctors")
+    exam = q.examination
+    start = _to_us(at)
+    end = start + plan.duration
+    occupied = (start - exam.buffer_before_min * _MINUTE, end + exam.buffer_after_min * _MINUTE)
+    day = plan.day_of(start)
+
+    general: list[Reason] = []
+    if start < plan.q_start or end > plan.q_end:
+        general.append(Reason("outside_range", "outside the requested period"))
+    if start < plan.now:
+        general.append(Reason("outside_horizon", "in the past"))
+    elif start >= plan.horizon_end:
+        general.append(Reason("outside_horizon", "beyond the booking horizon"))
+    elif start < plan.notice_end:
+        general.append(Reason("too_soon", f"less than {exam.min_notice_min} minutes' notice"))
+    if not plan.offered:
+        general.append(Reason("not_offered_at_branch", "examination not offered at this branch"))
+    if not day.on_grid(start, plan.step):
+        general.append(Reason("off_grid", f"slots start every {q.step_min} minutes from midnight"))
+    if not covers(plan.branch_spans(day), start, end):
+        general.append(Reason("branch_closed", "outside branch hours"))
+    if plan.exam_weekly is not None and not covers(plan.exam_spans(day), start, end):
+        general.append(Reason("outside_examination_window", "outside the examination's hours"))
+    for blackout in q.blackouts:
+        if (
+            blackout.scope == "branch"
+            and blackout.target_id in (None, q.branch.branch_id)
+            and _overlap(blackout.start, blackout.end, start, end)
+        ):
+            general.append(Reason("blackout", f"blackout: {blackout.reason}"))
+    room = plan.room_for(start)
+    if room is None:
+        general.append(Reason("no_room", "no suitable room free"))
+
+    per_doctor: dict[int, list[Reason]] = {}
+    for doctor in plan.doctors:
+        if doctor_id is not None and doctor.doctor_id != doctor_id:
+            continue
+        own = per_doctor[doctor.doctor_id] = []
+        if not covers(doctor.attendance(day), start, end):
+            own.append(Reason("doctor_not_attending", "doctor not attending", doctor.doctor_id))
+        for blackout in q.blackouts:
+            if (
+                blackout.scope == "doctor"
+                and blackout.target_id == doctor.doctor_id
+                and _overlap(blackout.start, blackout.end, start, end)
+            ):
+                own.append(Reason("blackout", f"blackout: {blackout.reason}", doctor.doctor_id))
+        for busy in q.busy:
+            if busy.doctor_id == doctor.doctor_id and _overlap(busy.start, busy.end, *occupied):
+                own.append(Reason("booked", busy.label, doctor.doctor_id))
+        if not general and not own:
+            assert room is not None
+            return [
+                Reason(
+                    "available",
+                    f"available with doctor {doctor.doctor_id} in room {room}",
+                    doctor.doctor_id,
+                    room,
+                )
+            ]
+
+    if not per_doctor and doctor_id is None:
+        general.append(Reason("doctor_not_attending", "no doctor for this examination"))
+    reasons = general + [reason for own in per_doctor.values() for reason in own]
+    unique = list(dict.fromkeys(reasons))  # two holds labelled alike say it once
+    return sorted(unique, key=lambda r: (_LAYER[r.code], r.doctor_id is not None, r.doctor_id or 0))
+
+
+def _overlap(start: datetime, end: datetime, lo: int, hi: int) -> bool:
+    return _to_us(start) < hi and lo < _to_us(end)

@@ -1,0 +1,65 @@
+"""The composition root: ``create_app(settings)`` builds the gateway; resources live in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from redis.asyncio import Redis
+
+from booking_core.db.engine import make_engine, make_sessionmaker
+from gateway import health, routes
+from gateway.auth import require_staff
+from gateway.keys import ENGINE, METRICS, REDIS, SESSIONMAKER, SETTINGS
+from gateway.metrics import Metrics
+from gateway.middleware import request_context
+from gateway.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MAX_REQUEST_BODY = 1024 * 1024  # webhooks and forms are small; a megabyte leaves room for a media-rich Twilio form
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.async_database_url is not None
+    engine = make_engine(settings.async_database_url)
+    app[ENGINE] = engine
+    app[SESSIONMAKER] = make_sessionmaker(engine)
+    yield
+    await engine.dispose()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.REDIS_URL is not None
+    client = Redis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3, health_check_interval=30)
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the gateway for ``settings`` (DATABASE_URL and REDIS_URL must be set: `frontdesk run` fills them in)."""
+    if settings.DATABASE_URL is None or settings.REDIS_URL is None:
+        raise SettingsError("DATABASE_URL and REDIS_URL must be set to serve (or use `frontdesk run`)")
+    settings.check_for_serving()
+    app = web.Application(middlewares=[request_context], client_max_size=MAX_REQUEST_BODY)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    health.setup(app)
+    routes.setup(app, require_staff)
+    return app

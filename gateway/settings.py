@@ -1,0 +1,135 @@
+"""Settings: the one place that reads the environment.
+
+Every variable of the contract in DESIGN.md is here. An invalid value stops the program with one line that names the
+variable and says how to fix it (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
+DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+DEV_SECRET_KEY = "frontdesk-dev-secret-change-me"
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseModel):
+    """Frontdesk configuration, read once from the environment (no prefix, names as in DESIGN.md)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    FRONTDESK_HOME: Path = Path(".frontdesk")
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8080"
+    SECRET_KEY: str = DEV_SECRET_KEY
+    TELEGRAM_BOT_TOKEN: str | None = None
+    TELEGRAM_WEBHOOK_SECRET: str | None = None
+    TELEGRAM_API_URL: str = DEFAULT_TELEGRAM_API_URL
+    TWILIO_ACCOUNT_SID: str | None = None
+    TWILIO_AUTH_TOKEN: str | None = None
+    TWILIO_WHATSAPP_FROM: str | None = None
+    TWILIO_API_URL: str = DEFAULT_TWILIO_API_URL
+    DEFAULT_LANGUAGE: Literal["en", "id"] = "en"
+    # Not part of the public contract: lets tests and several apps share one Redis without colliding.
+    FRONTDESK_REDIS_PREFIX: str = Field(default="fd", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("must be a PostgreSQL URL such as postgresql://user@127.0.0.1:5432/frontdesk")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a Redis URL such as redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("PUBLIC_BASE_URL", "TELEGRAM_API_URL", "TWILIO_API_URL")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("TELEGRAM_WEBHOOK_SECRET")
+    @classmethod
+    def _telegram_secret(cls, value: str | None) -> str | None:
+        # Telegram allows 1-256 characters A-Z, a-z, 0-9, _ and -.
+        if value is not None and not (
+            1 <= len(value) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
+        ):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ or -")
+        return value
+
+    @property
+    def async_database_url(self) -> str | None:
+        """The URL in the form SQLAlchemy's asyncpg dialect wants."""
+        if self.DATABASE_URL is None:
+            return None
+        return to_asyncpg_url(self.DATABASE_URL)
+
+    @property
+    def home(self) -> Path:
+        return self.FRONTDESK_HOME.expanduser().resolve()
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.TELEGRAM_BOT_TOKEN is not None
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return self.TWILIO_ACCOUNT_SID is not None and self.TWILIO_AUTH_TOKEN is not None
+
+    def check_for_serving(self) -> None:
+        """Refuse combinations the gateway must not start with."""
+        if self.TELEGRAM_BOT_TOKEN and not self.TELEGRAM_WEBHOOK_SECRET:
+            raise SettingsError(
+                "TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set: "
+                "without it anyone could post fake updates to /webhooks/telegram"
+            )
+        if self.whatsapp_enabled and not self.TWILIO_WHATSAPP_FROM:
+            raise SettingsError("TWILIO_WHATSAPP_FROM is required when Twilio credentials are set (whatsapp:+E164)")
+
+
+def to_asyncpg_url(url: str) -> str:
+    """postgresql://… → postgresql+asyncpg://… (other parts untouched)."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``); raise :class:`SettingsError` naming the variable."""
+    env = dict(os.environ if environ is None else environ)
+    known = set(Settings.model_fields)
+    values: dict[str, object] = {k: v for k, v in env.items() if k in known}
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{name} is invalid: {message}") from None

@@ -1,0 +1,173 @@
+"""Point the real provider clients at a base URL: the public APIs, a local Bot API server, or our fakes.
+
+No test-only imports: the channel adapters use this as it is (``TELEGRAM_API_URL``, ``TWILIO_API_URL``).
+
+* aiogram: ``Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(url)))``.
+* twilio: the generated resources always build ``https://api.twilio.com/...`` URLs, so the HTTP client
+  rewrites that prefix (and the regional/edge ``api.<edge>.<region>.twilio.com`` forms) to the base URL.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+TELEGRAM_API_URL = "https://api.telegram.org"
+TWILIO_API_URL = "https://api.twilio.com"
+DEFAULT_TWILIO_TIMEOUT = 15.0
+
+_TWILIO_API_PREFIX = re.compile(r"^https://api(?:\.[a-z0-9-]+)*\.twilio\.com(?=[/?#]|$)", re.IGNORECASE)
+
+
+# --- Telegram ---
+
+
+def telegram_api_server(api_url: str | None) -> TelegramAPIServer:
+    """The Bot API endpoints under ``api_url`` (None or the public URL: Telegram itself)."""
+    if api_url is None or api_url.rstrip("/") == TELEGRAM_API_URL:
+        return PRODUCTION
+    return TelegramAPIServer.from_base(api_url)
+
+
+def telegram_session(api_url: str | None = None, **session_options: Any) -> AiohttpSession:
+    """An aiogram session talking to ``api_url``; options go to ``AiohttpSession`` (timeout, limit...)."""
+    return AiohttpSession(api=telegram_api_server(api_url), **session_options)
+
+
+def telegram_bot(
+    token: str,
+    *,
+    api_url: str | None = None,
+    default: DefaultBotProperties | None = None,
+    **session_options: Any,
+) -> Bot:
+    """A real aiogram ``Bot`` whose requests go to ``api_url``; close with ``await bot.session.close()``."""
+    return Bot(token, session=telegram_session(api_url, **session_options), default=default)
+
+
+# --- Twilio ---
+
+
+def rewrite_twilio_url(url: str, base_url: str | None) -> str:
+    """``https://api.twilio.com/2010-04-01/...`` → ``<base_url>/2010-04-01/...``; other URLs unchanged."""
+    if base_url is None:
+        return url
+    return _TWILIO_API_PREFIX.sub(lambda _: base_url.rstrip("/"), url, count=1)
+
+
+def _form_pairs(data: Any) -> Any:
+    """A dict whose values may be lists (``MediaUrl``) → repeated (key, value) pairs, as requests sends."""
+    if not isinstance(data, dict):
+        return data
+    pairs: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, list | tuple):
+            pairs.extend((key, item) for item in value)
+        else:
+            pairs.append((key, value))
+    return pairs
+
+
+class RewritingHttpClient(TwilioHttpClient):
+    """twilio's default (requests, sync) HTTP client, sending ``api.twilio.com`` requests to ``base_url``."""
+
+    def __init__(
+        self, base_url: str | None, *, timeout: float | None = DEFAULT_TWILIO_TIMEOUT, **options: Any
+    ):
+        super().__init__(timeout=timeout, **options)
+        self.base_url = base_url
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """Send the request to the rewritten URL."""
+        response: Response = super().request(
+            method,
+            rewrite_twilio_url(url, self.base_url),
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
+        return response
+
+
+class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
+    """twilio's aiohttp-based async client, sending ``api.twilio.com`` requests to ``base_url``.
+
+    Use it with the ``*_async`` resource methods (``await client.messages.create_async(...)``). It opens an
+    aiohttp ``ClientSession``, so build it inside a running event loop and ``await http_client.close()`` at
+    the end. Unlike the stock client it applies its own ``timeout`` when a call gives none, and sends list
+    fields (``MediaUrl``) as repeated form fields.
+    """
+
+    def __init__(
+        self, base_url: str | None, *, timeout: float | None = DEFAULT_TWILIO_TIMEOUT, **options: Any
+    ):
+        super().__init__(timeout=timeout, **options)
+        self.base_url = base_url
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """Send the request to the rewritten URL."""
+        response: Response = await super().request(
+            method,
+            rewrite_twilio_url(url, self.base_url),
+            params=params,
+            data=_form_pairs(data),
+            headers=headers,
+            auth=auth,
+            timeout=self.timeout if timeout is None else timeout,
+            allow_redirects=allow_redirects,
+        )
+        return response
+
+
+def twilio_client(
+    account_sid: str,
+    auth_token: str,
+    *,
+    api_url: str | None = None,
+    asynchronous: bool = False,
+    timeout: float | None = DEFAULT_TWILIO_TIMEOUT,
+) -> Client:
+    """A real twilio ``Client`` whose requests go to ``api_url`` (None or the public URL: Twilio itself).
+
+    ``asynchronous=True`` uses :class:`RewritingAsyncHttpClient` (call it inside the event loop; use the
+    ``*_async`` methods; close with ``await client.http_client.close()``).
+    """
+    base_url = None if api_url is None or api_url.rstrip("/") == TWILIO_API_URL else api_url
+    http_client: TwilioHttpClient | AsyncTwilioHttpClient
+    if asynchronous:
+        http_client = RewritingAsyncHttpClient(base_url, timeout=timeout)
+    else:
+        http_client = RewritingHttpClient(base_url, timeout=timeout)
+    return Client(account_sid, auth_token, http_client=http_client)

@@ -1,0 +1,43 @@
+"""Queue names and enqueueing. Jobs are referred to by dotted name and take ids, never objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Job
+
+DEFAULT = "default"
+OUTBOUND = "outbound"
+NAMES = (OUTBOUND, DEFAULT)  # a worker serves outbound first: replies are what patients wait for
+
+
+def queue_name(prefix: str, name: str) -> str:
+    return f"{prefix}:{name}"
+
+
+def queues(connection: Redis, prefix: str) -> list[Queue]:
+    return [Queue(queue_name(prefix, name), connection=connection) for name in NAMES]
+
+
+def enqueue(
+    connection: Redis,
+    prefix: str,
+    func: str,
+    *args: Any,
+    queue: str = DEFAULT,
+    job_id: str | None = None,
+    at: datetime | None = None,
+    retries: int = 0,
+    timeout: int = 120,
+) -> Job:
+    """Enqueue ``func`` (dotted path) now or at ``at``; a deterministic ``job_id`` makes repeats harmless."""
+    q = Queue(queue_name(prefix, queue), connection=connection)
+    options: dict[str, Any] = {"job_id": job_id, "job_timeout": timeout, "result_ttl": 3600, "failure_ttl": 7 * 86400}
+    if retries:
+        options["retry"] = Retry(max=retries, interval=[5, 30, 120][:retries] or 5)
+    if at is not None:
+        return q.enqueue_at(at, func, *args, **options)
+    return q.enqueue(func, *args, **options)
