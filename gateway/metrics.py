@@ -14,7 +14,10 @@ class Metrics:
 
     def __post_init__(self) -> None:
         self.requests = Counter(
-            "frontdesk_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+            "frontdesk_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "frontdesk_http_request_seconds",

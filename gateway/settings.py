@@ -108,6 +108,10 @@ class Settings(BaseModel):
                 "TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set: "
                 "without it anyone could post fake updates to /webhooks/telegram"
             )
+        if self.PUBLIC_BASE_URL.startswith("https://") and self.SECRET_KEY == DEV_SECRET_KEY:
+            raise SettingsError("SECRET_KEY must be set to your own long random string before serving on https")
+        if len(self.SECRET_KEY) < 16:
+            raise SettingsError("SECRET_KEY is too short: use at least 16 random characters")
         if self.whatsapp_enabled and not self.TWILIO_WHATSAPP_FROM:
             raise SettingsError("TWILIO_WHATSAPP_FROM is required when Twilio credentials are set (whatsapp:+E164)")
 

@@ -20,9 +20,7 @@ def _url() -> str:
         return url
     settings = load_settings()
     if settings.async_database_url is None:
-        raise SystemExit(
-            "DATABASE_URL is not set: run `frontdesk migrate`, which starts the embedded server if needed"
-        )
+        raise SystemExit("DATABASE_URL is not set: run `frontdesk migrate`, which starts the embedded server if needed")
     return settings.async_database_url
 
 

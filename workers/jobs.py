@@ -19,7 +19,7 @@ def ping(note: str = "") -> dict[str, Any]:
 async def _ping(rt: runtime.Runtime, note: str) -> dict[str, Any]:
     async with rt.engine.connect() as conn:
         database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
-    await rt.redis.ping()
+    await rt.redis.ping()  # type: ignore[misc]
     return {
         "note": note,
         "pid": os.getpid(),

@@ -35,7 +35,12 @@ def enqueue(
 ) -> Job:
     """Enqueue ``func`` (dotted path) now or at ``at``; a deterministic ``job_id`` makes repeats harmless."""
     q = Queue(queue_name(prefix, queue), connection=connection)
-    options: dict[str, Any] = {"job_id": job_id, "job_timeout": timeout, "result_ttl": 3600, "failure_ttl": 7 * 86400}
+    options: dict[str, Any] = {
+        "job_id": job_id,
+        "job_timeout": timeout,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 86400,
+    }
     if retries:
         options["retry"] = Retry(max=retries, interval=[5, 30, 120][:retries] or 5)
     if at is not None:

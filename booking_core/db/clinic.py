@@ -54,7 +54,10 @@ class BranchHours(Base):
     """Weekly opening hours in the branch's local wall time."""
 
     __tablename__ = "branch_hours"
-    __table_args__ = (CheckConstraint(WEEKDAY, name="weekday_range"), CheckConstraint("opens < closes", name="order"))
+    __table_args__ = (
+        CheckConstraint(WEEKDAY, name="weekday_range"),
+        CheckConstraint("opens < closes", name="order"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), index=True)
@@ -89,7 +92,10 @@ class DoctorAttendance(Base):
     """The weekly attendance pattern of a doctor at a branch."""
 
     __tablename__ = "doctor_attendance"
-    __table_args__ = (CheckConstraint(WEEKDAY, name="weekday_range"), CheckConstraint("starts < ends", name="order"))
+    __table_args__ = (
+        CheckConstraint(WEEKDAY, name="weekday_range"),
+        CheckConstraint("starts < ends", name="order"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     doctor_id: Mapped[int] = mapped_column(ForeignKey("doctors.id", ondelete="CASCADE"), index=True)
@@ -197,7 +203,10 @@ class ExaminationWindow(Base):
     """A weekly window the examination is limited to (none = any time the branch and doctor are there)."""
 
     __tablename__ = "examination_windows"
-    __table_args__ = (CheckConstraint(WEEKDAY, name="weekday_range"), CheckConstraint("starts < ends", name="order"))
+    __table_args__ = (
+        CheckConstraint(WEEKDAY, name="weekday_range"),
+        CheckConstraint("starts < ends", name="order"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     examination_id: Mapped[int] = mapped_column(ForeignKey("examinations.id", ondelete="CASCADE"), index=True)

@@ -21,20 +21,21 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
+
 #: The type services take: an open SQLAlchemy async session (services never import sqlalchemy themselves).
 Db = AsyncSession
 
 
-async def check_connection(url: str, *, timeout: float = 5.0) -> None:
+async def check_connection(url: str, *, seconds: float = 5.0) -> None:
     """Connect once and run SELECT 1; raise ConnectionError with a readable reason when that fails."""
     import asyncio
 
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    engine = create_async_engine(url, pool_size=1, connect_args={"timeout": timeout})
+    engine = create_async_engine(url, pool_size=1, connect_args={"timeout": seconds})
     try:
-        async with asyncio.timeout(timeout + 1), engine.connect() as conn:
+        async with asyncio.timeout(seconds + 1), engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
         where = make_url(url).render_as_string(hide_password=True)

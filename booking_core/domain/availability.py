@@ -499,8 +499,7 @@ class _Plan:
                     blocked.append(span)
         self.branch_blackouts = merge(branch_blackouts)
         self.doctors = [
-            _Doctor(d, merge(doctor_blocked[d.doctor_id]))
-            for d in sorted(q.doctors, key=lambda d: d.doctor_id)
+            _Doctor(d, merge(doctor_blocked[d.doctor_id])) for d in sorted(q.doctors, key=lambda d: d.doctor_id)
         ]
         self.rooms: list[tuple[int, list[Interval], list[int]]] = []
         for room in sorted(q.rooms, key=lambda r: r.room_id):

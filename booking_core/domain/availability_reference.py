@@ -90,9 +90,7 @@ def _doctor_attends(clock: _Clock, doctor: DoctorSchedule, day: date, moment: da
     return False
 
 
-def _doctor_free(
-    q: AvailabilityQuery, clock: _Clock, doctor: DoctorSchedule, day: date, start: datetime
-) -> bool:
+def _doctor_free(q: AvailabilityQuery, clock: _Clock, doctor: DoctorSchedule, day: date, start: datetime) -> bool:
     exam = q.examination
     end = start + timedelta(minutes=exam.duration_min)
     for moment in _minutes(start, end):
@@ -147,9 +145,7 @@ def free_slots_reference(q: AvailabilityQuery) -> list[Slot]:
     clock = _Clock(q.branch.tz)
     duration = timedelta(minutes=exam.duration_min)
     doctors = sorted(q.doctors, key=lambda d: d.doctor_id)
-    rooms = sorted(
-        (r for r in q.rooms if exam.room_kind is None or r.kind == exam.room_kind), key=lambda r: r.room_id
-    )
+    rooms = sorted((r for r in q.rooms if exam.room_kind is None or r.kind == exam.room_kind), key=lambda r: r.room_id)
     slots: list[Slot] = []
     day = clock.local(q.start).date() - timedelta(days=1)
     while day <= clock.local(q.end).date() + timedelta(days=1):

@@ -152,9 +152,7 @@ class InsurancePlan:
     def __post_init__(self) -> None:
         _require_percent(self.coverage_pct, f"coverage of insurance {self.name!r}")
         _require_non_negative(self.deductible_remaining, f"deductible remaining of insurance {self.name!r}")
-        _require_non_negative(
-            self.annual_limit_remaining, f"annual limit remaining of insurance {self.name!r}"
-        )
+        _require_non_negative(self.annual_limit_remaining, f"annual limit remaining of insurance {self.name!r}")
         if self.examination_ids is not None:
             object.__setattr__(self, "examination_ids", frozenset(self.examination_ids))
 
@@ -355,8 +353,7 @@ class _Builder:
         covered = self.q(line.unit_price * units)
         which = "covered" if units == line.quantity else f"of {line.quantity} covered"
         explanation = (
-            f"{label}: {units} {which} = {self.fmt(covered)} "
-            f"({_plural(units, 'use')} consumed, {self.uses_left} left)"
+            f"{label}: {units} {which} = {self.fmt(covered)} ({_plural(units, 'use')} consumed, {self.uses_left} left)"
         )
         return Step("package", self.q(-covered), explanation)
 
@@ -375,9 +372,7 @@ class _Builder:
         self.deductible_left -= deductible
         rest = remaining - deductible
         if rest == 0:
-            explanation = (
-                f"{label}: patient pays {self.fmt(deductible)} toward the deductible, nothing left to cover"
-            )
+            explanation = f"{label}: patient pays {self.fmt(deductible)} toward the deductible, nothing left to cover"
             return Step("insurance", zero, explanation), deductible
         share = self.q(rest * plan.coverage_pct / _HUNDRED)
         limit_before = self.limit_left
@@ -388,9 +383,7 @@ class _Builder:
             explanation += f" after deductible {self.fmt(deductible)}"
         explanation += f" = {self.fmt(share)}"
         if insurer < share:
-            explanation += (
-                f", capped by annual limit remaining {self.fmt(limit_before)} = {self.fmt(insurer)}"
-            )
+            explanation += f", capped by annual limit remaining {self.fmt(limit_before)} = {self.fmt(insurer)}"
         return Step("insurance", self.q(-insurer), explanation), deductible
 
     def examination(self, line: ExaminationLine) -> tuple[InvoiceLine, Decimal]:
@@ -454,9 +447,7 @@ class _Builder:
         if redemption.points_requested > redemption.points_available:
             notes.append(f"requested {redemption.points_requested}, {redemption.points_available} available")
         if wanted > cap:
-            notes.append(
-                f"capped at {_pct(redemption.cap_pct)}% of {self.fmt(total_before)} = {self.fmt(cap)}"
-            )
+            notes.append(f"capped at {_pct(redemption.cap_pct)}% of {self.fmt(total_before)} = {self.fmt(cap)}")
         if notes:
             explanation += f" ({'; '.join(notes)})"
         return InvoiceLine(

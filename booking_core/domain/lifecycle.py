@@ -152,9 +152,7 @@ def transition(
         return TransitionResult(previous=current, status=target, ended_at=at)
 
     clean_note = _check_cancel_reason(reason_code, note, allowed_reasons)
-    return TransitionResult(
-        previous=current, status=target, cancelled_at=at, reason_code=reason_code, note=clean_note
-    )
+    return TransitionResult(previous=current, status=target, cancelled_at=at, reason_code=reason_code, note=clean_note)
 
 
 def _check_cancel_reason(reason_code: str | None, note: str | None, allowed: Collection[str]) -> str | None:
@@ -167,9 +165,7 @@ def _check_cancel_reason(reason_code: str | None, note: str | None, allowed: Col
     if reason_code in REASONS_REQUIRING_NOTE and not clean_note:
         raise InvalidCancelReason(f"the reason {reason_code!r} needs a note", reason_code=reason_code)
     if len(clean_note) > MAX_NOTE_LENGTH:
-        raise InvalidCancelReason(
-            f"the note is longer than {MAX_NOTE_LENGTH} characters", reason_code=reason_code
-        )
+        raise InvalidCancelReason(f"the note is longer than {MAX_NOTE_LENGTH} characters", reason_code=reason_code)
     return clean_note or None
 
 

@@ -98,9 +98,7 @@ def minor_units(currency: str) -> int:
     try:
         return MINOR_UNITS[currency]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown currency {currency!r}: add it to MINOR_UNITS with its minor units"
-        ) from None
+        raise ValueError(f"unknown currency {currency!r}: add it to MINOR_UNITS with its minor units") from None
 
 
 def _exponent(currency: str) -> Decimal:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from booking_core.db.engine import Db
 from booking_core.db.tables import AuditEntry
 from booking_core.domain.actors import Actor
 
 
 def record(
-    session: AsyncSession,
+    session: Db,
     actor: Actor,
     action: str,
     entity: str,

@@ -90,9 +90,7 @@ async def redeem_login_code(
     refused = AuthError("invalid_code", "That code is not valid. Codes work once and expire after a few minutes.")
     if normalized is None:
         raise refused
-    login = await queries.consume_login_code(
-        db, hash_code(normalized, pepper=secret), now=now, client_ip=client_ip
-    )
+    login = await queries.consume_login_code(db, hash_code(normalized, pepper=secret), now=now, client_ip=client_ip)
     if login is None:
         raise refused
     staff = await queries.staff_for_login(db, login)

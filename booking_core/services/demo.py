@@ -38,7 +38,16 @@ MON_SAT = range(6)
 
 # code, name, price (IDR), minutes, taxable, room kind, doctors (by index), keywords
 EXAMINATIONS: list[tuple[str, str, int, int, bool, str | None, tuple[int, ...], list[str]]] = [
-    ("GP", "General consultation", 150_000, 30, False, "consultation", (0,), ["umum", "doctor", "dokter", "sick"]),
+    (
+        "GP",
+        "General consultation",
+        150_000,
+        30,
+        False,
+        "consultation",
+        (0,),
+        ["umum", "doctor", "dokter", "sick"],
+    ),
     ("CHILD", "Child consultation", 200_000, 30, False, "consultation", (2,), ["anak", "paediatric", "kid"]),
     ("VAX", "Vaccination", 400_000, 15, False, "consultation", (0, 2), ["vaksin", "imunisasi", "vaccine"]),
     ("DENTAL", "Dental check-up", 250_000, 30, False, "dental", (1,), ["gigi", "dentist", "teeth"]),
@@ -88,13 +97,14 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
         Doctor(name="dr. Budi Santoso, Sp.A", specialty="Paediatrician", phone_e164="+6281110000003"),
         Doctor(name="dr. Maya Putri, Sp.KK", specialty="Dermatologist", phone_e164="+6281110000004"),
     ]
-    db.add_all(rooms + doctors)
+    db.add_all([*rooms, *doctors])
     await db.flush()
     andi, sari, budi, maya = doctors
 
     def attend(doctor: Doctor, branch: Branch, days: tuple[int, ...], starts: time, ends: time) -> None:
         db.add_all(
-            DoctorAttendance(doctor_id=doctor.id, branch_id=branch.id, weekday=d, starts=starts, ends=ends) for d in days
+            DoctorAttendance(doctor_id=doctor.id, branch_id=branch.id, weekday=d, starts=starts, ends=ends)
+            for d in days
         )
 
     attend(andi, kemang, (0, 1, 2, 3, 4), time(8), time(16))
@@ -109,7 +119,7 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     db.add(AttendanceOverride(doctor_id=andi.id, branch_id=kemang.id, day=_next_weekday(today, 4), note="Conference"))
 
     exams: list[Examination] = []
-    for code, name, price, minutes, taxable, room_kind, by, keywords in EXAMINATIONS:
+    for code, name, price, minutes, taxable, room_kind, _by, keywords in EXAMINATIONS:
         exam = Examination(code=code, name=name, price=Decimal(price), currency="IDR", duration_min=minutes,
                            taxable=taxable, room_kind=room_kind, keywords=keywords, min_notice_min=60,
                            horizon_days=60, buffer_after_min=5 if room_kind == "dental" else 0,

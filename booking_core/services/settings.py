@@ -9,7 +9,14 @@ from booking_core.db.queries import clinic as queries
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "reminder_offsets_min": [24 * 60, 2 * 60],
-    "cancel_reasons": ["patient_request", "no_show", "doctor_unavailable", "clinic_closed", "duplicate", "other"],
+    "cancel_reasons": [
+        "patient_request",
+        "no_show",
+        "doctor_unavailable",
+        "clinic_closed",
+        "duplicate",
+        "other",
+    ],
     "hold_minutes": 10,
     "queue_privacy": {"show_name": "masked", "show_doctor": True, "show_eta": True},
     "booking_form": {

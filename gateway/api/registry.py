@@ -84,9 +84,19 @@ class Api:
         def decorate(handler: ApiHandler) -> ApiHandler:
             self.endpoints.append(
                 Endpoint(
-                    method.upper(), path, handler, summary, tag, body, query, response,
-                    frozenset(roles), auth, status, errors,
-                )  # fmt: skip
+                    method.upper(),
+                    path,
+                    handler,
+                    summary,
+                    tag,
+                    body,
+                    query,
+                    response,
+                    frozenset(roles),
+                    auth,
+                    status,
+                    errors,
+                )
             )
             return handler
 
@@ -126,7 +136,10 @@ class Api:
             if params:
                 op["parameters"] = params
             if ep.body is not None:
-                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(ep.body)}}}
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(ep.body)}},
+                }
             ok: dict[str, Any] = {"description": "OK"}
             if ep.response is not None:
                 ok["content"] = {"application/json": {"schema": ref(ep.response, "serialization")}}
@@ -177,7 +190,10 @@ def _wrap(ep: Endpoint, authenticate: Authenticator) -> Callable[[web.Request], 
                 kwargs["query"] = ep.query.model_validate(dict(request.query))
             except ValidationError as exc:
                 raise ApiError(
-                    422, "invalid_query", "Some query parameters are invalid.", details=validation_details(exc)
+                    422,
+                    "invalid_query",
+                    "Some query parameters are invalid.",
+                    details=validation_details(exc),
                 ) from None
         if ep.body is not None:
             kwargs["body"] = await read_json_body(request, ep.body)

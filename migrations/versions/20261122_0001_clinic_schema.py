@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("entity_id", sa.BigInteger(), nullable=True),
         sa.Column("data", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
-        sa.CheckConstraint(
-            "actor_kind IN ('staff', 'patient', 'system')", name=op.f("ck_audit_log_actor_kind_valid")
-        ),
+        sa.CheckConstraint("actor_kind IN ('staff', 'patient', 'system')", name=op.f("ck_audit_log_actor_kind_valid")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     op.create_index("ix_audit_log_entity", "audit_log", ["entity", "entity_id"], unique=False)
@@ -120,19 +118,13 @@ def upgrade() -> None:
             "manager_commission_kind IN ('percent', 'fixed')",
             name=op.f("ck_examinations_manager_commission_kind_valid"),
         ),
-        sa.CheckConstraint(
-            "buffer_before_min >= 0 AND buffer_after_min >= 0", name=op.f("ck_examinations_buffers")
-        ),
+        sa.CheckConstraint("buffer_before_min >= 0 AND buffer_after_min >= 0", name=op.f("ck_examinations_buffers")),
         sa.CheckConstraint(
             "doctor_commission_value >= 0 AND manager_commission_value >= 0",
             name=op.f("ck_examinations_commission"),
         ),
-        sa.CheckConstraint(
-            "duration_min > 0 AND duration_min <= 720", name=op.f("ck_examinations_duration_range")
-        ),
-        sa.CheckConstraint(
-            "min_notice_min >= 0 AND horizon_days > 0", name=op.f("ck_examinations_booking_window")
-        ),
+        sa.CheckConstraint("duration_min > 0 AND duration_min <= 720", name=op.f("ck_examinations_duration_range")),
+        sa.CheckConstraint("min_notice_min >= 0 AND horizon_days > 0", name=op.f("ck_examinations_booking_window")),
         sa.CheckConstraint("price >= 0", name=op.f("ck_examinations_price_not_negative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_examinations")),
         sa.UniqueConstraint("code", name=op.f("uq_examinations_code")),
@@ -145,9 +137,7 @@ def upgrade() -> None:
         sa.Column("coverage_pct", sa.Numeric(precision=5, scale=2), nullable=False),
         sa.Column("deductible", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("annual_limit", sa.Numeric(precision=14, scale=2), nullable=False),
-        sa.CheckConstraint(
-            "coverage_pct >= 0 AND coverage_pct <= 100", name=op.f("ck_insurance_plans_coverage_range")
-        ),
+        sa.CheckConstraint("coverage_pct >= 0 AND coverage_pct <= 100", name=op.f("ck_insurance_plans_coverage_range")),
         sa.CheckConstraint("deductible >= 0 AND annual_limit >= 0", name=op.f("ck_insurance_plans_amounts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_insurance_plans")),
     )
@@ -197,9 +187,7 @@ def upgrade() -> None:
         sa.Column("starts", sa.Time(), nullable=True),
         sa.Column("ends", sa.Time(), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
-        sa.CheckConstraint(
-            "(starts IS NULL) = (ends IS NULL)", name=op.f("ck_attendance_overrides_both_or_neither")
-        ),
+        sa.CheckConstraint("(starts IS NULL) = (ends IS NULL)", name=op.f("ck_attendance_overrides_both_or_neither")),
         sa.CheckConstraint("starts IS NULL OR starts < ends", name=op.f("ck_attendance_overrides_order")),
         sa.ForeignKeyConstraint(
             ["branch_id"],
@@ -215,12 +203,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_attendance_overrides")),
     )
-    op.create_index(
-        op.f("ix_attendance_overrides_branch_id"), "attendance_overrides", ["branch_id"], unique=False
-    )
-    op.create_index(
-        op.f("ix_attendance_overrides_doctor_id"), "attendance_overrides", ["doctor_id"], unique=False
-    )
+    op.create_index(op.f("ix_attendance_overrides_branch_id"), "attendance_overrides", ["branch_id"], unique=False)
+    op.create_index(op.f("ix_attendance_overrides_doctor_id"), "attendance_overrides", ["doctor_id"], unique=False)
     op.create_table(
         "branch_hours",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -262,9 +246,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_identities")),
         sa.UniqueConstraint("channel", "external_id", name=op.f("uq_channel_identities_channel_external_id")),
     )
-    op.create_index(
-        op.f("ix_channel_identities_patient_id"), "channel_identities", ["patient_id"], unique=False
-    )
+    op.create_index(op.f("ix_channel_identities_patient_id"), "channel_identities", ["patient_id"], unique=False)
     op.create_table(
         "doctor_attendance",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -388,18 +370,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patient_insurances")),
     )
-    op.create_index(
-        op.f("ix_patient_insurances_patient_id"), "patient_insurances", ["patient_id"], unique=False
-    )
+    op.create_index(op.f("ix_patient_insurances_patient_id"), "patient_insurances", ["patient_id"], unique=False)
     op.create_table(
         "patient_packages",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("patient_id", sa.Integer(), nullable=False),
         sa.Column("package_id", sa.Integer(), nullable=False),
         sa.Column("remaining_uses", sa.SmallInteger(), nullable=False),
-        sa.Column(
-            "purchased_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("purchased_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("remaining_uses >= 0", name=op.f("ck_patient_packages_remaining_not_negative")),
         sa.ForeignKeyConstraint(
@@ -478,9 +456,7 @@ def upgrade() -> None:
             "(scope = 'branch' AND doctor_id IS NULL AND room_id IS NULL) OR (scope = 'doctor' AND doctor_id IS NOT NULL AND room_id IS NULL) OR (scope = 'room' AND room_id IS NOT NULL AND doctor_id IS NULL)",
             name=op.f("ck_blackout_blocks_scope_target"),
         ),
-        sa.CheckConstraint(
-            "scope IN ('branch', 'doctor', 'room')", name=op.f("ck_blackout_blocks_scope_valid")
-        ),
+        sa.CheckConstraint("scope IN ('branch', 'doctor', 'room')", name=op.f("ck_blackout_blocks_scope_valid")),
         sa.CheckConstraint("starts_at < ends_at", name=op.f("ck_blackout_blocks_order")),
         sa.ForeignKeyConstraint(
             ["branch_id"],
@@ -593,9 +569,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("used_from", postgresql.INET(), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('owner', 'admin', 'staff', 'doctor')", name=op.f("ck_login_codes_role_valid")
-        ),
+        sa.CheckConstraint("role IN ('owner', 'admin', 'staff', 'doctor')", name=op.f("ck_login_codes_role_valid")),
         sa.ForeignKeyConstraint(
             ["branch_id"], ["branches.id"], name=op.f("fk_login_codes_branch_id_branches"), ondelete="CASCADE"
         ),
@@ -691,15 +665,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_schedule_applications")),
     )
-    op.create_index(
-        op.f("ix_schedule_applications_branch_id"), "schedule_applications", ["branch_id"], unique=False
-    )
-    op.create_index(
-        op.f("ix_schedule_applications_doctor_id"), "schedule_applications", ["doctor_id"], unique=False
-    )
-    op.create_index(
-        op.f("ix_schedule_applications_status"), "schedule_applications", ["status"], unique=False
-    )
+    op.create_index(op.f("ix_schedule_applications_branch_id"), "schedule_applications", ["branch_id"], unique=False)
+    op.create_index(op.f("ix_schedule_applications_doctor_id"), "schedule_applications", ["doctor_id"], unique=False)
+    op.create_index(op.f("ix_schedule_applications_status"), "schedule_applications", ["status"], unique=False)
     op.create_table(
         "staff_sessions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -793,9 +761,7 @@ def upgrade() -> None:
         sa.Column("dedupe_key", sa.String(length=120), nullable=True),
         sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("attempts", sa.SmallInteger(), nullable=False),
-        sa.Column(
-            "next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("locked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("provider_id", sa.String(length=120), nullable=True),
         sa.Column("delivery_state", sa.String(length=12), nullable=True),
@@ -996,18 +962,14 @@ def upgrade() -> None:
             ["created_by"], ["staff.id"], name=op.f("fk_sessions_created_by_staff"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(["doctor_id"], ["doctors.id"], name=op.f("fk_sessions_doctor_id_doctors")),
-        sa.ForeignKeyConstraint(
-            ["lead_id"], ["leads.id"], name=op.f("fk_sessions_lead_id_leads"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["lead_id"], ["leads.id"], name=op.f("fk_sessions_lead_id_leads"), ondelete="SET NULL"),
         sa.ForeignKeyConstraint(
             ["occupancy_id"],
             ["occupancies.id"],
             name=op.f("fk_sessions_occupancy_id_occupancies"),
             ondelete="SET NULL",
         ),
-        sa.ForeignKeyConstraint(
-            ["patient_id"], ["patients.id"], name=op.f("fk_sessions_patient_id_patients")
-        ),
+        sa.ForeignKeyConstraint(["patient_id"], ["patients.id"], name=op.f("fk_sessions_patient_id_patients")),
         sa.ForeignKeyConstraint(["room_id"], ["rooms.id"], name=op.f("fk_sessions_room_id_rooms")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
         sa.UniqueConstraint("booking_code", name=op.f("uq_sessions_booking_code")),
@@ -1070,9 +1032,7 @@ def upgrade() -> None:
             name=op.f("fk_queue_entries_branch_id_branches"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["doctor_id"], ["doctors.id"], name=op.f("fk_queue_entries_doctor_id_doctors")
-        ),
+        sa.ForeignKeyConstraint(["doctor_id"], ["doctors.id"], name=op.f("fk_queue_entries_doctor_id_doctors")),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["sessions.id"],
@@ -1157,9 +1117,7 @@ def upgrade() -> None:
         sa.Column("session_id", sa.Integer(), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.CheckConstraint(
-            "status IN ('open', 'taken', 'expired')", name=op.f("ck_waitlist_offers_status_valid")
-        ),
+        sa.CheckConstraint("status IN ('open', 'taken', 'expired')", name=op.f("ck_waitlist_offers_status_valid")),
         sa.ForeignKeyConstraint(
             ["branch_id"],
             ["branches.id"],
@@ -1274,9 +1232,7 @@ def downgrade() -> None:
     op.drop_table("waitlist_offers")
     op.drop_index(op.f("ix_session_lines_session_id"), table_name="session_lines")
     op.drop_table("session_lines")
-    op.drop_index(
-        "ix_reminders_due", table_name="reminders", postgresql_where=sa.text("status = 'scheduled'")
-    )
+    op.drop_index("ix_reminders_due", table_name="reminders", postgresql_where=sa.text("status = 'scheduled'"))
     op.drop_table("reminders")
     op.drop_index("ix_queue_entries_branch_day", table_name="queue_entries")
     op.drop_table("queue_entries")
@@ -1295,9 +1251,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_slot_holds_status"), table_name="slot_holds")
     op.drop_table("slot_holds")
     op.drop_index("ix_outbox_provider_id", table_name="outbox")
-    op.drop_index(
-        "ix_outbox_due", table_name="outbox", postgresql_where=sa.text("status IN ('pending', 'sending')")
-    )
+    op.drop_index("ix_outbox_due", table_name="outbox", postgresql_where=sa.text("status IN ('pending', 'sending')"))
     op.drop_table("outbox")
     op.drop_index("ix_messages_conversation_id_id", table_name="messages")
     op.drop_table("messages")

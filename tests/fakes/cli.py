@@ -19,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve fake Telegram Bot API and Twilio Messages API servers for local runs and benches.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument(
-        "--telegram-port", type=int, default=8081, help="Telegram fake port (0: any free port)"
-    )
+    parser.add_argument("--telegram-port", type=int, default=8081, help="Telegram fake port (0: any free port)")
     parser.add_argument("--twilio-port", type=int, default=8082, help="Twilio fake port (0: any free port)")
     parser.add_argument(
         "--telegram-token",

@@ -9,6 +9,7 @@ No test-only imports: the channel adapters use this as it is (``TELEGRAM_API_URL
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -64,6 +65,11 @@ def rewrite_twilio_url(url: str, base_url: str | None) -> str:
     return _TWILIO_API_PREFIX.sub(lambda _: base_url.rstrip("/"), url, count=1)
 
 
+def basic_authorization(login: str, password: str) -> str:
+    """An ``Authorization: Basic ...`` value (aiohttp 3.14 deprecates ``BasicAuth``; works on any 3.x)."""
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+
+
 def _form_pairs(data: Any) -> Any:
     """A dict whose values may be lists (``MediaUrl``) → repeated (key, value) pairs, as requests sends."""
     if not isinstance(data, dict):
@@ -80,9 +86,7 @@ def _form_pairs(data: Any) -> Any:
 class RewritingHttpClient(TwilioHttpClient):
     """twilio's default (requests, sync) HTTP client, sending ``api.twilio.com`` requests to ``base_url``."""
 
-    def __init__(
-        self, base_url: str | None, *, timeout: float | None = DEFAULT_TWILIO_TIMEOUT, **options: Any
-    ):
+    def __init__(self, base_url: str | None, *, timeout: float | None = DEFAULT_TWILIO_TIMEOUT, **options: Any):
         super().__init__(timeout=timeout, **options)
         self.base_url = base_url
 
@@ -116,13 +120,12 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
 
     Use it with the ``*_async`` resource methods (``await client.messages.create_async(...)``). It opens an
     aiohttp ``ClientSession``, so build it inside a running event loop and ``await http_client.close()`` at
-    the end. Unlike the stock client it applies its own ``timeout`` when a call gives none, and sends list
-    fields (``MediaUrl``) as repeated form fields.
+    the end. Unlike the stock client it applies its own ``timeout`` when a call gives none, sends list
+    fields (``MediaUrl``) as repeated form fields, and sends credentials as a header rather than through
+    aiohttp's deprecated ``BasicAuth``.
     """
 
-    def __init__(
-        self, base_url: str | None, *, timeout: float | None = DEFAULT_TWILIO_TIMEOUT, **options: Any
-    ):
+    def __init__(self, base_url: str | None, *, timeout: float | None = DEFAULT_TWILIO_TIMEOUT, **options: Any):
         super().__init__(timeout=timeout, **options)
         self.base_url = base_url
 
@@ -138,13 +141,15 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
         allow_redirects: bool = False,
     ) -> Response:
         """Send the request to the rewritten URL."""
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": basic_authorization(*auth)}
         response: Response = await super().request(
             method,
             rewrite_twilio_url(url, self.base_url),
             params=params,
             data=_form_pairs(data),
             headers=headers,
-            auth=auth,
+            auth=None,
             timeout=self.timeout if timeout is None else timeout,
             allow_redirects=allow_redirects,
         )

@@ -314,9 +314,7 @@ class FakeProvider:
         """Queue any fault."""
         return self.faults.add(fault)
 
-    def throttle_next(
-        self, times: int | None = 1, *, retry_after: int = 1, method: str | None = None
-    ) -> Fault:
+    def throttle_next(self, times: int | None = 1, *, retry_after: int = 1, method: str | None = None) -> Fault:
         """Answer the next ``times`` calls (of ``method``, if given) with 429 and ``retry_after`` seconds."""
         return self.add_fault(Fault(kind="retry_after", times=times, method=method, retry_after=retry_after))
 

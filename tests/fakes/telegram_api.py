@@ -235,9 +235,7 @@ class FakeTelegram(FakeProvider):
         self._last_message_id[key] = message_id
         return self.message(token, chat_id, message_id, content)
 
-    def message(
-        self, token: str, chat_id: int | str, message_id: int, content: dict[str, Any]
-    ) -> dict[str, Any]:
+    def message(self, token: str, chat_id: int | str, message_id: int, content: dict[str, Any]) -> dict[str, Any]:
         """A Message shape aiogram parses."""
         return {
             "message_id": message_id,
@@ -391,8 +389,7 @@ def _check_inline_button(button: Any) -> None:
     if len(actions) != 1:
         raise TelegramError(
             400,
-            "Bad Request: can't parse inline keyboard button: "
-            "Text buttons are unallowed in the inline keyboard",
+            "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
         )
     if "callback_data" in button:
         data = button["callback_data"]
@@ -546,9 +543,7 @@ def _edit_message_reply_markup(fake: FakeTelegram, call: _Call) -> Any:
 
 def _answer_callback_query(fake: FakeTelegram, call: _Call) -> Any:
     if not call.params.get("callback_query_id"):
-        raise TelegramError(
-            400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
-        )
+        raise TelegramError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
     text = call.params.get("text")
     if isinstance(text, str) and len(text) > MAX_CALLBACK_ANSWER_LENGTH:
         raise TelegramError(400, "Bad Request: MESSAGE_TOO_LONG")
@@ -704,9 +699,7 @@ async def _bot_api(request: web.Request) -> web.Response:
     try:
         params, files = await read_params(request)
     except TelegramError as exc:
-        fake.record(
-            method=canonical_method(method), token=token, params={}, status=exc.status, response=exc.body()
-        )
+        fake.record(method=canonical_method(method), token=token, params={}, status=exc.status, response=exc.body())
         return web.json_response(exc.body(), status=exc.status)
     status, body = await fake.process(token=token, method=method, params=params, files=files)
     return web.json_response(body, status=status)
@@ -723,9 +716,7 @@ def create_telegram_app(
     fake = FakeTelegram(tokens=tokens, enforce_limits=enforce_limits, clock=clock, bot_username=bot_username)
     app = web.Application(
         client_max_size=MAX_UPLOAD_BYTES,
-        middlewares=[
-            not_found_middleware(lambda _: {"ok": False, "error_code": 404, "description": "Not Found"})
-        ],
+        middlewares=[not_found_middleware(lambda _: {"ok": False, "error_code": 404, "description": "Not Found"})],
     )
     app[TELEGRAM_FAKE] = fake
     app.router.add_get("/bot{token}/{method}", _bot_api, allow_head=False)
@@ -745,9 +736,7 @@ async def running_fake_telegram(
     bot_username: str = "frontdesk_test_bot",
 ) -> AsyncIterator[FakeTelegram]:
     """Serve a fake Bot API on ``host:port`` (0: a free port); yields its state with ``base_url`` set."""
-    app = create_telegram_app(
-        tokens=tokens, enforce_limits=enforce_limits, clock=clock, bot_username=bot_username
-    )
+    app = create_telegram_app(tokens=tokens, enforce_limits=enforce_limits, clock=clock, bot_username=bot_username)
     fake = app[TELEGRAM_FAKE]
     async with serve(app, host=host, port=port) as base_url:
         fake.base_url = base_url

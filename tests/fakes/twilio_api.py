@@ -9,6 +9,8 @@ limit.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import json
 import math
@@ -22,7 +24,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from tests.fakes.control import (
     Clock,
@@ -52,9 +54,7 @@ _GSM7 = frozenset(
 class TwilioError(Exception):
     """A Twilio error answer: ``{"code", "message", "more_info", "status"}``."""
 
-    def __init__(
-        self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -103,6 +103,19 @@ def count_segments(body: str) -> int:
     else:
         single, part = 70, 67
     return 1 if len(body) <= single else math.ceil(len(body) / part)
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(login, password) from an ``Authorization: Basic ...`` header, or None."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    login, sep, password = decoded.partition(":")
+    return (login, password) if sep else None
 
 
 def _address(value: str) -> tuple[str, str]:
@@ -161,20 +174,14 @@ class FakeTwilio(FakeProvider):
 
     def check_auth(self, account_sid: str, authorization: str | None) -> None:
         """HTTP basic auth: any credentials when no accounts are configured, else sid + token must match."""
-        try:
-            credentials = BasicAuth.decode(authorization) if authorization else None
-        except ValueError:
-            credentials = None
-        if credentials is None or not credentials.login:
+        credentials = basic_credentials(authorization)
+        if credentials is None or not credentials[0]:
             raise TwilioError(401, 20003, "Authenticate")
         if self.accounts is None:
             return
-        expected = self.accounts.get(credentials.login)
-        if (
-            expected is None
-            or not secrets.compare_digest(credentials.password.encode(), expected.encode())
-            or credentials.login != account_sid
-        ):
+        login, password = credentials
+        expected = self.accounts.get(login)
+        if expected is None or not secrets.compare_digest(password.encode(), expected.encode()) or login != account_sid:
             raise TwilioError(401, 20003, "Authenticate")
 
     async def process(
@@ -193,9 +200,7 @@ class FakeTwilio(FakeProvider):
             fault = await self.take_fault(action)
             if fault is not None:
                 raise (
-                    too_many_requests(fault.retry_after)
-                    if fault.kind == "retry_after"
-                    else server_error(fault.status)
+                    too_many_requests(fault.retry_after) if fault.kind == "retry_after" else server_error(fault.status)
                 )
             status, body = answer()
         except TwilioError as exc:
@@ -225,9 +230,7 @@ class FakeTwilio(FakeProvider):
         if from_:
             from_channel, from_number = _address(from_)
             if from_channel != to_channel:
-                raise TwilioError(
-                    400, 21910, "Invalid From and To pair. From and To should be of the same channel"
-                )
+                raise TwilioError(400, 21910, "Invalid From and To pair. From and To should be of the same channel")
             if from_channel != "sms" and not _E164.fullmatch(from_number):
                 raise TwilioError(400, 21212, f"Invalid From Number (caller ID): {from_number}")
         if len(body) > MAX_BODY_LENGTH:

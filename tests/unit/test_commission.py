@@ -90,9 +90,7 @@ def test_a_negative_commission_is_refused() -> None:
         (lambda: commission_for(percent("10"), D("100"), 0, "IDR"), ValueError, "at least 1"),
         (lambda: commission_for(percent("10"), D("100"), 1, "XYZ"), ValueError, "'XYZ'"),
         (
-            lambda: session_commissions(
-                [(ExaminationLine(1, "Consult", D("1.5")), percent("1"), None)], "IDR"
-            ),
+            lambda: session_commissions([(ExaminationLine(1, "Consult", D("1.5")), percent("1"), None)], "IDR"),
             PrecisionError,
             "1.5 is not a valid amount",
         ),

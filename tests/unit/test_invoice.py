@@ -40,9 +40,7 @@ DRESSING_USD = ExaminationLine(4, "Wound dressing", D("12.50"), taxable=True)
 BPJS = "BPJS Gold"
 
 
-def plan(
-    pct: str, deductible: str, limit: str, examination_ids: frozenset[int] | None = None
-) -> InsurancePlan:
+def plan(pct: str, deductible: str, limit: str, examination_ids: frozenset[int] | None = None) -> InsurancePlan:
     return InsurancePlan(3, BPJS, D(pct), D(deductible), D(limit), examination_ids)
 
 
@@ -370,16 +368,12 @@ def test_a_deductible_that_eats_the_whole_line_is_explained() -> None:
     assert _explanations(invoice, 0)[1] == (
         "insurance BPJS Gold: patient pays 150,000 toward the deductible, nothing left to cover"
     )
-    assert (
-        _explanations(invoice, 1)[1] == "insurance BPJS Gold: 80% of 50,000 after deductible 50,000 = 40,000"
-    )
+    assert _explanations(invoice, 1)[1] == "insurance BPJS Gold: 80% of 50,000 after deductible 50,000 = 40,000"
 
 
 def test_a_package_with_no_uses_left_says_so() -> None:
     invoice = build_invoice(idr(BLOOD, BLOOD, package=package(1, 2)))
-    assert _explanations(invoice, 0)[1] == (
-        "package Family checkup: 1 covered = 100,000 (1 use consumed, 0 left)"
-    )
+    assert _explanations(invoice, 0)[1] == ("package Family checkup: 1 covered = 100,000 (1 use consumed, 0 left)")
     assert _explanations(invoice, 1)[1] == "package Family checkup: no uses left"
     assert invoice.totals.package_uses == 1
 
@@ -609,10 +603,7 @@ def test_every_amount_is_accounted_for(inp: InvoiceInput) -> None:
     t = invoice.totals
     # Money in: list prices, tax (examinations' and consumables') and consumables before tax.
     # Money out: what the patient, the insurer, the package and the loyalty points pay.
-    assert (
-        t.patient_pays + t.insurer_pays + t.package_covered + t.loyalty_discount
-        == t.gross + t.tax + t.consumables
-    )
+    assert t.patient_pays + t.insurer_pays + t.package_covered + t.loyalty_discount == t.gross + t.tax + t.consumables
     assert t.patient_pays >= 0
     assert t.insurance_limit_used == t.insurer_pays
     for line in invoice.lines:

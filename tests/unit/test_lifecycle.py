@@ -162,9 +162,7 @@ def test_an_overlong_note_is_refused() -> None:
 
 def test_a_clinic_can_configure_its_own_reasons() -> None:
     own = {"rain", "holiday"}
-    assert (
-        transition(WAITING, CANCELLED, at=AT, reason_code="rain", allowed_reasons=own).reason_code == "rain"
-    )
+    assert transition(WAITING, CANCELLED, at=AT, reason_code="rain", allowed_reasons=own).reason_code == "rain"
     with pytest.raises(InvalidCancelReason):
         transition(WAITING, CANCELLED, at=AT, reason_code="no_show", allowed_reasons=own)
 

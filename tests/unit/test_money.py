@@ -77,9 +77,7 @@ def test_a_rounded_zero_has_no_sign() -> None:
         (D("1.2345"), "KWD", "KWD allows 3 decimal places: 1.2345 is not a valid amount"),
     ],
 )
-def test_a_price_finer_than_the_currency_is_a_precision_error(
-    amount: Decimal, currency: str, message: str
-) -> None:
+def test_a_price_finer_than_the_currency_is_a_precision_error(amount: Decimal, currency: str, message: str) -> None:
     with pytest.raises(PrecisionError) as caught:
         check_precision(amount, currency)
     assert str(caught.value) == message

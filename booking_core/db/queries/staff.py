@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.tables import LoginCode, Staff, StaffSession
 
 
-async def consume_login_code(db: AsyncSession, code_hash: str, *, now: datetime, client_ip: str | None) -> LoginCode | None:
+async def consume_login_code(
+    db: AsyncSession, code_hash: str, *, now: datetime, client_ip: str | None
+) -> LoginCode | None:
     """Mark an unused, unexpired code used and return it; of two concurrent consumers exactly one gets it."""
     result = await db.execute(
         update(LoginCode)

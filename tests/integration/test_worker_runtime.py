@@ -1,0 +1,70 @@
+"""The worker path: a real `frontdesk worker` process runs jobs on one loop, one engine and one connection pool."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+from rq.job import Job, JobStatus
+
+from gateway.settings import Settings
+from tests import harness
+from workers import queues
+
+
+@pytest.fixture
+def worker(child_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(harness.frontdesk_command("worker"), env=child_env, cwd=harness.ROOT)
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _wait(job: Job, timeout: float = 30) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = job.get_status(refresh=True)
+        if status == JobStatus.FINISHED:
+            return job.return_value()
+        if status == JobStatus.FAILED:
+            raise AssertionError(f"job failed: {job.latest_result()}")
+        time.sleep(0.05)
+    raise AssertionError("job did not finish in time")
+
+
+def test_jobs_share_one_loop_engine_and_connection_in_the_worker_process(
+    worker: subprocess.Popen[bytes], settings: Settings, sync_redis: Redis
+) -> None:
+    prefix = settings.FRONTDESK_REDIS_PREFIX
+    results = [_wait(queues.enqueue(sync_redis, prefix, "workers.jobs.ping", f"ping {n}")) for n in range(5)]
+    assert all(isinstance(r, dict) for r in results)
+    first = results[0]
+    assert isinstance(first, dict)
+    assert first["database"] == settings.DATABASE_URL.rsplit("/", 1)[1]  # type: ignore[union-attr]
+    assert first["pid"] == worker.pid
+    assert {r["pid"] for r in results} == {worker.pid}  # type: ignore[index]
+    assert len({r["loop_id"] for r in results}) == 1  # type: ignore[index]
+    assert len({r["engine_id"] for r in results}) == 1  # type: ignore[index]
+    assert [r["connections_opened"] for r in results] == [1] * 5  # type: ignore[index]
+    assert [r["jobs_run"] for r in results] == [1, 2, 3, 4, 5]  # type: ignore[index]
+
+
+def test_a_job_enqueued_for_later_is_run_by_the_scheduler(
+    worker: subprocess.Popen[bytes], settings: Settings, sync_redis: Redis
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    job = queues.enqueue(
+        sync_redis, settings.FRONTDESK_REDIS_PREFIX, "workers.jobs.ping", "later",
+        at=datetime.now(UTC) + timedelta(seconds=1), job_id=f"{settings.FRONTDESK_REDIS_PREFIX}-later-ping",
+    )  # fmt: skip
+    assert job.get_status() == JobStatus.SCHEDULED
+    result = _wait(job, timeout=60)
+    assert isinstance(result, dict) and result["note"] == "later"
