@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
+from booking_core.services.errors import ServiceError
 from gateway.errors import ApiError
 from gateway.keys import METRICS
 
@@ -92,7 +93,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
+    except (ApiError, ServiceError) as exc:
         return error_response(request, exc.status, exc.code, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:

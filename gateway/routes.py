@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-import gateway.api.auth  # noqa: F401 - registers the endpoints on `api`
+# Importing an endpoint module registers its endpoints on `api`.
+import gateway.api.auth
+import gateway.api.booking  # noqa: F401
+import gateway.api.catalog
+import gateway.api.coupons
+import gateway.api.invoices  # noqa: F401
+import gateway.api.queue
+import gateway.api.schedule
+import gateway.api.sessions  # noqa: F401
 from gateway.api import api
 from gateway.api.registry import Authenticator
 

@@ -29,12 +29,11 @@ Semantics
   ``q.start <= s`` and ``s + duration <= q.end``; ``now + min_notice <= s < now + horizon_days`` (days of
   24 h); ``[s, s + duration)`` lies inside the layers above on ``s``'s local date (a slot never runs past
   local midnight); the *occupied* interval ``[s - buffer_before, s + duration + buffer_after)`` overlaps no
-  busy interval of the doctor; ``[s, s + duration)`` overlaps no branch-wide or doctor blackout; and a
-  suitable room is free.
+  busy interval of the doctor; the slot itself ``[s, s + duration)`` overlaps no branch-wide or doctor
+  blackout (the doctor's buffers may run into a meeting); and a suitable room is free.
 * **Rooms**: suitable = ``kind == examination.room_kind`` (any room when ``room_kind`` is ``None``). A room
-  is free iff the occupied interval overlaps none of its busy intervals and the slot itself overlaps none
-  of its blackouts. Blackouts of every scope block the slot itself, never its buffers: buffers keep
-  patients apart, and a blackout is not a patient. The free suitable room with the lowest ``room_id`` is
+  is free iff the occupied interval (buffers included: they are the room's turnover) overlaps none of its
+  busy intervals and none of its blackouts. The free suitable room with the lowest ``room_id`` is
   proposed. Slots of different doctors at the same start are alternatives, so they may propose the same
   room.
 * Busy intervals are taken as given (they may already include the buffers of the visit they stand for);
@@ -42,9 +41,9 @@ Semantics
   be ``None``). Branch blackouts with ``target_id`` ``None`` or this branch's id apply; others are ignored.
 * Results are sorted by ``(start, doctor_id)``.
 
-Assumption: the branch's zone changes its UTC offset at most once in a row within a local day and never sends
-the local date backwards (true of Europe/Berlin, Asia/Jakarta and every zone in current use). Transitions at
-local midnight (gaps or folds there) are handled.
+Assumption: within one local day the zone's offset never changes and changes back again, and the local
+date never steps back (true of every zone in the tz database today). Clock changes at local midnight
+(Havana, Santiago), half-hour changes (Lord Howe) and a skipped date (Apia, 2011) are handled.
 
 The engine works in integer microseconds since the epoch and does interval arithmetic per local day and doctor
 (:mod:`booking_core.domain.intervals`); :mod:`booking_core.domain.availability_reference` is the slow,
@@ -56,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from booking_core.domain.intervals import Interval, covers, ends_of, intersect, merge, overlaps, subtract
@@ -305,9 +304,12 @@ class AvailabilityQuery:
 # --- outputs
 
 
-@dataclass(frozen=True)
-class Slot:
-    """A free slot: ``[start, end)`` in UTC with the doctor and the proposed room."""
+class Slot(NamedTuple):
+    """A free slot: ``[start, end)`` in UTC with the doctor and the proposed room.
+
+    A named tuple rather than a dataclass: a month of 20 doctors is some 15 000 slots, and building a tuple is
+    several times cheaper than running a frozen dataclass's ``__init__``.
+    """
 
     start: datetime
     end: datetime
@@ -461,7 +463,6 @@ class _Plan:
 
     def __init__(self, q: AvailabilityQuery) -> None:
         exam = q.examination
-        self.q = q
         self.zone = ZoneInfo(q.branch.tz)
         self.duration = exam.duration_min * _MINUTE
         self.step = q.step_min * _MINUTE
@@ -492,11 +493,12 @@ class _Plan:
             if blackout.scope == "branch":
                 if blackout.target_id in (None, q.branch.branch_id):
                     branch_blackouts.append(span)
-            else:
-                targets = doctor_blocked if blackout.scope == "doctor" else room_blocked
-                blocked = targets.get(blackout.target_id) if blackout.target_id is not None else None
-                if blocked is not None:
-                    blocked.append(span)
+            elif blackout.scope == "doctor":
+                if blackout.target_id in doctor_blocked:
+                    doctor_blocked[blackout.target_id].append(span)
+            elif blackout.target_id in room_blocked:
+                # A room's buffers are its turnover (cleaning, setting up), which a closed room cannot have.
+                room_blocked[blackout.target_id].append((span[0] - after, span[1] + before))
         self.branch_blackouts = merge(branch_blackouts)
         self.doctors = [
             _Doctor(d, merge(doctor_blocked[d.doctor_id])) for d in sorted(q.doctors, key=lambda d: d.doctor_id)
@@ -596,10 +598,7 @@ class _Plan:
             current += _ONE_DAY
 
 
-# A month of 20 doctors is some 15 000 slots: a frozen dataclass's __init__ (four object.__setattr__ calls)
-# would be a third of the engine's time, so slots are filled in through their __dict__ in one call.
-_new = object.__new__
-_set = object.__setattr__
+_tuple_new = tuple.__new__
 
 
 def _materialize(found: Iterable[tuple[int, int, int]], duration: int) -> list[Slot]:
@@ -612,9 +611,7 @@ def _materialize(found: Iterable[tuple[int, int, int]], duration: int) -> list[S
         ends = instants.get(start + duration)
         if ends is None:
             ends = instants[start + duration] = _from_us(start + duration)
-        slot = _new(Slot)
-        _set(slot, "__dict__", {"start": begins, "end": ends, "doctor_id": doctor, "room_id": room})
-        slots.append(slot)
+        slots.append(_tuple_new(Slot, (begins, ends, doctor, room)))
     return slots
 
 
@@ -645,7 +642,8 @@ def explain(q: AvailabilityQuery, at: datetime, doctor_id: int | None = None) ->
 
     Every reason that applies is listed, in the layer order of :data:`REASON_CODES`; per-doctor reasons
     carry ``doctor_id``. With ``doctor_id=None`` the question is "any doctor": ``available`` with the
-    lowest-numbered doctor who is free, else the general reasons plus every doctor's own.
+    lowest-numbered doctor who is free, else the general reasons plus every doctor's own. A time in the
+    past is ``outside_horizon`` ("in the past") only, not also ``too_soon``.
     """
     _require_aware(at, "at")
     plan = _Plan(q)

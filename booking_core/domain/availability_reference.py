@@ -126,7 +126,6 @@ def _room_free(q: AvailabilityQuery, room: Room, start: datetime) -> bool:
         for busy in q.busy:
             if busy.room_id == room.room_id and busy.start <= moment < busy.end:
                 return False
-    for moment in _minutes(start, end):
         for blackout in q.blackouts:
             if (
                 blackout.scope == "room"

@@ -18,6 +18,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         "other",
     ],
     "hold_minutes": 10,
+    "queue_sort": "arrival",
     "queue_privacy": {"show_name": "masked", "show_doctor": True, "show_eta": True},
     "booking_form": {
         "fields": {

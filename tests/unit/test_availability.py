@@ -248,6 +248,15 @@ def test_a_room_blackout_closes_that_room() -> None:
     assert explain(q, jakarta(2, 9)) == [Reason("no_room", "no suitable room free")]
 
 
+def test_a_room_blackout_also_keeps_the_rooms_turnover_clear() -> None:
+    repairs = Blackout(jakarta(2, 10), jakarta(2, 11), "room", 1, "air conditioning repair")
+    q = clinic(blackouts=(repairs,), examination=replace(CONSULTATION, buffer_after_min=15))
+    # 09:30-10:00 would need the room until 10:15 to clean up; a doctor blackout would not mind.
+    assert wall(free_slots(q))[:3] == mornings(MON, "09:00", "11:00", "11:30")
+    assert explain(q, jakarta(2, 9, 30)) == [Reason("no_room", "no suitable room free")]
+    assert free_slots(q) == free_slots_reference(q)
+
+
 def test_without_a_room_of_its_kind_the_examination_cannot_be_booked() -> None:
     q = clinic(examination=replace(CONSULTATION, room_kind="x-ray"))
     assert free_slots(q) == []
@@ -489,6 +498,33 @@ def test_explain_agrees_with_the_slots_on_the_fall_back_night() -> None:
     while moment < datetime(2026, 10, 25, 4, tzinfo=UTC):
         assert (explain(q, moment, 3)[0].code == "available") == (moment in offered)
         moment += timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("tz", "day"),
+    [
+        ("America/Havana", date(2026, 3, 8)),  # 00:00 -> 01:00: the day starts at one o'clock
+        ("America/Santiago", date(2026, 4, 4)),  # 24:00 -> 23:00: the last hour of Saturday comes twice
+        ("Australia/Lord_Howe", date(2026, 4, 5)),  # clocks go back half an hour
+    ],
+)
+def test_zones_that_change_clocks_at_midnight_or_by_half_an_hour_match_the_reference(tz: str, day: date) -> None:
+    every_day = tuple(WeeklyWindow(d, time(0), time(0)) for d in range(7))
+    q = AvailabilityQuery(
+        branch=BranchHours(1, tz, every_day),
+        examination=ExaminationRules(1, 45, frozenset({1})),
+        doctors=(DoctorSchedule(1, every_day),),
+        rooms=(CONSULT_ROOM,),
+        busy=(),
+        blackouts=(),
+        start=datetime.combine(day - timedelta(days=1), time(12), tzinfo=UTC),
+        end=datetime.combine(day + timedelta(days=1), time(12), tzinfo=UTC),
+        now=datetime.combine(day - timedelta(days=2), time(), tzinfo=UTC),
+        step_min=20,
+    )
+    slots = free_slots(q)
+    assert len({s.start for s in slots}) == len(slots)
+    assert slots == free_slots_reference(q)
 
 
 # --- bad input

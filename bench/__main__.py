@@ -1,0 +1,27 @@
+"""Run every benchmark: `python -m bench` (or `make bench`). Exit status 1 if a benchmark misses its checks."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench import b4_availability, b7_booking_race
+from bench.common import Report, bench_database
+from tests import harness
+
+
+async def main() -> int:
+    reports: list[Report] = []
+    with harness.backing_services() as backing:
+        async with bench_database(backing, pool_size=60) as engine:
+            reports.append(await b4_availability.run(engine))
+            reports.append(await b7_booking_race.run(engine))
+    for report in reports:
+        report.print()
+    failed = [r.name.split()[0] for r in reports if not r.ok]
+    print("\nall benchmarks met their checks" if not failed else f"\nmissed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

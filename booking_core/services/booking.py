@@ -1,0 +1,552 @@
+"""Booking that cannot double-book: sessions and holds claim time that the database refuses to give twice.
+
+The availability engine decides whether a time fits the clinic's rules (hours, attendance, windows, notice,
+blackouts). The decision about *overlap* is left to PostgreSQL: the claim is inserted and the exclusion constraint
+refuses it if anything active overlaps for the same doctor or room, however many requests race. A refusal becomes
+a ``slot_taken`` conflict carrying the next free alternatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from booking_core.db.engine import Db
+from booking_core.db.queries import booking as queries
+from booking_core.db.tables import Examination, Session, SessionLine, SlotHold
+from booking_core.domain import availability as engine
+from booking_core.domain.actors import Actor
+from booking_core.domain.codes import new_booking_code
+from booking_core.services import audit, availability
+from booking_core.services import settings as clinic_settings
+from booking_core.services.errors import Conflict, Invalid, NotFound
+
+ALTERNATIVES = 5
+MAX_EXAMINATIONS = 10
+#: Reasons that mean "someone else has it" (a conflict) rather than "the clinic does not offer it" (invalid).
+TAKEN = {"booked", "no_room"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a visit goes: the doctor and room the engine (or staff) chose, and the time it claims."""
+
+    doctor_id: int
+    room_id: int
+    start: datetime
+    end: datetime
+    claim_start: datetime
+    claim_end: datetime
+
+
+def _utc(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise Invalid("naive_datetime", f"{what} must include a time zone offset, e.g. 2026-12-01T09:00:00+07:00.")
+    return value.astimezone(UTC)
+
+
+def _slot_json(slot: engine.Slot, names: dict[int, str]) -> dict[str, object]:
+    return {
+        "start": slot.start.isoformat(),
+        "end": slot.end.isoformat(),
+        "doctor_id": slot.doctor_id,
+        "doctor_name": names.get(slot.doctor_id, ""),
+        "room_id": slot.room_id,
+    }
+
+
+async def alternatives(
+    db: Db,
+    *,
+    branch_id: int,
+    examination_id: int,
+    after: datetime,
+    doctor_id: int | None,
+    now: datetime,
+    duration_min: int | None = None,
+    limit: int = ALTERNATIVES,
+) -> list[dict[str, object]]:
+    """The next free slots from ``after`` on (two weeks ahead at most), as JSON-ready dicts."""
+    ctx = await availability.context(
+        db,
+        branch_id=branch_id,
+        examination_id=examination_id,
+        start=max(after, now),
+        end=max(after, now) + timedelta(days=14),
+        doctor_id=doctor_id,
+        now=now,
+        duration_min=duration_min,
+    )
+    return [_slot_json(slot, ctx.doctor_names) for slot in engine.first_free(ctx.query, limit)]
+
+
+async def _slot_taken(
+    db: Db,
+    *,
+    branch_id: int,
+    examination_id: int,
+    start: datetime,
+    doctor_id: int | None,
+    now: datetime,
+    duration_min: int,
+) -> Conflict:
+    options = await alternatives(
+        db,
+        branch_id=branch_id,
+        examination_id=examination_id,
+        after=start,
+        doctor_id=doctor_id,
+        now=now,
+        duration_min=duration_min,
+    )
+    return Conflict(
+        "slot_taken",
+        "That time has just been taken." + (" The next free times are listed." if options else ""),
+        details={"alternatives": options},
+    )
+
+
+async def _place(
+    db: Db,
+    *,
+    branch_id: int,
+    examination: Examination,
+    duration_min: int,
+    start: datetime,
+    doctor_id: int | None,
+    room_id: int | None,
+    now: datetime,
+) -> Placement:
+    """Check the clinic's rules for this start; pick doctor and room; 409 if taken, 422 if not offered."""
+    ctx, reasons = await availability.explain_time(
+        db, branch_id=branch_id, examination_id=examination.id, at=start, doctor_id=doctor_id, now=now
+    )
+    if duration_min != examination.duration_min:  # several examinations in one visit: one longer slot
+        ctx = await availability.context(
+            db,
+            branch_id=branch_id,
+            examination_id=examination.id,
+            start=start - timedelta(days=1),
+            end=start + timedelta(days=1),
+            doctor_id=doctor_id,
+            now=now,
+            duration_min=duration_min,
+        )
+        reasons = engine.explain(ctx.query, start, doctor_id)
+    chosen = next((r for r in reasons if r.code == "available"), None)
+    if chosen is None:
+        codes = {r.code for r in reasons}
+        if codes <= TAKEN:
+            raise await _slot_taken(
+                db,
+                branch_id=branch_id,
+                examination_id=examination.id,
+                start=start,
+                doctor_id=doctor_id,
+                now=now,
+                duration_min=duration_min,
+            )
+        blocking = [r for r in reasons if r.code not in TAKEN] or reasons
+        raise Invalid(
+            "slot_unavailable",
+            "That time cannot be booked: " + "; ".join(dict.fromkeys(r.message for r in blocking)) + ".",
+            details={"reasons": [{"code": r.code, "message": r.message, "doctor_id": r.doctor_id} for r in reasons]},
+        )
+    assert chosen.doctor_id is not None and chosen.room_id is not None
+    room = chosen.room_id
+    if room_id is not None and room_id != room:
+        wanted = await queries.room(db, room_id)
+        if wanted is None or wanted.branch_id != branch_id or not wanted.active:
+            raise NotFound("not_found", f"There is no room {room_id} at this branch.")
+        if examination.room_kind is not None and wanted.kind != examination.room_kind:
+            raise Invalid("unsuitable_room", f"{examination.name} needs a {examination.room_kind} room.")
+        room = room_id  # the database still refuses it if that room is taken
+    end = start + timedelta(minutes=duration_min)
+    return Placement(
+        doctor_id=chosen.doctor_id,
+        room_id=room,
+        start=start,
+        end=end,
+        claim_start=start - timedelta(minutes=examination.buffer_before_min),
+        claim_end=end + timedelta(minutes=examination.buffer_after_min),
+    )
+
+
+async def _examinations(db: Db, ids: Sequence[int], currency: str) -> list[Examination]:
+    if not ids:
+        raise Invalid("no_examinations", "Choose at least one examination.")
+    if len(ids) > MAX_EXAMINATIONS:
+        raise Invalid("too_many_examinations", f"At most {MAX_EXAMINATIONS} examinations per visit.")
+    exams = await queries.examinations(db, ids)
+    found = {e.id for e in exams if e.active}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound("not_found", f"There is no examination {missing[0]}.")
+    if any(e.currency != currency for e in exams):
+        raise Invalid("currency_mismatch", f"Every examination must be priced in the branch currency {currency}.")
+    return exams
+
+
+async def _claim_or_conflict(
+    db: Db,
+    placement: Placement,
+    *,
+    branch_id: int,
+    examination: Examination,
+    duration_min: int,
+    kind: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+    doctor_requested: int | None = None,
+) -> int:
+    await queries.release_expired_holds(
+        db,
+        doctor_id=placement.doctor_id,
+        room_id=placement.room_id,
+        start=placement.claim_start,
+        end=placement.claim_end,
+        now=now,
+    )
+    row = await queries.claim(
+        db,
+        branch_id=branch_id,
+        doctor_id=placement.doctor_id,
+        room_id=placement.room_id,
+        start=placement.claim_start,
+        end=placement.claim_end,
+        kind=kind,
+        expires_at=expires_at,
+    )
+    if row is None:
+        raise await _slot_taken(
+            db,
+            branch_id=branch_id,
+            examination_id=examination.id,
+            start=placement.start,
+            doctor_id=doctor_requested,
+            now=now,
+            duration_min=duration_min,
+        )
+    return row.id
+
+
+async def _refresh_invoice(db: Db, session_id: int, *, actor: Actor) -> None:
+    # Imported here: invoicing sits above booking (it reads sessions), so the import must not run at module load.
+    from booking_core.services import invoicing
+
+    await invoicing.refresh_session_invoice(db, session_id, actor=actor)
+
+
+async def _new_session(db: Db, **values: object) -> Session:
+    for _ in range(5):
+        session = Session(booking_code=new_booking_code(), **values)
+        if await queries.add_session(db, session):
+            return session
+    raise Conflict("try_again", "Could not allocate a booking code; please try again.")  # pragma: no cover
+
+
+def _lines(session_id: int, exams: Sequence[Examination]) -> list[SessionLine]:
+    return [
+        SessionLine(
+            session_id=session_id,
+            kind="examination",
+            examination_id=e.id,
+            name=e.name,
+            unit_price=e.price,
+            quantity=1,
+            taxable=e.taxable,
+            position=i,
+        )
+        for i, e in enumerate(exams)
+    ]
+
+
+async def book(
+    db: Db,
+    *,
+    actor: Actor,
+    branch_id: int,
+    patient_id: int,
+    examination_ids: Sequence[int],
+    start: datetime,
+    doctor_id: int | None = None,
+    room_id: int | None = None,
+    lead_id: int | None = None,
+    now: datetime | None = None,
+) -> Session:
+    """Book a visit in one transaction: the claim, the session, its lines and its draft invoice.
+
+    A visit that ended before ``now`` is a record of the past (staff only): it is written completed, without
+    availability checks but still refused by the database if it overlaps an active session.
+    """
+    now = now or datetime.now(UTC)
+    start = _utc(start, "start")
+    branch = await availability.queries.load_branch(db, branch_id)
+    if branch is None or not branch.active:
+        raise NotFound("not_found", f"There is no branch {branch_id}.")
+    if not actor.can_see_branch(branch_id):
+        raise NotFound("not_found", f"There is no branch {branch_id}.")
+    if await queries.patient(db, patient_id) is None:
+        raise NotFound("not_found", f"There is no patient {patient_id}.")
+    exams = await _examinations(db, examination_ids, branch.currency)
+    primary = exams[0]
+    duration = sum(e.duration_min for e in exams)
+    end = start + timedelta(minutes=duration)
+    past = end <= now
+    if past:
+        placement = await _place_past(
+            db,
+            branch_id=branch_id,
+            examination=primary,
+            start=start,
+            end=end,
+            doctor_id=doctor_id,
+            room_id=room_id,
+            actor=actor,
+        )
+    else:
+        placement = await _place(
+            db,
+            branch_id=branch_id,
+            examination=primary,
+            duration_min=duration,
+            start=start,
+            doctor_id=doctor_id,
+            room_id=room_id,
+            now=now,
+        )
+    occupancy_id = await _claim_or_conflict(
+        db,
+        placement,
+        branch_id=branch_id,
+        examination=primary,
+        duration_min=duration,
+        kind="session",
+        now=now,
+        doctor_requested=doctor_id,
+    )
+    session = await _new_session(
+        db,
+        occupancy_id=occupancy_id,
+        branch_id=branch_id,
+        patient_id=patient_id,
+        doctor_id=placement.doctor_id,
+        room_id=placement.room_id,
+        lead_id=lead_id,
+        starts_at=placement.start,
+        ends_at=placement.end,
+        status="waiting",
+        created_by=actor.id if actor.kind == "staff" else None,
+    )
+    db.add_all(_lines(session.id, exams))
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "session.booked",
+        "session",
+        session.id,
+        {
+            "branch_id": branch_id,
+            "doctor_id": placement.doctor_id,
+            "room_id": placement.room_id,
+            "starts_at": placement.start.isoformat(),
+            "examinations": [e.id for e in exams],
+            "lead_id": lead_id,
+        },
+    )
+    await _refresh_invoice(db, session.id, actor=actor)
+    if past:
+        # A visit booked entirely in the past is completed at once (commissions, invoice, its time freed).
+        from booking_core.services import lifecycle
+
+        await lifecycle.auto_complete_past(db, now=now, actor=actor)
+    return session
+
+
+async def _place_past(
+    db: Db,
+    *,
+    branch_id: int,
+    examination: Examination,
+    start: datetime,
+    end: datetime,
+    doctor_id: int | None,
+    room_id: int | None,
+    actor: Actor,
+) -> Placement:
+    if actor.kind != "staff":
+        raise Invalid("in_the_past", "That time has passed; choose a time from now on.")
+    if doctor_id is None or room_id is None:
+        raise Invalid("doctor_and_room_required", "To record a past visit, name its doctor and room.")
+    room = await queries.room(db, room_id)
+    if room is None or room.branch_id != branch_id:
+        raise NotFound("not_found", f"There is no room {room_id} at this branch.")
+    return Placement(doctor_id, room_id, start, end, start, end)
+
+
+async def hold(
+    db: Db,
+    *,
+    actor: Actor,
+    branch_id: int,
+    examination_id: int,
+    start: datetime,
+    doctor_id: int | None = None,
+    patient_id: int | None = None,
+    conversation_id: int | None = None,
+    minutes: int | None = None,
+    now: datetime | None = None,
+) -> SlotHold:
+    """Keep a slot for a few minutes while a patient confirms; the database treats it like a booking until then."""
+    now = now or datetime.now(UTC)
+    start = _utc(start, "start")
+    minutes = minutes or int(await clinic_settings.get(db, "hold_minutes"))
+    if not 1 <= minutes <= 60:
+        raise Invalid("invalid_hold", "A hold lasts between 1 and 60 minutes.")
+    branch = await availability.queries.load_branch(db, branch_id)
+    if branch is None or not actor.can_see_branch(branch_id):
+        raise NotFound("not_found", f"There is no branch {branch_id}.")
+    (exam,) = await _examinations(db, [examination_id], branch.currency)
+    placement = await _place(
+        db,
+        branch_id=branch_id,
+        examination=exam,
+        duration_min=exam.duration_min,
+        start=start,
+        doctor_id=doctor_id,
+        room_id=None,
+        now=now,
+    )
+    expires_at = now + timedelta(minutes=minutes)
+    occupancy_id = await _claim_or_conflict(
+        db,
+        placement,
+        branch_id=branch_id,
+        examination=exam,
+        duration_min=exam.duration_min,
+        kind="hold",
+        now=now,
+        expires_at=expires_at,
+        doctor_requested=doctor_id,
+    )
+    row = SlotHold(
+        occupancy_id=occupancy_id,
+        branch_id=branch_id,
+        doctor_id=placement.doctor_id,
+        room_id=placement.room_id,
+        examination_id=exam.id,
+        patient_id=patient_id,
+        conversation_id=conversation_id,
+        starts_at=placement.start,
+        ends_at=placement.end,
+        expires_at=expires_at,
+        status="active",
+    )
+    db.add(row)
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "hold.created",
+        "slot_hold",
+        row.id,
+        {"starts_at": placement.start.isoformat(), "doctor_id": placement.doctor_id, "minutes": minutes},
+    )
+    return row
+
+
+async def release_hold(db: Db, hold_id: int, *, actor: Actor) -> SlotHold:
+    """Give a held slot back (the patient said no, or changed their mind)."""
+    row = await queries.lock_hold(db, hold_id)
+    if row is None or not actor.can_see_branch(row.branch_id):
+        raise NotFound("not_found", f"There is no hold {hold_id}.")
+    if row.status != "active":
+        raise Conflict("hold_not_active", f"That hold is already {row.status}.")
+    row.status = "released"
+    if row.occupancy_id is not None:
+        claim = await queries.occupancy(db, row.occupancy_id)
+        if claim is not None:
+            claim.active = False
+    await db.flush()
+    audit.record(db, actor, "hold.released", "slot_hold", row.id)
+    return row
+
+
+async def convert_hold(
+    db: Db,
+    hold_id: int,
+    *,
+    actor: Actor,
+    patient_id: int,
+    lead_id: int | None = None,
+    now: datetime | None = None,
+) -> Session:
+    """Turn a hold into a session. The claim row moves over, so the slot is never free in between.
+
+    An expired (or released) hold is booked afresh if its time is still free, else ``slot_taken``.
+    """
+    now = now or datetime.now(UTC)
+    row = await queries.lock_hold(db, hold_id)
+    if row is None or not actor.can_see_branch(row.branch_id):
+        raise NotFound("not_found", f"There is no hold {hold_id}.")
+    if row.status == "converted":
+        raise Conflict("hold_converted", "That hold has already become a session.")
+    if await queries.patient(db, patient_id) is None:
+        raise NotFound("not_found", f"There is no patient {patient_id}.")
+    live = row.status == "active" and row.expires_at > now and row.occupancy_id is not None
+    if not live:
+        if row.status == "active":
+            row.status = "expired"
+            if row.occupancy_id is not None and (claim := await queries.occupancy(db, row.occupancy_id)):
+                claim.active = False
+            await db.flush()
+        return await book(
+            db,
+            actor=actor,
+            branch_id=row.branch_id,
+            patient_id=patient_id,
+            examination_ids=[row.examination_id],
+            start=row.starts_at,
+            doctor_id=row.doctor_id,
+            lead_id=lead_id,
+            now=now,
+        )
+    claim = await queries.occupancy(db, row.occupancy_id)  # type: ignore[arg-type]
+    assert claim is not None
+    claim.kind, claim.expires_at = "session", None
+    occupancy_id = row.occupancy_id
+    row.occupancy_id, row.status = None, "converted"
+    await db.flush()
+    exams = await queries.examinations(db, [row.examination_id])
+    session = await _new_session(
+        db,
+        occupancy_id=occupancy_id,
+        branch_id=row.branch_id,
+        patient_id=patient_id,
+        doctor_id=row.doctor_id,
+        room_id=row.room_id,
+        lead_id=lead_id,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        status="waiting",
+        created_by=actor.id if actor.kind == "staff" else None,
+    )
+    db.add_all(_lines(session.id, exams))
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "session.booked",
+        "session",
+        session.id,
+        {"from_hold": row.id, "lead_id": lead_id, "starts_at": row.starts_at.isoformat()},
+    )
+    await _refresh_invoice(db, session.id, actor=actor)
+    return session
+
+
+async def expire_holds(db: Db, *, now: datetime | None = None) -> int:
+    """Sweep: holds past their time are marked expired and their claims freed (availability ignores them already)."""
+    return await queries.expire_holds(db, now=now or datetime.now(UTC))

@@ -1,0 +1,478 @@
+"""The examination catalog (what the clinic offers, where, by whom, when, at what price) and the branch and doctor
+lists the inbox needs.
+
+An examination is never deleted: sessions, invoices and coupons point at it, so "delete" sets ``active = false``.
+Edits replace whole lists (branches, doctors, windows). Every create, edit and delete leaves an audit row naming
+the fields that changed, with their old and new values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from booking_core.db.engine import Db
+from booking_core.db.queries import catalog as queries
+from booking_core.db.tables import Branch, Examination, ExaminationWindow
+from booking_core.domain.actors import Actor
+from booking_core.domain.commission import CommissionRule
+from booking_core.domain.money import (
+    NegativeAmountError,
+    PrecisionError,
+    check_precision,
+    minor_units,
+    quantize,
+)
+from booking_core.services import audit
+from booking_core.services.errors import Conflict, Invalid, NotFound
+
+__all__ = [
+    "BranchView",
+    "Commission",
+    "DoctorView",
+    "ExaminationDraft",
+    "ExaminationView",
+    "WeeklyWindow",
+    "check_amount",
+    "create_examination",
+    "delete_examination",
+    "get_examination",
+    "list_branches",
+    "list_doctors",
+    "list_examinations",
+    "update_examination",
+]
+
+#: The largest amount a NUMERIC(14, 2) money column holds, rounded down to a readable bound.
+MAX_AMOUNT = Decimal("999999999999")
+CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,39}$")
+MIN_DURATION, MAX_DURATION = 5, 720
+_PERCENT_PLACES = Decimal("0.01")
+
+
+# --- values in and out
+
+
+@dataclass(frozen=True)
+class Commission:
+    """A commission rule as entered: ``percent`` (0..100 % of the line) or ``fixed`` (an amount per unit)."""
+
+    kind: Literal["percent", "fixed"] = "percent"
+    value: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True)
+class WeeklyWindow:
+    """A weekly window in the branch's wall time (weekday 0 = Monday)."""
+
+    weekday: int
+    starts: time
+    ends: time
+
+
+@dataclass(frozen=True)
+class ExaminationDraft:
+    """Everything an examination is, as staff enter it; a PATCH is this with some fields replaced."""
+
+    code: str
+    name: str
+    price: Decimal
+    currency: str
+    duration_min: int
+    description: str = ""
+    taxable: bool = False
+    room_kind: str | None = None
+    min_notice_min: int = 60
+    horizon_days: int = 60
+    buffer_before_min: int = 0
+    buffer_after_min: int = 0
+    cancel_cutoff_min: int = 120
+    keywords: tuple[str, ...] = ()
+    branch_ids: tuple[int, ...] = ()
+    doctor_ids: tuple[int, ...] = ()
+    windows: tuple[WeeklyWindow, ...] = ()
+    doctor_commission: Commission = field(default_factory=Commission)
+    manager_commission: Commission = field(default_factory=Commission)
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class ExaminationView(ExaminationDraft):
+    """A stored examination: the draft's fields plus its id and when it was created."""
+
+    id: int = 0
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BranchView:
+    id: int
+    code: str
+    name: str
+    tz: str
+    currency: str
+    tax_rate: Decimal
+
+
+@dataclass(frozen=True)
+class DoctorView:
+    id: int
+    name: str
+    specialty: str
+    branch_ids: tuple[int, ...]
+
+
+_LIST_FIELDS = ("branch_ids", "doctor_ids", "windows")
+_COLUMN_FIELDS = tuple(
+    f.name for f in dataclasses.fields(ExaminationDraft) if f.name not in (*_LIST_FIELDS, "doctor_commission",
+                                                                           "manager_commission")
+)  # fmt: skip
+
+
+# --- branches and doctors
+
+
+async def list_branches(db: Db, *, actor: Actor) -> list[BranchView]:
+    """Active branches; staff tied to one branch see only theirs."""
+    scoped = actor.branch_id if actor.kind == "staff" else None
+    return [_branch_view(b) for b in await queries.list_branches(db, branch_id=scoped)]
+
+
+def _branch_view(branch: Branch) -> BranchView:
+    return BranchView(branch.id, branch.code, branch.name, branch.tz, branch.currency, branch.tax_rate)
+
+
+async def list_doctors(
+    db: Db, *, actor: Actor, branch_id: int | None = None, today: date | None = None
+) -> list[DoctorView]:
+    """Active doctors with the branches they attend (weekly pattern, upcoming dated attendance and accepted shifts).
+
+    Staff tied to one branch see only the doctors attending it, and only that branch in ``branch_ids``.
+    """
+    # A day back from UTC covers "today" in every branch's zone.
+    today = today or (datetime.now(UTC) - timedelta(days=1)).date()
+    branch_id = _visible_branch_filter(actor, branch_id)
+    doctors = await queries.list_doctors(db, today=today, branch_id=branch_id)
+    attended = await queries.doctor_branches(db, [d.id for d in doctors], today=today)
+    return [
+        DoctorView(
+            id=d.id,
+            name=d.name,
+            specialty=d.specialty,
+            branch_ids=tuple(b for b in attended.get(d.id, ()) if actor.can_see_branch(b)),
+        )
+        for d in doctors
+    ]
+
+
+def _visible_branch_filter(actor: Actor, branch_id: int | None) -> int | None:
+    """The branch a list is limited to: the requested one (404 if not visible), or the actor's own."""
+    if branch_id is not None:
+        _check_branch(actor, branch_id)
+        return branch_id
+    return actor.branch_id if actor.kind == "staff" else None
+
+
+def _check_branch(actor: Actor, branch_id: int | None) -> None:
+    if not actor.can_see_branch(branch_id):
+        raise NotFound("not_found", "There is no such branch.")
+
+
+# --- examinations: read
+
+
+async def list_examinations(
+    db: Db, *, actor: Actor, branch_id: int | None = None, active: bool | None = None
+) -> list[ExaminationView]:
+    """Examinations by name, optionally only those offered at ``branch_id`` and/or (in)active ones."""
+    branch_id = _visible_branch_filter(actor, branch_id)
+    rows = await queries.list_examinations(db, branch_id=branch_id, active=active)
+    return await _views(db, rows, actor)
+
+
+async def get_examination(db: Db, examination_id: int, *, actor: Actor) -> ExaminationView:
+    row = await queries.get_examination(db, examination_id)
+    if row is None:
+        raise _not_found()
+    view = (await _views(db, [row], actor, hide_invisible_branches=False))[0]
+    _check_visible(actor, view)
+    return _hide_invisible(view, actor)
+
+
+def _not_found() -> NotFound:
+    return NotFound("not_found", "There is no such examination.")
+
+
+def _check_visible(actor: Actor, view: ExaminationView) -> None:
+    """Staff tied to one branch only see examinations offered there."""
+    if actor.kind == "staff" and actor.branch_id is not None and actor.branch_id not in view.branch_ids:
+        raise _not_found()
+
+
+def _hide_invisible(view: ExaminationView, actor: Actor) -> ExaminationView:
+    return dataclasses.replace(view, branch_ids=tuple(b for b in view.branch_ids if actor.can_see_branch(b)))
+
+
+async def _views(
+    db: Db, rows: Sequence[Examination], actor: Actor, *, hide_invisible_branches: bool = True
+) -> list[ExaminationView]:
+    branches, doctors, windows = await queries.examination_links(db, [r.id for r in rows])
+    views = [_view(r, branches.get(r.id, []), doctors.get(r.id, []), windows.get(r.id, [])) for r in rows]
+    return [_hide_invisible(v, actor) for v in views] if hide_invisible_branches else views
+
+
+def _view(
+    row: Examination, branch_ids: list[int], doctor_ids: list[int], windows: list[ExaminationWindow]
+) -> ExaminationView:
+    currency = row.currency
+    return ExaminationView(
+        id=row.id,
+        created_at=row.created_at,
+        code=row.code,
+        name=row.name,
+        description=row.description,
+        price=quantize(row.price, currency),
+        currency=currency,
+        duration_min=row.duration_min,
+        taxable=row.taxable,
+        room_kind=row.room_kind,
+        min_notice_min=row.min_notice_min,
+        horizon_days=row.horizon_days,
+        buffer_before_min=row.buffer_before_min,
+        buffer_after_min=row.buffer_after_min,
+        cancel_cutoff_min=row.cancel_cutoff_min,
+        keywords=tuple(str(k) for k in row.keywords or ()),
+        branch_ids=tuple(branch_ids),
+        doctor_ids=tuple(doctor_ids),
+        windows=tuple(WeeklyWindow(w.weekday, w.starts, w.ends) for w in windows),
+        doctor_commission=_stored_commission(row.doctor_commission_kind, row.doctor_commission_value, currency),
+        manager_commission=_stored_commission(row.manager_commission_kind, row.manager_commission_value, currency),
+        active=row.active,
+    )
+
+
+def _stored_commission(kind: str, value: Decimal, currency: str) -> Commission:
+    if kind == "fixed":
+        return Commission("fixed", quantize(value, currency))
+    return Commission("percent", value.quantize(_PERCENT_PLACES))
+
+
+# --- examinations: write
+
+
+async def create_examination(db: Db, draft: ExaminationDraft, *, actor: Actor) -> ExaminationView:
+    """Add an examination to the catalog (owner/admin); 409 ``duplicate_code`` when the code is taken."""
+    draft = await _validated(db, draft, actor=actor)
+    try:
+        new_id = await queries.insert_examination(db, _columns(draft))
+    except queries.DuplicateCode:
+        raise _duplicate(draft.code) from None
+    await queries.replace_branches(db, new_id, draft.branch_ids)
+    await queries.replace_doctors(db, new_id, draft.doctor_ids)
+    await queries.replace_windows(db, new_id, [(w.weekday, w.starts, w.ends) for w in draft.windows])
+    audit.record(db, actor, "examination.created", "examination", new_id, {"fields": _jsonable(draft)})
+    return await get_examination(db, new_id, actor=actor)
+
+
+async def update_examination(
+    db: Db, examination_id: int, changes: Mapping[str, Any], *, actor: Actor
+) -> ExaminationView:
+    """Apply a partial update: ``changes`` maps :class:`ExaminationDraft` field names to new values.
+
+    Lists given are replaced whole. The result is validated as a whole (a new currency re-checks the price, the
+    fixed commissions and the branches). Nothing changed → nothing written, no audit row.
+    """
+    unknown = set(changes) - {f.name for f in dataclasses.fields(ExaminationDraft)}
+    if unknown:
+        raise TypeError(f"unknown examination fields: {sorted(unknown)}")
+    row = await queries.get_examination(db, examination_id, for_update=True)
+    if row is None:
+        raise _not_found()
+    current = (await _views(db, [row], actor, hide_invisible_branches=False))[0]
+    _check_visible(actor, current)
+    draft = _draft_of(current)
+    requested = dict(changes)
+    if "branch_ids" in requested and actor.kind == "staff" and actor.branch_id is not None:
+        # A branch's admin manages their own branch's membership; other branches' stay as they are.
+        others = {b for b in draft.branch_ids if not actor.can_see_branch(b)}
+        requested["branch_ids"] = tuple(requested["branch_ids"]) + tuple(sorted(others))
+    merged = await _validated(db, dataclasses.replace(draft, **requested), actor=actor)
+    old_data, new_data = _jsonable(draft), _jsonable(merged)
+    changed = {k: {"from": old_data[k], "to": new_data[k]} for k in new_data if old_data[k] != new_data[k]}
+    if not changed:
+        return _hide_invisible(current, actor)
+    old_columns, new_columns = _columns(draft), _columns(merged)
+    try:
+        await queries.update_examination(
+            db, examination_id, {k: v for k, v in new_columns.items() if old_columns[k] != v}
+        )
+    except queries.DuplicateCode:
+        raise _duplicate(merged.code) from None
+    if merged.branch_ids != draft.branch_ids:
+        await queries.replace_branches(db, examination_id, merged.branch_ids)
+    if merged.doctor_ids != draft.doctor_ids:
+        await queries.replace_doctors(db, examination_id, merged.doctor_ids)
+    if merged.windows != draft.windows:
+        await queries.replace_windows(db, examination_id, [(w.weekday, w.starts, w.ends) for w in merged.windows])
+    audit.record(db, actor, "examination.updated", "examination", examination_id, {"changed": changed})
+    return await get_examination(db, examination_id, actor=actor)
+
+
+async def delete_examination(db: Db, examination_id: int, *, actor: Actor) -> ExaminationView:
+    """Soft delete (``active = false``): sessions, invoices and coupons keep pointing at it. Idempotent."""
+    row = await queries.get_examination(db, examination_id, for_update=True)
+    if row is None:
+        raise _not_found()
+    current = (await _views(db, [row], actor, hide_invisible_branches=False))[0]
+    _check_visible(actor, current)
+    if await queries.deactivate_examination(db, examination_id):
+        audit.record(
+            db, actor, "examination.deleted", "examination", examination_id,
+            {"changed": {"active": {"from": True, "to": False}}, "code": current.code},
+        )  # fmt: skip
+    return await get_examination(db, examination_id, actor=actor)
+
+
+def _duplicate(code: str) -> Conflict:
+    return Conflict("duplicate_code", f"Another examination already uses the code {code!r}.")
+
+
+def _draft_of(view: ExaminationView) -> ExaminationDraft:
+    values = {f.name: getattr(view, f.name) for f in dataclasses.fields(ExaminationDraft)}
+    return ExaminationDraft(**values)
+
+
+def _columns(draft: ExaminationDraft) -> dict[str, Any]:
+    """The examinations row for a (validated) draft."""
+    values: dict[str, Any] = {name: getattr(draft, name) for name in _COLUMN_FIELDS}
+    values["keywords"] = list(draft.keywords)
+    values["doctor_commission_kind"] = draft.doctor_commission.kind
+    values["doctor_commission_value"] = draft.doctor_commission.value
+    values["manager_commission_kind"] = draft.manager_commission.kind
+    values["manager_commission_value"] = draft.manager_commission.value
+    return values
+
+
+def _jsonable(draft: ExaminationDraft) -> dict[str, Any]:
+    """The draft as JSON values, for audit rows (Decimal as strings, times as HH:MM[:SS])."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, time):
+            return value.isoformat()
+        if isinstance(value, WeeklyWindow | Commission):
+            return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    return {f.name: plain(getattr(draft, f.name)) for f in dataclasses.fields(ExaminationDraft)}
+
+
+# --- validation
+
+
+def check_amount(amount: Decimal, currency: str, *, what: str = "price") -> Decimal:
+    """A money input in ``currency``: not negative, no finer than its minor units, within what the column holds.
+
+    Raises :class:`Invalid` ``invalid_amount`` (``unknown_currency`` for a currency we have no rules for).
+    Returns the amount quantized to the currency's minor units.
+    """
+    _check_currency(currency)
+    try:
+        exact = check_precision(amount, currency, what=what)
+    except (PrecisionError, NegativeAmountError, TypeError, ValueError) as exc:
+        raise Invalid("invalid_amount", str(exc)) from None
+    if exact > MAX_AMOUNT:
+        raise Invalid("invalid_amount", f"The {what} {amount} {currency} is larger than the clinic can record.")
+    return exact
+
+
+def _check_currency(currency: str) -> None:
+    try:
+        minor_units(currency)
+    except ValueError:
+        raise Invalid("unknown_currency", f"The currency {currency!r} is not one the clinic can price in.") from None
+
+
+def _commission(rule: Commission, currency: str, who: str) -> Commission:
+    try:
+        CommissionRule(rule.kind, rule.value)
+    except NegativeAmountError:
+        if rule.kind == "fixed":
+            raise Invalid("invalid_amount", f"The {who} commission must not be negative.") from None
+        raise Invalid("invalid_commission", f"The {who} commission must not be negative.") from None
+    except (TypeError, ValueError) as exc:
+        raise Invalid("invalid_commission", f"The {who} commission is not valid: {exc}") from None
+    if rule.kind == "fixed":
+        return Commission("fixed", check_amount(rule.value, currency, what=f"{who} commission"))
+    if rule.value != rule.value.quantize(_PERCENT_PLACES):
+        raise Invalid("invalid_commission", f"The {who} commission percentage allows at most 2 decimal places.")
+    return Commission("percent", rule.value.quantize(_PERCENT_PLACES))
+
+
+async def _validated(db: Db, draft: ExaminationDraft, *, actor: Actor) -> ExaminationDraft:
+    """Check a whole draft against the clinic's rules and normalise it (code upper-case, amounts quantized)."""
+    code = draft.code.strip().upper()
+    if not CODE_PATTERN.match(code):
+        raise Invalid(
+            "invalid_code", "A code is 1 to 40 letters, digits, '-', '_' or '.', starting with one of the first two."
+        )
+    name = draft.name.strip()
+    if not name:
+        raise Invalid("invalid_name", "An examination needs a name.")
+    currency = draft.currency.strip().upper()
+    price = check_amount(draft.price, currency)
+    if not MIN_DURATION <= draft.duration_min <= MAX_DURATION:
+        raise Invalid("invalid_duration", f"A duration is {MIN_DURATION} to {MAX_DURATION} minutes.")
+    if min(draft.min_notice_min, draft.buffer_before_min, draft.buffer_after_min, draft.cancel_cutoff_min) < 0:
+        raise Invalid("invalid_examination", "Notice, buffers and cancellation cut-off must not be negative.")
+    if draft.horizon_days < 1:
+        raise Invalid("invalid_examination", "The booking horizon is at least one day.")
+    for window in draft.windows:
+        if not 0 <= window.weekday <= 6:
+            raise Invalid("invalid_window", "A weekday is 0 (Monday) to 6 (Sunday).")
+        if window.starts.tzinfo is not None or window.ends.tzinfo is not None:
+            raise Invalid("invalid_window", "Window times are the branch's wall time, without a UTC offset.")
+        if not window.starts < window.ends:
+            raise Invalid("invalid_window", "A window starts before it ends.")
+    doctor_commission = _commission(draft.doctor_commission, currency, "doctor")
+    manager_commission = _commission(draft.manager_commission, currency, "manager")
+    branch_ids = tuple(sorted(set(draft.branch_ids)))
+    for branch_id in branch_ids:
+        _check_branch(actor, branch_id)
+    known = await queries.existing_branch_ids(db, branch_ids)
+    if set(branch_ids) - known:
+        raise NotFound("not_found", "There is no such branch.", details={"branch_ids": sorted(set(branch_ids) - known)})
+    for branch in [await queries.get_branch(db, b) for b in branch_ids]:
+        if branch is not None and branch.currency != currency:
+            raise Invalid(
+                "currency_mismatch",
+                f"{branch.name} charges in {branch.currency}; this examination is priced in {currency}.",
+            )
+    doctor_ids = tuple(sorted(set(draft.doctor_ids)))
+    missing_doctors = set(doctor_ids) - await queries.existing_doctor_ids(db, doctor_ids)
+    if missing_doctors:
+        raise NotFound("not_found", "There is no such doctor.", details={"doctor_ids": sorted(missing_doctors)})
+    keywords = tuple(dict.fromkeys(k.strip() for k in draft.keywords if k.strip()))
+    return dataclasses.replace(
+        draft,
+        code=code,
+        name=name,
+        description=draft.description.strip(),
+        room_kind=(draft.room_kind or "").strip() or None,
+        currency=currency,
+        price=price,
+        keywords=keywords,
+        branch_ids=branch_ids,
+        doctor_ids=doctor_ids,
+        windows=tuple(sorted(set(draft.windows), key=lambda w: (w.weekday, w.starts, w.ends))),
+        doctor_commission=doctor_commission,
+        manager_commission=manager_commission,
+    )

@@ -1,0 +1,324 @@
+"""Session lifecycle: start, complete, cancel, auto-complete past visits, and permanent delete.
+
+Every change locks the session row first (``SELECT ... FOR UPDATE``), so of two concurrent changes the second
+sees the first one's result and is refused by :func:`booking_core.domain.lifecycle.transition`. Leaving the active
+statuses frees the session's time claim (``occupancies.active = false``) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from booking_core.db.engine import Db
+from booking_core.db.queries import billing as billing_queries
+from booking_core.db.queries import sessions as queries
+from booking_core.db.tables import Branch, Doctor, Patient, Room, SessionLine
+from booking_core.db.tables import Invoice as InvoiceRecord
+from booking_core.db.tables import Session as SessionRecord
+from booking_core.domain.actors import SYSTEM, Actor
+from booking_core.domain.archive import ArchivedLine, ArchivedSession, confirmation_matches, confirmation_phrase
+from booking_core.domain.commission import CommissionRule, session_commissions
+from booking_core.domain.invoice import ExaminationLine
+from booking_core.domain.lifecycle import (
+    ACTIVE_STATUSES,
+    REASONS_REQUIRING_NOTE,
+    InvalidCancelReason,
+    InvalidTransition,
+    SessionStatus,
+    transition,
+)
+from booking_core.domain.lifecycle import auto_complete_past as lies_in_the_past
+from booking_core.services import audit, invoicing, settings
+from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
+
+__all__ = [
+    "CancelReasons",
+    "DeletedSession",
+    "SessionDetail",
+    "auto_complete_past",
+    "cancel",
+    "cancel_reasons",
+    "complete",
+    "delete_permanently",
+    "detail",
+    "start",
+]
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    """A session with everything a staff screen shows next to it."""
+
+    session: SessionRecord
+    branch: Branch
+    patient: Patient
+    doctor: Doctor
+    room: Room
+    lines: list[SessionLine]
+    invoice: InvoiceRecord | None
+
+
+@dataclass(frozen=True)
+class DeletedSession:
+    """What a permanent delete removed, and the invoice it kept (None when the session had none)."""
+
+    session_id: int
+    booking_code: str
+    invoice_id: int | None
+    snapshot: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CancelReasons:
+    """The clinic's cancel reasons, and which of them need a note."""
+
+    reasons: list[str]
+    requires_note: list[str]
+
+
+async def cancel_reasons(db: Db) -> CancelReasons:
+    """The configured list (``settings["cancel_reasons"]``: codes, or objects with a ``code``)."""
+    configured = await settings.get(db, "cancel_reasons")
+    reasons: list[str] = []
+    for item in configured if isinstance(configured, list) else []:
+        code = item.get("code") if isinstance(item, dict) else item
+        if isinstance(code, str) and code and code not in reasons:
+            reasons.append(code)
+    return CancelReasons(reasons=reasons, requires_note=[r for r in reasons if r in REASONS_REQUIRING_NOTE])
+
+
+async def _locked(db: Db, session_id: int, actor: Actor) -> SessionRecord:
+    session = await queries.lock_session(db, session_id)
+    if session is None:
+        raise NotFound("not_found", f"There is no session {session_id}.")
+    invoicing.check_session_access(actor, session)
+    return session
+
+
+async def _commissions(db: Db, session: SessionRecord, currency: str) -> tuple[Decimal, Decimal]:
+    """Doctor and manager commission on the session's examinations, by each examination's rules."""
+    lines = [line for line in await queries.lines(db, session.id) if line.examination_id is not None]
+    exams = await queries.examinations(db, [line.examination_id for line in lines if line.examination_id])
+    entries = []
+    try:
+        for line in lines:
+            exam = exams[line.examination_id]  # type: ignore[index]
+            entries.append(
+                (
+                    ExaminationLine(exam.id, line.name, line.unit_price, line.quantity, line.taxable),
+                    CommissionRule(exam.doctor_commission_kind, exam.doctor_commission_value),  # type: ignore[arg-type]
+                    CommissionRule(exam.manager_commission_kind, exam.manager_commission_value),  # type: ignore[arg-type]
+                )
+            )
+        return session_commissions(entries, currency)
+    except (TypeError, ValueError) as exc:
+        raise Invalid("invalid_amount", f"The commission cannot be computed: {exc}") from None
+
+
+async def _close(
+    db: Db,
+    session: SessionRecord,
+    values: dict[str, Any],
+    *,
+    actor: Actor,
+    now: datetime,
+    action: str,
+    data: dict[str, Any],
+) -> SessionRecord:
+    """Write a status change; leaving the active statuses frees the time, completing settles the money."""
+    target = SessionStatus(values["status"])
+    if target is SessionStatus.COMPLETED:
+        branch = await queries.get_branch(db, session.branch_id)
+        assert branch is not None
+        doctor_cut, manager_cut = await _commissions(db, session, branch.currency)
+        values = {**values, "doctor_commission": doctor_cut, "manager_commission": manager_cut}
+    if target not in ACTIVE_STATUSES:
+        await queries.release_occupancy(db, session.occupancy_id)
+    await queries.update_session(db, session.id, values)
+    await db.refresh(session)
+    if target is SessionStatus.COMPLETED:
+        invoice = await invoicing.finalise(db, session.id, actor=actor, now=now)
+        data = {**data, "invoice_id": invoice.id}
+    elif target is SessionStatus.CANCELLED:
+        voided = await invoicing.void_draft(db, session.id, actor=actor)
+        data = {**data, "invoice_id": voided.id if voided else None}
+    audit.record(db, actor, action, "session", session.id, data)
+    return session
+
+
+async def _change(
+    db: Db,
+    session_id: int,
+    target: SessionStatus,
+    *,
+    actor: Actor,
+    now: datetime | None,
+    reason_code: str | None = None,
+    note: str | None = None,
+) -> SessionRecord:
+    now = now or datetime.now(UTC)
+    session = await _locked(db, session_id, actor)
+    allowed: Sequence[str] = ()
+    if target is SessionStatus.CANCELLED:
+        if actor.kind == "staff" and actor.role == "doctor":
+            raise Forbidden("forbidden", "The front desk cancels sessions; ask them.")
+        allowed = (await cancel_reasons(db)).reasons
+    try:
+        result = transition(
+            SessionStatus(session.status), target, at=now, reason_code=reason_code, note=note, allowed_reasons=allowed
+        )
+    except InvalidTransition as exc:
+        raise Conflict(exc.code, f"Session {session.booking_code}: {exc}.") from None
+    except InvalidCancelReason as exc:
+        raise Invalid(exc.code, f"{str(exc).capitalize()}.", details={"allowed": list(allowed)}) from None
+    values: dict[str, Any] = {"status": result.status.value, **result.timestamps()}
+    data: dict[str, Any] = {"from": result.previous.value, "to": result.status.value}
+    if result.status is SessionStatus.CANCELLED:
+        values |= {"cancel_reason": result.reason_code, "cancel_note": result.note}
+        data |= {"reason": result.reason_code, "note": result.note}
+    action = {
+        SessionStatus.OPEN: "session.started",
+        SessionStatus.COMPLETED: "session.completed",
+        SessionStatus.CANCELLED: "session.cancelled",
+    }[result.status]
+    return await _close(db, session, values, actor=actor, now=now, action=action, data=data)
+
+
+async def start(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> SessionRecord:
+    """Waiting → open: the doctor calls the patient in (a doctor only on their own sessions)."""
+    return await _change(db, session_id, SessionStatus.OPEN, actor=actor, now=now)
+
+
+async def complete(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> SessionRecord:
+    """Open → completed: frees the time, records commissions and finalises the invoice."""
+    return await _change(db, session_id, SessionStatus.COMPLETED, actor=actor, now=now)
+
+
+async def cancel(
+    db: Db,
+    session_id: int,
+    *,
+    actor: Actor,
+    reason_code: str | None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> SessionRecord:
+    """Waiting/open → cancelled with a reason from the clinic's list (and a note where it needs one).
+
+    Frees the time at once and voids the draft invoice.
+    """
+    return await _change(
+        db, session_id, SessionStatus.CANCELLED, actor=actor, now=now, reason_code=reason_code, note=note
+    )
+
+
+async def auto_complete_past(db: Db, *, now: datetime, actor: Actor = SYSTEM, branch_id: int | None = None) -> int:
+    """Complete waiting sessions that already ended by ``now`` (visits entered after the fact); return how many.
+
+    The one way around the transition table (waiting → completed): such a visit never waited in the queue. The
+    booked times are recorded as when it started and ended. Sessions another transaction holds are skipped, so
+    concurrent sweeps never complete one twice.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    done = 0
+    for session in await queries.lock_waiting_sessions_ended_by(db, now, branch_id=branch_id):
+        if not lies_in_the_past(session.starts_at, session.ends_at, now):
+            continue
+        values = {"status": SessionStatus.COMPLETED.value, "started_at": session.starts_at, "ended_at": session.ends_at}
+        data = {"from": SessionStatus.WAITING.value, "to": SessionStatus.COMPLETED.value, "auto": True}
+        await _close(db, session, values, actor=actor, now=now, action="session.auto_completed", data=data)
+        done += 1
+    return done
+
+
+async def detail(db: Db, session_id: int, *, actor: Actor) -> SessionDetail:
+    session = await queries.get_session(db, session_id)
+    if session is None:
+        raise NotFound("not_found", f"There is no session {session_id}.")
+    invoicing.check_session_access(actor, session)
+    branch, patient, doctor, room = await queries.participants(db, session)
+    return SessionDetail(
+        session=session,
+        branch=branch,
+        patient=patient,
+        doctor=doctor,
+        room=room,
+        lines=await queries.lines(db, session.id),
+        invoice=await billing_queries.invoice_for_session(db, session.id),
+    )
+
+
+async def delete_permanently(
+    db: Db, session_id: int, *, actor: Actor, confirm: str | None, now: datetime | None = None
+) -> DeletedSession:
+    """Delete a session for good (owner only, with the typed confirmation ``DELETE <booking_code>``).
+
+    Lines, queue entry, reminders and the time claim go with it. The invoice stays as financial history: detached
+    (``session_id`` NULL), ``archived_at`` set, a snapshot of the visit filled in, a draft voided (nobody will
+    bill it). An audit row records who deleted what, with the same snapshot.
+    """
+    now = now or datetime.now(UTC)
+    if actor.kind != "staff" or actor.role != "owner":
+        raise Forbidden("owner_only", "Only an owner may delete a session permanently.")
+    session = await _locked(db, session_id, actor)
+    code = session.booking_code
+    if not confirmation_matches(confirm, code):
+        phrase = confirmation_phrase(code)
+        raise Invalid(
+            "confirmation_required",
+            f'Deleting a session cannot be undone. To confirm, send {{"confirm": "{phrase}"}} (type: {phrase}).',
+            details={"phrase": phrase},
+        )
+    branch, patient, doctor, room = await queries.participants(db, session)
+    lines = await queries.lines(db, session.id)
+    snapshot = ArchivedSession(
+        session_id=session.id,
+        booking_code=session.booking_code,
+        status=session.status,
+        branch_id=branch.id,
+        branch_name=branch.name,
+        patient_id=patient.id,
+        patient_name=patient.name,
+        doctor_id=doctor.id,
+        doctor_name=doctor.name,
+        room_name=room.name,
+        starts_at=session.starts_at,
+        ends_at=session.ends_at,
+        currency=branch.currency,
+        lines=tuple(
+            ArchivedLine(line.kind, line.name, line.quantity, line.unit_price, line.examination_id) for line in lines
+        ),
+        started_at=session.started_at,
+        ended_at=session.ended_at,
+        cancelled_at=session.cancelled_at,
+        cancel_reason=session.cancel_reason,
+    ).to_dict()
+    invoice = await billing_queries.invoice_for_session(db, session.id, lock=True)
+    if invoice is not None:
+        await billing_queries.update_invoice(
+            db,
+            invoice.id,
+            {
+                "session_id": None,
+                "archived_at": now,
+                "snapshot": snapshot,
+                "status": "void" if invoice.status == "draft" else invoice.status,
+            },
+        )
+    await queries.delete_session(db, session)
+    audit.record(
+        db,
+        actor,
+        "session.deleted",
+        "session",
+        session_id,
+        {"snapshot": snapshot, "invoice_id": invoice.id if invoice else None},
+    )
+    return DeletedSession(
+        session_id=session_id, booking_code=code, invoice_id=invoice.id if invoice else None, snapshot=snapshot
+    )

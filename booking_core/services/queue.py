@@ -1,0 +1,503 @@
+"""The waiting room: check-in with the day's token, the queue board, manual reordering, "call next", a patient's place.
+
+The ordering, positions, ETAs and rank arithmetic are :mod:`booking_core.domain.queue`; this module loads the day's
+entries, asks it, and writes the result under the database's guards (see :mod:`booking_core.db.queries.queue`).
+
+Lock order, kept by every function here so two of them never deadlock: doctor row, then the day's queue entries,
+then a session row. Check-in only locks its own session and then the branch's counter row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from booking_core.db.engine import Db
+from booking_core.db.queries import queue as queries
+from booking_core.db.queries.queue import QueueRow
+from booking_core.db.tables import Branch, Session
+from booking_core.domain import queue as rules
+from booking_core.domain.actors import Actor
+from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
+from booking_core.domain.lifecycle import InvalidTransition, SessionStatus, transition
+from booking_core.domain.queue import Position, QueueError, SortMode
+from booking_core.services import audit, settings
+from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
+
+__all__ = [
+    "SORT_SETTING",
+    "Board",
+    "BoardLine",
+    "CheckInOutcome",
+    "CheckInResult",
+    "QueueTicket",
+    "board",
+    "call_next",
+    "check_in",
+    "check_in_by_booking_code",
+    "default_sort",
+    "move",
+    "position_for_phone_and_code",
+    "position_for_session",
+]
+
+#: Clinic setting that holds the board's default sort mode ("arrival" unless staff choose otherwise).
+SORT_SETTING = "queue_sort"
+DEFAULT_SORT = SortMode.ARRIVAL
+#: How far in the future a recorded arrival may lie (device clocks disagree a little).
+ARRIVAL_SKEW = timedelta(minutes=5)
+#: A manual rank for the first entry of a day, and the step each later check-in adds.
+FIRST_RANK = rules.RANK_GAP
+
+
+@dataclass(frozen=True)
+class QueueTicket:
+    """A patient's place in the queue: safe for the patient to see (no names but the doctor's).
+
+    ``position`` is 1 for the next patient to be called and 0 while with the doctor; ``ahead`` counts the
+    waiting patients before this one; ``eta`` is when the doctor is expected to call them.
+    """
+
+    entry_id: int
+    session_id: int
+    branch_id: int
+    day: date
+    token: str
+    status: SessionStatus
+    position: int
+    ahead: int
+    eta: datetime
+    wait_min: int
+    doctor_id: int
+    doctor_name: str
+
+
+@dataclass(frozen=True)
+class BoardLine:
+    """One row of the staff queue board."""
+
+    ticket: QueueTicket
+    patient_name: str
+    booking_code: str
+    scheduled_start: datetime
+    arrived_at: datetime
+    started_at: datetime | None
+    rank: int
+
+
+@dataclass(frozen=True)
+class Board:
+    """The day's queue of one branch in ``sort`` order (waiting and open sessions only)."""
+
+    branch_id: int
+    day: date
+    sort: SortMode
+    now: datetime
+    lines: list[BoardLine]
+
+
+class CheckInOutcome(StrEnum):
+    """What a check-in by booking code (the QR scanner) came to."""
+
+    CHECKED_IN = "checked_in"
+    ALREADY_CHECKED_IN = "already_checked_in"
+    NOT_ACCEPTED = "not_accepted"  # the visit was never accepted/confirmed; staff may accept it on the spot
+    OTHER_BRANCH = "other_branch"  # booked at another branch than the scanner's
+    UNKNOWN = "unknown"  # no such booking code
+    CANCELLED = "cancelled"
+    NOT_WAITING = "not_waiting"  # already with the doctor, or finished, without a queue entry
+    WRONG_DAY = "wrong_day"  # the visit is on another day
+
+
+@dataclass(frozen=True)
+class CheckInResult:
+    outcome: CheckInOutcome
+    session_id: int | None = None
+    ticket: QueueTicket | None = None
+
+
+_REFUSALS = {
+    CheckInOutcome.CANCELLED: "This visit was cancelled.",
+    CheckInOutcome.NOT_WAITING: "This visit is already with the doctor or finished.",
+    CheckInOutcome.WRONG_DAY: "This visit is on another day; patients check in on the day of their visit.",
+}
+
+
+# --- public services --------------------------------------------------------------------------------------
+
+
+async def default_sort(db: Db) -> SortMode:
+    """The clinic's board sort (setting ``queue_sort``); an unknown stored value falls back to arrival order."""
+    value = await settings.get(db, SORT_SETTING)
+    try:
+        return SortMode(value) if value else DEFAULT_SORT
+    except ValueError:
+        return DEFAULT_SORT
+
+
+async def check_in(
+    db: Db, session_id: int, *, actor: Actor, now: datetime | None = None, arrived_at: datetime | None = None
+) -> QueueTicket:
+    """Put a waiting session in its branch's queue for the day and give it the day's next token.
+
+    ``arrived_at`` (default ``now``) is recorded as the arrival; it must be on the session's local day. Accepts
+    the session if it was not yet. Raises 404 for an unknown or unseen session, 409 ``already_checked_in``
+    (details carry the existing token), ``cancelled``, ``not_waiting`` or ``wrong_day``.
+    """
+    now = _aware(now, "now")
+    arrived = _arrival(arrived_at, now)
+    session = await queries.lock_session(db, session_id)
+    if session is None or not actor.can_see_branch(session.branch_id):
+        raise NotFound("not_found", f"There is no session {session_id}.")
+    branch = await _branch(db, session.branch_id)
+    existing = await queries.entry_for_session(db, session.id)
+    refusal = _refusal(session, branch, existing is not None, arrived)
+    if refusal is CheckInOutcome.ALREADY_CHECKED_IN:
+        assert existing is not None
+        raise Conflict(
+            "already_checked_in",
+            f"This visit is already checked in as {existing.token}.",
+            details={"token": existing.token, "entry_id": existing.id},
+        )
+    if refusal is not None:
+        raise Conflict(refusal.value, _REFUSALS[refusal])
+    return await _enqueue(db, session, branch, actor=actor, now=now, arrived_at=arrived)
+
+
+async def check_in_by_booking_code(
+    db: Db,
+    booking_code: str,
+    branch_id: int,
+    *,
+    actor: Actor,
+    accept: bool = False,
+    now: datetime | None = None,
+) -> CheckInResult:
+    """Check in the visit behind a scanned or typed booking code at the scanner's branch ``branch_id``.
+
+    Never raises for the code itself: every case the scanner must show is an outcome. A check-in QR is only
+    sent for accepted visits, so an unaccepted one is ``not_accepted`` unless staff pass ``accept=True``.
+    Raises 404 only when the caller may not see ``branch_id``.
+    """
+    now = _aware(now, "now")
+    if not actor.can_see_branch(branch_id):
+        raise NotFound("not_found", f"There is no branch {branch_id}.")
+    code = normalize_code(booking_code, length=BOOKING_CODE_LENGTH)
+    session_id = None if code is None else await queries.session_id_by_booking_code(db, code)
+    if session_id is None:
+        return CheckInResult(CheckInOutcome.UNKNOWN)
+    session = await queries.lock_session(db, session_id)
+    if session is None:
+        return CheckInResult(CheckInOutcome.UNKNOWN)
+    if session.branch_id != branch_id:
+        return CheckInResult(CheckInOutcome.OTHER_BRANCH)
+    branch = await _branch(db, branch_id)
+    existing = await queries.entry_for_session(db, session.id)
+    refusal = _refusal(session, branch, existing is not None, now)
+    if refusal is CheckInOutcome.ALREADY_CHECKED_IN:
+        return CheckInResult(refusal, session.id, await position_for_session(db, session.id, now=now))
+    if refusal is not None:
+        return CheckInResult(refusal, session.id)
+    if not session.accepted and not accept:
+        return CheckInResult(CheckInOutcome.NOT_ACCEPTED, session.id)
+    ticket = await _enqueue(db, session, branch, actor=actor, now=now, arrived_at=now)
+    return CheckInResult(CheckInOutcome.CHECKED_IN, session.id, ticket)
+
+
+async def board(
+    db: Db,
+    branch_id: int,
+    *,
+    actor: Actor,
+    day: date | None = None,
+    sort: SortMode | None = None,
+    now: datetime | None = None,
+) -> Board:
+    """The branch's queue for ``day`` (default: today in the branch's time zone) in ``sort`` order.
+
+    Sort defaults to the clinic setting. Positions and ETAs are per doctor, against ``now``. A doctor sees only
+    their own patients.
+    """
+    now = _aware(now, "now")
+    branch = await _visible_branch(db, branch_id, actor)
+    day = day or _local_day(now, branch)
+    sort = SortMode(sort) if sort else await default_sort(db)
+    rows = await queries.day_rows(db, branch.id, day, active_only=True)
+    return _board(branch.id, day, sort, now, rows, actor)
+
+
+async def move(
+    db: Db,
+    entry_id: int,
+    *,
+    actor: Actor,
+    before: int | None = None,
+    after: int | None = None,
+    now: datetime | None = None,
+) -> Board:
+    """Move an entry directly before or after another one of the same day's queue (manual order).
+
+    The day's entries are locked while the new ranks are written. Returns the board in manual order.
+    Raises 404 for an unknown entry, 422 ``not_in_this_queue`` when the other entry is of another branch or
+    day (or unknown), 422 with the domain's code for a malformed move or an entry that left the queue.
+    """
+    now = _aware(now, "now")
+    entry = await queries.load_entry(db, entry_id)
+    if entry is None or not actor.can_see_branch(entry.branch_id):
+        raise NotFound("not_found", f"There is no queue entry {entry_id}.")
+    rows = await queries.day_rows(db, entry.branch_id, entry.day, lock=True)
+    by_id = {row.entry.id: row for row in rows}
+    target = before if before is not None else after
+    if target is not None and target not in by_id:
+        raise Invalid("not_in_this_queue", "Both entries must be in the same branch's queue on the same day.")
+    try:
+        changes = rules.move([_entry(row) for row in rows], entry_id, before=before, after=after)
+    except QueueError as exc:
+        raise Invalid(exc.code, str(exc)) from None
+    for changed_id, rank in changes.items():
+        by_id[changed_id].entry.rank = rank
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "queue.moved",
+        "queue_entry",
+        entry_id,
+        {"before": before, "after": after, "ranks": {str(k): v for k, v in changes.items()}},
+    )
+    active = [row for row in rows if row.session.status in queries.ACTIVE]
+    return _board(entry.branch_id, entry.day, SortMode.MANUAL, now, active, actor)
+
+
+async def call_next(
+    db: Db,
+    branch_id: int,
+    doctor_id: int,
+    *,
+    actor: Actor,
+    sort: SortMode | None = None,
+    now: datetime | None = None,
+) -> BoardLine:
+    """Open the session of the doctor's next waiting patient in today's queue (``sort``: the clinic's default).
+
+    Raises 404 for an unknown or unseen branch or doctor, 403 when a doctor calls for another doctor,
+    409 ``doctor_busy`` while the doctor has an open session, 409 ``nobody_waiting`` when the queue is empty.
+    """
+    now = _aware(now, "now")
+    branch = await _visible_branch(db, branch_id, actor)
+    if actor.role == "doctor" and actor.doctor_id != doctor_id:
+        raise Forbidden("not_your_queue", "A doctor can only call their own next patient.")
+    doctor = await queries.lock_doctor(db, doctor_id)
+    if doctor is None:
+        raise NotFound("not_found", f"There is no doctor {doctor_id}.")
+    busy = await queries.open_session_ids(db, doctor.id)
+    if busy:
+        raise Conflict(
+            "doctor_busy",
+            f"{doctor.name} is still with a patient; complete that visit first.",
+            details={"session_ids": busy},
+        )
+    sort = SortMode(sort) if sort else await default_sort(db)
+    day = _local_day(now, branch)
+    rows = await queries.day_rows(db, branch.id, day, lock=True)
+    entries = [_entry(row) for row in rows]
+    while True:
+        candidate = rules.next_up(entries, sort).get(doctor.id)
+        if candidate is None:
+            raise Conflict("nobody_waiting", f"Nobody is waiting for {doctor.name}.")
+        session = await queries.lock_session(db, candidate.session_id)
+        assert session is not None  # queue entries cascade with their session
+        if session.status == SessionStatus.WAITING:
+            break
+        # Cancelled (or opened) by someone else since the board was read: take the next one.
+        entries = [replace(e, status=SessionStatus(session.status)) if e is candidate else e for e in entries]
+    try:
+        change = transition(SessionStatus(session.status), SessionStatus.OPEN, at=now)
+    except InvalidTransition as exc:  # pragma: no cover - the loop only leaves with a waiting session
+        raise Conflict(exc.code, str(exc)) from None
+    session.status = change.status.value
+    for name, value in change.timestamps().items():
+        setattr(session, name, value)
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "session.opened",
+        "session",
+        session.id,
+        {"from": change.previous.value, "to": change.status.value, "via": "call_next", "token": candidate.token},
+    )
+    active = [row for row in rows if row.session.status in queries.ACTIVE]
+    opened = _board(branch.id, day, sort, now, active, actor=None)
+    return next(line for line in opened.lines if line.ticket.entry_id == candidate.entry_id)
+
+
+async def position_for_session(db: Db, session_id: int, *, now: datetime) -> QueueTicket | None:
+    """The patient's place in today's queue; ``None`` when the visit is not (or no longer) in a queue."""
+    now = _aware(now, "now")
+    entry = await queries.entry_for_session(db, session_id)
+    if entry is None:
+        return None
+    rows = await queries.day_rows(db, entry.branch_id, entry.day, active_only=True)
+    sort = await default_sort(db)
+    places = rules.positions([_entry(row) for row in rows], sort, now)
+    row = next((r for r in rows if r.entry.id == entry.id), None)
+    if row is None or entry.id not in places:
+        return None
+    return _ticket(row, places[entry.id])
+
+
+async def position_for_phone_and_code(
+    db: Db, phone_e164: str, booking_code: str, *, now: datetime
+) -> QueueTicket | None:
+    """A patient's place by phone and booking code; ``None`` alike for an unknown phone and a wrong code."""
+    code = normalize_code(booking_code, length=BOOKING_CODE_LENGTH)
+    if code is None or not phone_e164:
+        return None
+    session_id = await queries.session_id_by_code_and_phone(db, code, phone_e164)
+    if session_id is None:
+        return None
+    return await position_for_session(db, session_id, now=now)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _aware(value: datetime | None, what: str) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise Invalid("naive_datetime", f"{what} must include a time zone offset, e.g. 2026-12-01T09:00:00+07:00.")
+    return value.astimezone(UTC)
+
+
+def _arrival(arrived_at: datetime | None, now: datetime) -> datetime:
+    if arrived_at is None:
+        return now
+    arrived = _aware(arrived_at, "arrived_at")
+    if arrived > now + ARRIVAL_SKEW:
+        raise Invalid("arrival_in_future", "The arrival time cannot be in the future.")
+    return arrived
+
+
+def _local_day(instant: datetime, branch: Branch) -> date:
+    return instant.astimezone(ZoneInfo(branch.tz)).date()
+
+
+async def _branch(db: Db, branch_id: int) -> Branch:
+    branch = await queries.load_branch(db, branch_id)
+    if branch is None:
+        raise NotFound("not_found", f"There is no branch {branch_id}.")
+    return branch
+
+
+async def _visible_branch(db: Db, branch_id: int, actor: Actor) -> Branch:
+    if not actor.can_see_branch(branch_id):
+        raise NotFound("not_found", f"There is no branch {branch_id}.")
+    return await _branch(db, branch_id)
+
+
+def _refusal(session: Session, branch: Branch, in_queue: bool, arrived: datetime) -> CheckInOutcome | None:
+    """Why this session cannot check in now, or ``None`` when it can (acceptance is the caller's rule)."""
+    status = SessionStatus(session.status)
+    if status is SessionStatus.CANCELLED:
+        return CheckInOutcome.CANCELLED
+    if in_queue:
+        return CheckInOutcome.ALREADY_CHECKED_IN
+    if status is not SessionStatus.WAITING:
+        return CheckInOutcome.NOT_WAITING
+    if _local_day(arrived, branch) != _local_day(session.starts_at, branch):
+        return CheckInOutcome.WRONG_DAY
+    return None
+
+
+async def _enqueue(
+    db: Db, session: Session, branch: Branch, *, actor: Actor, now: datetime, arrived_at: datetime
+) -> QueueTicket:
+    """Write the entry: the token comes first because its upsert locks the counter row, which serialises the
+    day's check-ins so the rank read next already sees every earlier entry."""
+    day = _local_day(session.starts_at, branch)
+    number = await queries.next_number(db, branch.id, day)
+    token = rules.format_token(branch.token_prefix, number)
+    top = await queries.max_active_rank(db, branch.id, day)
+    rank = FIRST_RANK if top is None else top + rules.RANK_GAP
+    entry = await queries.add_entry(
+        db, session=session, day=day, number=number, token=token, arrived_at=arrived_at, rank=rank
+    )
+    newly_accepted = not session.accepted
+    if newly_accepted:
+        session.accepted = True
+        session.confirmed_at = session.confirmed_at or now
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "queue.checked_in",
+        "session",
+        session.id,
+        {"entry_id": entry.id, "token": token, "day": day.isoformat(), "accepted_on_check_in": newly_accepted},
+    )
+    ticket = await position_for_session(db, session.id, now=now)
+    assert ticket is not None  # just queued, and waiting
+    return ticket
+
+
+def _entry(row: QueueRow) -> rules.QueueEntry:
+    session = row.session
+    minutes = max(1, round((session.ends_at - session.starts_at) / timedelta(minutes=1)))
+    return rules.QueueEntry(
+        entry_id=row.entry.id,
+        session_id=session.id,
+        doctor_id=session.doctor_id,
+        token=row.entry.token,
+        arrived_at=row.entry.arrived_at,
+        scheduled_start=session.starts_at,
+        duration_min=minutes,
+        status=SessionStatus(session.status),
+        rank=row.entry.rank,
+        started_at=session.started_at,
+    )
+
+
+def _ticket(row: QueueRow, place: Position) -> QueueTicket:
+    return QueueTicket(
+        entry_id=row.entry.id,
+        session_id=row.session.id,
+        branch_id=row.entry.branch_id,
+        day=row.entry.day,
+        token=row.entry.token,
+        status=SessionStatus(row.session.status),
+        position=place.position,
+        ahead=place.ahead,
+        eta=place.eta,
+        wait_min=place.wait_min,
+        doctor_id=row.session.doctor_id,
+        doctor_name=row.doctor_name,
+    )
+
+
+def _board(
+    branch_id: int, day: date, sort: SortMode, now: datetime, rows: list[QueueRow], actor: Actor | None
+) -> Board:
+    entries = [_entry(row) for row in rows]
+    places = rules.positions(entries, sort, now)
+    by_id = {row.entry.id: row for row in rows}
+    lines = []
+    for entry in rules.order(entries, sort):
+        row = by_id[entry.entry_id]
+        if actor is not None and actor.role == "doctor" and row.session.doctor_id != actor.doctor_id:
+            continue  # a doctor's board shows their own patients
+        lines.append(
+            BoardLine(
+                ticket=_ticket(row, places[entry.entry_id]),
+                patient_name=row.patient_name,
+                booking_code=row.session.booking_code,
+                scheduled_start=row.session.starts_at,
+                arrived_at=row.entry.arrived_at,
+                started_at=row.session.started_at,
+                rank=row.entry.rank,
+            )
+        )
+    return Board(branch_id=branch_id, day=day, sort=sort, now=now, lines=lines)

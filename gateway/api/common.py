@@ -1,0 +1,31 @@
+"""Small helpers every API module uses: a transaction per request, the caller, branch scoping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from booking_core.db.engine import Db
+from booking_core.domain.actors import Actor
+from booking_core.services.errors import NotFound
+from gateway.auth import actor_of
+from gateway.keys import SESSIONMAKER
+
+
+@asynccontextmanager
+async def transaction(request: web.Request) -> AsyncIterator[Db]:
+    """One database transaction for the request: committed on success, rolled back on any error."""
+    async with request.app[SESSIONMAKER]() as db, db.begin():
+        yield db
+
+
+def caller(request: web.Request) -> Actor:
+    return actor_of(request)
+
+
+def check_branch(actor: Actor, branch_id: int | None, what: str = "branch") -> None:
+    """Staff tied to one branch get 404 for another branch's ids (IDOR): never reveal that the id exists."""
+    if not actor.can_see_branch(branch_id):
+        raise NotFound("not_found", f"There is no such {what}.")

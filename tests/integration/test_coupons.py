@@ -1,0 +1,278 @@
+"""Best Deal coupons at the front desk: issued with a QR, validated on scan, redeemed exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from booking_core.db.tables import AuditEntry, Coupon
+from booking_core.domain.actors import Actor
+from booking_core.services import coupons
+from booking_core.services.errors import Conflict
+from tests.builders import Clinic, build_clinic
+from tests.conftest import TEST_SECRET
+
+SignIn = Callable[..., Awaitable[dict[str, str]]]
+Client = TestClient[object, object]
+JAKARTA = ZoneInfo("Asia/Jakarta")
+
+
+def _today() -> date:
+    return datetime.now(JAKARTA).date()
+
+
+def _coupon(clinic: Clinic, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "patient_id": clinic.patients["siti"].id,
+        "title": "Best Deal: acne facial",
+        "description": "One facial treatment, any weekday.",
+        "examination_id": clinic.examinations["FACIAL"].id,
+        "branch_id": clinic.branch.id,
+        "price_paid": "250000",
+        "currency": "IDR",
+        "valid_from": (_today() - timedelta(days=1)).isoformat(),
+        "valid_until": (_today() + timedelta(days=30)).isoformat(),
+    }
+    body.update(overrides)
+    return body
+
+
+async def _issue(client: Client, headers: dict[str, str], clinic: Clinic, **overrides: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/coupons", json=_coupon(clinic, **overrides), headers=headers)
+    assert response.status == 201, await response.text()
+    issued: dict[str, Any] = await response.json()
+    return issued
+
+
+async def _validate(client: Client, headers: dict[str, str], code: str, **extra: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/coupons/validate", json={"code": code, **extra}, headers=headers)
+    assert response.status == 200, await response.text()
+    checked: dict[str, Any] = await response.json()
+    return checked
+
+
+async def _actions(db: AsyncSession, coupon_id: int) -> list[AuditEntry]:
+    rows = await db.execute(
+        select(AuditEntry)
+        .where(AuditEntry.entity == "coupon", AuditEntry.entity_id == coupon_id)
+        .order_by(AuditEntry.id)
+    )
+    return list(rows.scalars())
+
+
+async def test_reception_issues_a_coupon_whose_code_is_shown_once_and_stored_only_hashed(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    issued = await _issue(client, reception, clinic)
+    code = issued["code"]
+    assert code.startswith("BD-") and len(code) == 16
+    assert issued["qr_svg"].startswith("<svg") and "</svg>" in issued["qr_svg"]
+    coupon = issued["coupon"]
+    assert coupon["code_hint"] == code[-4:] and coupon["status"] == "active"
+    assert coupon["owner"] == "S*** R********" and coupon["price_paid"] == "250000"
+    assert coupon["examination_name"] == "Acne facial treatment" and coupon["branch_name"] == clinic.branch.name
+
+    stored = (await db.execute(select(Coupon).where(Coupon.id == coupon["id"]))).scalar_one()
+    assert code not in stored.code_hash and code[3:] not in stored.code_hash and len(stored.code_hash) == 64
+    [entry] = await _actions(db, coupon["id"])
+    assert entry.action == "coupon.issued" and code[3:] not in str(entry.data)
+
+
+async def test_scanning_a_coupon_shows_what_it_is_for_and_whose_it_is_without_using_it(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    code = (await _issue(client, reception, clinic))["code"]
+    typed = code.lower().replace("-", " ")
+    for attempt in (code, typed, typed):
+        checked = await _validate(client, reception, attempt)
+        assert checked["valid"] is True and checked["result"] == "valid"
+        assert checked["coupon"]["owner"] == "S*** R********"
+        assert checked["coupon"]["title"] == "Best Deal: acne facial"
+    stored = (await db.execute(select(Coupon).where(Coupon.code_hint == code[-4:]))).scalars().all()
+    assert [c.status for c in stored if c.patient_id == clinic.patients["siti"].id] == ["active"]
+
+
+async def test_unknown_and_malformed_codes_get_the_same_answer(client: Client, sign_in: SignIn, clinic: Clinic) -> None:
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    await _issue(client, reception, clinic)
+    answers = [
+        await _validate(client, reception, code)
+        for code in ("BD-ZZZZZZZZZZZZZ", "BD-0000000000000", "not a code!", "", "'; drop table coupons; --")
+    ]
+    assert all(
+        a == {"valid": False, "result": "unknown", "message": answers[0]["message"], "coupon": None} for a in answers
+    )
+    redeemed = []
+    for code in ("BD-ZZZZZZZZZZZZZ", "<script>", ""):
+        response = await client.post(
+            "/api/v1/coupons/redeem", json={"code": code, "branch_id": clinic.branch.id}, headers=reception
+        )
+        assert response.status == 404
+        redeemed.append(await response.json())
+    assert all(r == redeemed[0] for r in redeemed) and redeemed[0]["error"]["code"] == "unknown"
+
+
+async def test_a_coupon_is_redeemed_once_and_afterwards_says_when(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    issued = await _issue(client, reception, clinic)
+    redeem = {"code": issued["code"], "branch_id": clinic.branch.id}
+    first = await client.post("/api/v1/coupons/redeem", json=redeem, headers=reception)
+    assert first.status == 200, await first.text()
+    used = await first.json()
+    assert used["status"] == "redeemed" and used["redeemed_branch_id"] == clinic.branch.id
+    second = await client.post("/api/v1/coupons/redeem", json=redeem, headers=reception)
+    assert second.status == 409
+    error = (await second.json())["error"]
+    assert error["code"] == "already_redeemed"
+    assert datetime.fromisoformat(error["details"]["redeemed_at"]) == datetime.fromisoformat(used["redeemed_at"])
+    checked = await _validate(client, reception, issued["code"])
+    assert checked["result"] == "already_redeemed" and checked["coupon"]["redeemed_at"] == used["redeemed_at"]
+    assert [e.action for e in await _actions(db, used["id"])] == ["coupon.issued", "coupon.redeemed"]
+
+
+async def test_twenty_desks_scanning_one_coupon_at_once_redeem_it_exactly_once(
+    sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic
+) -> None:
+    desk = Actor(kind="staff", name="Reception", role="staff")
+    async with sessionmaker() as db, db.begin():
+        issued = await coupons.issue(
+            db,
+            actor=desk,
+            secret=TEST_SECRET,
+            patient_id=clinic.patients["siti"].id,
+            title="Best Deal: GP visit",
+            price_paid=clinic.examinations["GP"].price,
+            currency="IDR",
+            valid_from=_today(),
+            valid_until=_today() + timedelta(days=7),
+        )
+
+    async def scan() -> str:
+        async with sessionmaker() as db, db.begin():
+            try:
+                view = await coupons.redeem(db, issued.code, actor=desk, secret=TEST_SECRET, branch_id=clinic.branch.id)
+            except Conflict as exc:
+                return exc.code
+            return view.status
+
+    outcomes = await asyncio.gather(*(scan() for _ in range(20)))
+    assert sorted(outcomes) == ["already_redeemed"] * 19 + ["redeemed"]
+
+
+async def test_twenty_concurrent_redeem_requests_redeem_the_coupon_once(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    reception = await sign_in("staff")
+    issued = await _issue(client, reception, clinic, branch_id=None)
+    redeem = {"code": issued["code"], "branch_id": clinic.branch.id}
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/coupons/redeem", json=redeem, headers=reception) for _ in range(20))
+    )
+    assert sorted(r.status for r in responses) == [200] + [409] * 19
+    assert {(await r.json())["error"]["code"] for r in responses if r.status == 409} == {"already_redeemed"}
+    redeemed = [e for e in await _actions(db, issued["coupon"]["id"]) if e.action == "coupon.redeemed"]
+    assert len(redeemed) == 1
+
+
+async def test_a_coupon_is_refused_before_its_first_day_after_its_last_and_at_another_branch(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    owner = await sign_in("owner")
+    today = _today()
+    early = await _issue(
+        client,
+        owner,
+        clinic,
+        valid_from=(today + timedelta(days=3)).isoformat(),
+        valid_until=(today + timedelta(days=10)).isoformat(),
+    )
+    late = await _issue(
+        client,
+        owner,
+        clinic,
+        valid_from=(today - timedelta(days=30)).isoformat(),
+        valid_until=(today - timedelta(days=1)).isoformat(),
+    )
+    elsewhere = await build_clinic(db)
+    at_kemang = await _issue(client, owner, clinic)
+    last_day = await _issue(client, owner, clinic, valid_until=today.isoformat())
+    cases = [(early, "not_yet_valid"), (late, "expired"), (at_kemang, "other_branch")]
+    for issued, reason in cases:
+        desk = elsewhere.branch.id if reason == "other_branch" else clinic.branch.id
+        checked = await _validate(client, owner, issued["code"], branch_id=desk)
+        assert checked["valid"] is False and checked["result"] == reason
+        response = await client.post(
+            "/api/v1/coupons/redeem", json={"code": issued["code"], "branch_id": desk}, headers=owner
+        )
+        assert response.status == 409
+        assert (await response.json())["error"]["code"] == reason
+    stored = await db.execute(select(Coupon.status).where(Coupon.branch_id == clinic.branch.id))
+    assert set(stored.scalars()) == {"active"}
+    on_last_day = await client.post(
+        "/api/v1/coupons/redeem", json={"code": last_day["code"], "branch_id": clinic.branch.id}, headers=owner
+    )
+    assert on_last_day.status == 200
+
+
+async def test_a_voided_coupon_cannot_be_redeemed(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    admin = await sign_in("admin")
+    issued = await _issue(client, admin, clinic)
+    url = f"/api/v1/coupons/{issued['coupon']['id']}/void"
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    assert (await client.post(url, json={"reason": "Refunded"}, headers=reception)).status == 403
+    voided = await client.post(url, json={"reason": "Refunded at the cashier"}, headers=admin)
+    assert voided.status == 200 and (await voided.json())["status"] == "void"
+    assert (await _validate(client, reception, issued["code"]))["result"] == "void"
+    redeem = await client.post(
+        "/api/v1/coupons/redeem", json={"code": issued["code"], "branch_id": clinic.branch.id}, headers=reception
+    )
+    assert redeem.status == 409 and (await redeem.json())["error"]["code"] == "void"
+    again = await client.post(url, json={"reason": "Twice"}, headers=admin)
+    assert again.status == 409
+    assert [e.action for e in await _actions(db, issued["coupon"]["id"])] == ["coupon.issued", "coupon.voided"]
+
+
+async def test_issuing_checks_the_price_the_dates_the_patient_and_who_is_asking(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    owner = await sign_in("owner")
+    cases = [
+        (_coupon(clinic, price_paid="250000.50"), 422, "invalid_amount"),
+        (_coupon(clinic, price_paid="-1"), 422, "invalid_amount"),
+        (
+            _coupon(clinic, valid_from=_today().isoformat(), valid_until=(_today() - timedelta(days=1)).isoformat()),
+            422,
+            "invalid_dates",
+        ),
+        (_coupon(clinic, currency="USD", price_paid="20.00"), 422, "currency_mismatch"),
+        (_coupon(clinic, patient_id=2_000_000_000), 404, "not_found"),
+        (_coupon(clinic, examination_id=2_000_000_000), 404, "not_found"),
+        (_coupon(clinic, code="BD-PICKMYOWNCODE"), 422, "invalid_body"),
+    ]
+    for body, status, code in cases:
+        response = await client.post("/api/v1/coupons", json=body, headers=owner)
+        assert response.status == status, body
+        assert (await response.json())["error"]["code"] == code, body
+    doctor = await sign_in("doctor")
+    assert (await client.post("/api/v1/coupons", json=_coupon(clinic), headers=doctor)).status == 403
+    assert (await client.post("/api/v1/coupons/validate", json={"code": "X"}, headers=doctor)).status == 403
+
+    elsewhere = await build_clinic(db)
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    foreign = await client.post("/api/v1/coupons", json=_coupon(elsewhere), headers=reception)
+    assert foreign.status == 404
+    anywhere = await _issue(client, reception, clinic, branch_id=None)
+    assert anywhere["coupon"]["branch_id"] == clinic.branch.id  # a branch's desk sells for its own branch
