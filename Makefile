@@ -19,12 +19,13 @@ system-deps:
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
 	  command -v docker-compose >/dev/null || (command -v docker >/dev/null && docker compose version >/dev/null 2>&1) || missing="$$missing docker-compose"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  fi; \
-	else echo "not root or no apt-get: install docker-compose yourself to check docker-compose.yml"; fi
+	else echo "not root or no apt-get: install docker-compose and chromium yourself (compose check, browser tests)"; fi
 
 run: $(STAMP)
 	$(BIN)/frontdesk run

@@ -44,17 +44,33 @@ async def seed(engine: AsyncEngine, now: datetime) -> tuple[int, int]:
     zone = ZoneInfo(TZ)
     maker = make_sessionmaker(engine)
     async with maker() as db, db.begin():
-        branch = Branch(code="BENCH", name="Bench clinic", tz=TZ, currency="IDR", tax_rate=Decimal("0.11"),
-                        token_prefix="A", slot_step_min=15)  # fmt: skip
+        branch = Branch(
+            code="BENCH",
+            name="Bench clinic",
+            tz=TZ,
+            currency="IDR",
+            tax_rate=Decimal("0.11"),
+            token_prefix="A",
+            slot_step_min=15,
+        )
         db.add(branch)
         await db.flush()
         db.add_all(BranchHours(branch_id=branch.id, weekday=d, opens=clock(7), closes=clock(21)) for d in range(7))
         rooms = [Room(branch_id=branch.id, name=f"Room {i + 1}", kind="consultation") for i in range(ROOMS)]
         doctors = [Doctor(name=f"dr. Bench {i + 1}") for i in range(DOCTORS)]
         db.add_all([*rooms, *doctors])
-        exam = Examination(code="BENCH-GP", name="Consultation", price=Decimal(150000), currency="IDR",
-                           duration_min=30, room_kind="consultation", min_notice_min=60, horizon_days=60,
-                           buffer_after_min=5, keywords=[])  # fmt: skip
+        exam = Examination(
+            code="BENCH-GP",
+            name="Consultation",
+            price=Decimal(150000),
+            currency="IDR",
+            duration_min=30,
+            room_kind="consultation",
+            min_notice_min=60,
+            horizon_days=60,
+            buffer_after_min=5,
+            keywords=[],
+        )
         db.add(exam)
         await db.flush()
         db.add(ExaminationBranch(examination_id=exam.id, branch_id=branch.id))
@@ -63,24 +79,53 @@ async def seed(engine: AsyncEngine, now: datetime) -> tuple[int, int]:
             db.add(ExaminationDoctor(examination_id=exam.id, doctor_id=doctor.id))
             first = 8 + i % 3
             for weekday in range(6):
-                db.add(DoctorAttendance(doctor_id=doctor.id, branch_id=branch.id, weekday=weekday,
-                                        starts=clock(first), ends=clock(first + 4)))  # fmt: skip
-                db.add(DoctorAttendance(doctor_id=doctor.id, branch_id=branch.id, weekday=weekday,
-                                        starts=clock(first + 5), ends=clock(first + 9)))  # fmt: skip
+                db.add(
+                    DoctorAttendance(
+                        doctor_id=doctor.id,
+                        branch_id=branch.id,
+                        weekday=weekday,
+                        starts=clock(first),
+                        ends=clock(first + 4),
+                    )
+                )
+                db.add(
+                    DoctorAttendance(
+                        doctor_id=doctor.id,
+                        branch_id=branch.id,
+                        weekday=weekday,
+                        starts=clock(first + 5),
+                        ends=clock(first + 9),
+                    )
+                )
             off = today + timedelta(days=rng.randrange(DAYS))
             db.add(AttendanceOverride(doctor_id=doctor.id, branch_id=branch.id, day=off, note="leave"))
             extra = today + timedelta(days=rng.randrange(DAYS))
-            db.add(ScheduleApplication(doctor_id=doctor.id, branch_id=branch.id, day=extra, starts=clock(18),
-                                       ends=clock(20), status="accepted"))  # fmt: skip
+            db.add(
+                ScheduleApplication(
+                    doctor_id=doctor.id,
+                    branch_id=branch.id,
+                    day=extra,
+                    starts=clock(18),
+                    ends=clock(20),
+                    status="accepted",
+                )
+            )
         await db.flush()
         for n in range(BLACKOUTS):
             day = today + timedelta(days=rng.randrange(DAYS))
             starts = datetime.combine(day, clock(12), zone).astimezone(UTC)
             scope = ("branch", "doctor", "room")[n % 3]
-            db.add(BlackoutBlock(branch_id=branch.id, scope=scope, reason=f"blackout {n}", starts_at=starts,
-                                 ends_at=starts + timedelta(hours=1 + n % 3),
-                                 doctor_id=doctors[n].id if scope == "doctor" else None,
-                                 room_id=rooms[n % ROOMS].id if scope == "room" else None))  # fmt: skip
+            db.add(
+                BlackoutBlock(
+                    branch_id=branch.id,
+                    scope=scope,
+                    reason=f"blackout {n}",
+                    starts_at=starts,
+                    ends_at=starts + timedelta(hours=1 + n % 3),
+                    doctor_id=doctors[n].id if scope == "doctor" else None,
+                    room_id=rooms[n % ROOMS].id if scope == "room" else None,
+                )
+            )
     booked = 0
     async with maker() as db:
         while booked < BOOKINGS:
@@ -88,9 +133,15 @@ async def seed(engine: AsyncEngine, now: datetime) -> tuple[int, int]:
             start = datetime.combine(day, clock(8 + rng.randrange(10), rng.choice((0, 15, 30, 45))), zone)
             try:
                 async with db.begin():
-                    db.add(Occupancy(branch_id=branch.id, doctor_id=rng.choice(doctors).id,
-                                     room_id=rng.choice(rooms).id, kind="session",
-                                     during=Range(start, start + timedelta(minutes=35), bounds="[)")))  # fmt: skip
+                    db.add(
+                        Occupancy(
+                            branch_id=branch.id,
+                            doctor_id=rng.choice(doctors).id,
+                            room_id=rng.choice(rooms).id,
+                            kind="session",
+                            during=Range(start, start + timedelta(minutes=35), bounds="[)"),
+                        )
+                    )
                 booked += 1
             except IntegrityError:
                 continue
@@ -106,8 +157,9 @@ async def run(engine: AsyncEngine) -> Report:
 
     async def ours(days: int = DAYS) -> list[object]:
         async with maker() as db:
-            _, slots = await availability.find_slots(db, branch_id=branch_id, examination_id=exam_id, start=start,
-                                                     end=start + timedelta(days=days), now=now)  # fmt: skip
+            _, slots = await availability.find_slots(
+                db, branch_id=branch_id, examination_id=exam_id, start=start, end=start + timedelta(days=days), now=now
+            )
             return slots  # type: ignore[return-value]
 
     samples = await timed(ours, repeat=15)
@@ -115,8 +167,7 @@ async def run(engine: AsyncEngine) -> Report:
 
     started = time.perf_counter()
     async with maker() as db:
-        ctx = await availability.context(db, branch_id=branch_id, examination_id=exam_id, start=start, end=end,
-                                         now=now)  # fmt: skip
+        ctx = await availability.context(db, branch_id=branch_id, examination_id=exam_id, start=start, end=end, now=now)
     reference = free_slots_reference(ctx.query)
     slow = time.perf_counter() - started
     identical = (await ours()) == reference
@@ -141,6 +192,7 @@ async def run(engine: AsyncEngine) -> Report:
     report.add("frontdesk median", f"{ms(fast)} over {len(samples)} runs (goal ≤ 50 ms)")
     report.add("reference", ms(slow))
     report.add("ratio", f"{ratio:.0f}× faster (goal ≥ 20×)")
-    report.add("SQL queries", ", ".join(f"{d} d: {n}" for d, n in per_horizon.items())
-               + (" (flat)" if flat else " (GROWS)"))  # fmt: skip
+    report.add(
+        "SQL queries", ", ".join(f"{d} d: {n}" for d, n in per_horizon.items()) + (" (flat)" if flat else " (GROWS)")
+    )
     return report

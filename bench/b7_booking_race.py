@@ -33,10 +33,15 @@ async def run(engine: AsyncEngine) -> Report:
         began = time.perf_counter()
         try:
             async with maker() as db, db.begin():
-                await booking.book(db, actor=RECEPTION, branch_id=clinic.branch.id,
-                                   patient_id=clinic.patients["siti"].id,
-                                   examination_ids=[clinic.examinations["GP"].id], start=start,
-                                   now=datetime.now(UTC) - timedelta(seconds=1))  # fmt: skip
+                await booking.book(
+                    db,
+                    actor=RECEPTION,
+                    branch_id=clinic.branch.id,
+                    patient_id=clinic.patients["siti"].id,
+                    examination_ids=[clinic.examinations["GP"].id],
+                    start=start,
+                    now=datetime.now(UTC) - timedelta(seconds=1),
+                )
             outcome = "booked"
         except Conflict as refused:
             outcome = refused.code

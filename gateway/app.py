@@ -9,12 +9,15 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from gateway import health, routes
 from gateway.auth import require_staff
-from gateway.keys import ENGINE, METRICS, REDIS, SESSIONMAKER, SETTINGS
+from gateway.channels import build_adapters, close_adapters
+from gateway.dialog_runner import DialogRunner
+from gateway.keys import ADAPTERS, DIALOG, ENGINE, METRICS, REDIS, RQ_REDIS, SESSIONMAKER, SETTINGS
 from gateway.metrics import Metrics
 from gateway.middleware import request_context
 from gateway.settings import Settings, SettingsError
@@ -40,8 +43,19 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     assert settings.REDIS_URL is not None
     client = Redis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3, health_check_interval=30)
     app[REDIS] = client
+    app[RQ_REDIS] = SyncRedis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
     yield
+    app[RQ_REDIS].close()
     await client.aclose()
+
+
+async def _channels(app: web.Application) -> AsyncIterator[None]:
+    """Channel adapters and the background dialog runner (after the database and Redis, closed before them)."""
+    app[ADAPTERS] = build_adapters(app[SETTINGS], app[REDIS])
+    app[DIALOG] = DialogRunner(app[SETTINGS], app[SESSIONMAKER], app[RQ_REDIS])
+    yield
+    await app[DIALOG].drain()
+    await close_adapters(app[ADAPTERS])
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -60,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_channels)
     health.setup(app)
     routes.setup(app, require_staff)
     return app

@@ -1,4 +1,4 @@
-"""`frontdesk` command line: run | serve | worker | migrate | seed-demo | login-code.
+"""`frontdesk` command line: run | serve | worker | migrate | seed-demo | login-code | telegram-webhook.
 
 Every failure a person can fix (bad flag, unreachable database, unwritable FRONTDESK_HOME, port in use) ends with
 one line that says what and how to fix it, and a non-zero exit; never a traceback.
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     code.add_argument("--role", required=True, choices=["owner", "admin", "staff", "doctor"])
     code.add_argument("--name", default="")
     code.add_argument("--branch", type=int, default=None, help="limit the staff member to this branch id")
+
+    sub.add_parser(
+        "telegram-webhook",
+        help="point Telegram at PUBLIC_BASE_URL/webhooks/telegram (setWebhook with TELEGRAM_WEBHOOK_SECRET)",
+    )
     return parser
 
 
@@ -255,6 +260,29 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         return code
 
 
+def cmd_telegram_webhook(settings: Settings, _: argparse.Namespace) -> int:
+    from channels.telegram.setup import WebhookSetupError, set_webhook
+
+    if not settings.TELEGRAM_BOT_TOKEN:
+        raise CliError("TELEGRAM_BOT_TOKEN is not set: put the token @BotFather gave you in the environment")
+    if not settings.TELEGRAM_WEBHOOK_SECRET:
+        raise CliError("TELEGRAM_WEBHOOK_SECRET is not set: use a long random string of A-Z, a-z, 0-9, _ and -")
+    url = settings.PUBLIC_BASE_URL + "/webhooks/telegram"
+    try:
+        asyncio.run(
+            set_webhook(
+                token=settings.TELEGRAM_BOT_TOKEN,
+                secret=settings.TELEGRAM_WEBHOOK_SECRET,
+                url=url,
+                api_url=settings.TELEGRAM_API_URL,
+            )
+        )
+    except WebhookSetupError as exc:
+        raise CliError(f"{exc}: check TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL and PUBLIC_BASE_URL") from None
+    print(f"Telegram webhook set to {url}")
+    return 0
+
+
 def _stop_child(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is None:
         child.send_signal(signal.SIGTERM)
@@ -272,6 +300,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "seed-demo": cmd_seed,
     "login-code": cmd_login_code,
+    "telegram-webhook": cmd_telegram_webhook,
 }
 
 

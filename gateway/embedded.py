@@ -137,16 +137,25 @@ def start_redis(home: Path) -> tuple[str, Callable[[], None] | None]:
     port = _free_port()
     args = [
         str(binary),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data),
-        "--daemonize", "yes",
-        "--pidfile", str(data / "redis.pid"),
-        "--logfile", str(data / "redis.log"),
-        "--appendonly", "yes",
-        "--save", "60 1",
-        "--protected-mode", "yes",
-    ]  # fmt: skip
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data),
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        str(data / "redis.pid"),
+        "--logfile",
+        str(data / "redis.log"),
+        "--appendonly",
+        "yes",
+        "--save",
+        "60 1",
+        "--protected-mode",
+        "yes",
+    ]
     try:
         subprocess.run(args, check=True, capture_output=True, timeout=20)  # noqa: S603 - our own binary, no shell
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
+    from gateway.dialog_runner import DialogRunner
     from gateway.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,3 +20,8 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("sessionmaker")
 REDIS: web.AppKey[Redis] = web.AppKey("redis")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+#: channel name → adapter (verify / parse / send), built once from settings by gateway.channels.
+ADAPTERS: web.AppKey[dict[str, Any]] = web.AppKey("adapters")
+#: A synchronous Redis client for RQ (enqueueing happens in a thread, off the event loop).
+RQ_REDIS: web.AppKey[SyncRedis] = web.AppKey("rq_redis")
+DIALOG: web.AppKey[DialogRunner] = web.AppKey("dialog")

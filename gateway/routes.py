@@ -1,21 +1,17 @@
-"""Every route of the gateway in one table (HTTP endpoints are registered here and only here)."""
+"""Every route of the gateway in one place (HTTP endpoints are registered here and only here)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-# Importing an endpoint module registers its endpoints on `api`.
-import gateway.api.auth
-import gateway.api.booking  # noqa: F401
-import gateway.api.catalog
-import gateway.api.coupons
-import gateway.api.invoices  # noqa: F401
-import gateway.api.queue
-import gateway.api.schedule
-import gateway.api.sessions  # noqa: F401
-from gateway.api import api
+from gateway.api import api, auth, booking, catalog, coupons, invoices, queue, schedule, sessions
 from gateway.api.registry import Authenticator
+from gateway.webhooks import telegram as telegram_webhook
+
+#: Importing an endpoint module registers its endpoints on `api`; this tuple keeps the imports (and the list) explicit.
+ENDPOINT_MODULES = (auth, booking, catalog, coupons, invoices, queue, schedule, sessions)
 
 
 def setup(app: web.Application, authenticate: Authenticator) -> None:
     api.register(app, authenticate)
+    telegram_webhook.setup(app)

@@ -60,8 +60,15 @@ async def build_clinic(
     token_prefix: str = "A",
     commit: bool = True,
 ) -> Clinic:
-    branch = Branch(code=unique("BR"), name="Klinik Sehat Test", tz=tz, currency=currency, tax_rate=tax_rate,
-                    token_prefix=token_prefix, slot_step_min=15)  # fmt: skip
+    branch = Branch(
+        code=unique("BR"),
+        name="Klinik Sehat Test",
+        tz=tz,
+        currency=currency,
+        tax_rate=tax_rate,
+        token_prefix=token_prefix,
+        slot_step_min=15,
+    )
     db.add(branch)
     await db.flush()
     clinic = Clinic(branch=branch)
@@ -89,9 +96,20 @@ async def build_clinic(
         ("FACIAL", "Acne facial treatment", "350000", 60, True, "consultation", 0, andi),
     ]
     for code, name, price, minutes, taxable, room_kind, buffer_after, doctor in specs:
-        exam = Examination(code=unique(code), name=name, price=Decimal(price), currency=currency, duration_min=minutes,
-                           taxable=taxable, room_kind=room_kind, min_notice_min=0, horizon_days=60,
-                           buffer_after_min=buffer_after, cancel_cutoff_min=120, keywords=[])  # fmt: skip
+        exam = Examination(
+            code=unique(code),
+            name=name,
+            price=Decimal(price),
+            currency=currency,
+            duration_min=minutes,
+            taxable=taxable,
+            room_kind=room_kind,
+            min_notice_min=0,
+            horizon_days=60,
+            buffer_after_min=buffer_after,
+            cancel_cutoff_min=120,
+            keywords=[],
+        )
         db.add(exam)
         await db.flush()
         db.add(ExaminationBranch(examination_id=exam.id, branch_id=branch.id))
@@ -144,21 +162,39 @@ async def insert_session(
     exam = clinic.examinations[examination]
     ends_at = starts_at + timedelta(minutes=exam.duration_min)
     occupancy = Occupancy(
-        branch_id=clinic.branch.id, doctor_id=clinic.doctors[doctor].id, room_id=clinic.rooms[room].id,
+        branch_id=clinic.branch.id,
+        doctor_id=clinic.doctors[doctor].id,
+        room_id=clinic.rooms[room].id,
         during=Range(starts_at, ends_at + timedelta(minutes=exam.buffer_after_min), bounds="[)"),
-        kind="session", active=status in ("waiting", "open"),
-    )  # fmt: skip
+        kind="session",
+        active=status in ("waiting", "open"),
+    )
     db.add(occupancy)
     await db.flush()
     session = Session(
-        booking_code=new_booking_code(), occupancy_id=occupancy.id, branch_id=clinic.branch.id,
-        patient_id=clinic.patients[patient].id, doctor_id=clinic.doctors[doctor].id, room_id=clinic.rooms[room].id,
-        starts_at=starts_at, ends_at=ends_at, status=status,
-    )  # fmt: skip
+        booking_code=new_booking_code(),
+        occupancy_id=occupancy.id,
+        branch_id=clinic.branch.id,
+        patient_id=clinic.patients[patient].id,
+        doctor_id=clinic.doctors[doctor].id,
+        room_id=clinic.rooms[room].id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        status=status,
+    )
     db.add(session)
     await db.flush()
-    db.add(SessionLine(session_id=session.id, kind="examination", examination_id=exam.id, name=exam.name,
-                       unit_price=exam.price, quantity=1, taxable=exam.taxable))  # fmt: skip
+    db.add(
+        SessionLine(
+            session_id=session.id,
+            kind="examination",
+            examination_id=exam.id,
+            name=exam.name,
+            unit_price=exam.price,
+            quantity=1,
+            taxable=exam.taxable,
+        )
+    )
     await db.flush()
     if commit:
         await db.commit()

@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from workers import runtime
+from booking_core.services import outbox
+from workers import queues, runtime
+from workers.ratelimit import Limit, RateLimiter
 
 
 def ping(note: str = "") -> dict[str, Any]:
@@ -29,3 +31,97 @@ async def _ping(rt: runtime.Runtime, note: str) -> dict[str, Any]:
         "connections_opened": rt.connections_opened,
         "jobs_run": rt.jobs_run,
     }
+
+
+def deliver(outbox_id: int) -> str:
+    """Send one outbox row on its channel (claimed first, so a repeated job never sends twice)."""
+    rt = runtime.current()
+    return rt.run(_deliver(rt, outbox_id))
+
+
+async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
+    senders = rt.senders()
+    limiter: RateLimiter = rt.limiter()
+
+    async def before_send(message: object) -> None:
+        sender = senders.get(message.channel)  # type: ignore[attr-defined]
+        declared = getattr(sender, "rate_limits", None)
+        limits = [Limit(*item) for item in declared(message)] if declared is not None else []
+        await limiter.acquire(limits)
+
+    async with rt.sessionmaker() as db:
+        outcome = await outbox.deliver(db, outbox_id, senders, before_send=before_send)
+    if outcome.status == "retry" and outcome.retry_at is not None:
+        queues.enqueue(
+            rt.sync_redis(),
+            rt.settings.FRONTDESK_REDIS_PREFIX,
+            "workers.jobs.deliver",
+            outbox_id,
+            queue=queues.OUTBOUND,
+            at=outcome.retry_at,
+            job_id=f"deliver-{outbox_id}-{outcome.attempts}",
+        )
+    return outcome.status
+
+
+SWEEP_EVERY = 30  # seconds
+
+
+def sweep() -> dict[str, int]:
+    """The safety net, every 30 s: answer messages a gateway never got to, resend what is due, expire holds.
+
+    It schedules its own next run under a fixed job id, and every worker start schedules it too, so a flushed
+    Redis loses nothing for long.
+    """
+    rt = runtime.current()
+    try:
+        return rt.run(_sweep(rt))
+    finally:
+        schedule_sweep(rt)
+
+
+def schedule_sweep(rt: runtime.Runtime, *, delay: float = SWEEP_EVERY) -> None:
+    """Schedule the next sweep. Its id names its time slot: every worker asking for the same slot makes one job,
+    and the id never collides with the sweep that is running now."""
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime.now(UTC) + timedelta(seconds=delay)
+    slot = int(at.timestamp() // SWEEP_EVERY)
+    queues.enqueue(
+        rt.sync_redis(),
+        rt.settings.FRONTDESK_REDIS_PREFIX,
+        "workers.jobs.sweep",
+        at=at,
+        job_id=f"{rt.settings.FRONTDESK_REDIS_PREFIX}-sweep-{slot}",
+    )
+
+
+async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
+    from booking_core.services import booking, conversation, ingest
+
+    answered = 0
+    async with rt.sessionmaker() as db:
+        waiting = await ingest.unprocessed(db)
+    for message_id in waiting:
+        async with rt.sessionmaker() as db, db.begin():
+            outbox_ids = await conversation.handle(db, message_id, default_language=rt.settings.DEFAULT_LANGUAGE)
+        _enqueue_deliveries(rt, outbox_ids)
+        answered += 1
+    async with rt.sessionmaker() as db:
+        due = await outbox.due(db)
+    _enqueue_deliveries(rt, due)
+    async with rt.sessionmaker() as db, db.begin():
+        expired = await booking.expire_holds(db)
+    return {"answered": answered, "redelivered": len(due), "expired_holds": expired}
+
+
+def _enqueue_deliveries(rt: runtime.Runtime, outbox_ids: list[int]) -> None:
+    for outbox_id in outbox_ids:
+        queues.enqueue(
+            rt.sync_redis(),
+            rt.settings.FRONTDESK_REDIS_PREFIX,
+            "workers.jobs.deliver",
+            outbox_id,
+            queue=queues.OUTBOUND,
+            job_id=f"deliver-{outbox_id}",
+        )

@@ -40,13 +40,35 @@ class Runtime:
     jobs_run: int = 0
     extras: dict[str, Any] = field(default_factory=dict)  # channel clients, added by the channels as they come
 
+    def senders(self) -> dict[str, Any]:
+        """The channel adapters used for sending, built on first use and kept for the process's life."""
+        if "senders" not in self.extras:
+            from gateway.channels import build_adapters
+
+            self.extras["senders"] = build_adapters(self.settings, self.redis)
+        return self.extras["senders"]
+
+    def limiter(self) -> Any:
+        if "limiter" not in self.extras:
+            from workers.ratelimit import RateLimiter
+
+            self.extras["limiter"] = RateLimiter(self.redis, self.settings.FRONTDESK_REDIS_PREFIX)
+        return self.extras["limiter"]
+
+    def sync_redis(self) -> SyncRedis:
+        if "sync_redis" not in self.extras:
+            assert self.settings.REDIS_URL is not None
+            self.extras["sync_redis"] = SyncRedis.from_url(self.settings.REDIS_URL)
+        return self.extras["sync_redis"]
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         self.jobs_run += 1
         return self.loop.run_until_complete(coro)
 
     def close(self) -> None:
         async def _close() -> None:
-            for client in self.extras.values():
+            senders = self.extras.pop("senders", {})
+            for client in [*senders.values(), *self.extras.values()]:
                 closer = getattr(client, "aclose", None) or getattr(client, "close", None)
                 if closer is not None:
                     result = closer()
@@ -109,6 +131,9 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         name=name or f"frontdesk-{os.getpid()}",
     )
     log.info("worker %s serving %s", worker.name, [q.name for q in worker.queues])
+    from workers.jobs import schedule_sweep
+
+    schedule_sweep(runtime, delay=1)  # the database is the truth: a worker start re-creates the sweep schedule
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:

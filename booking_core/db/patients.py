@@ -58,7 +58,11 @@ class Conversation(Base):
     """One thread with one identity; carries the chatbot's state and the staff handoff flag."""
 
     __tablename__ = "conversations"
-    __table_args__ = (one_of("status", ("open", "closed")),)
+    __table_args__ = (
+        one_of("status", ("open", "closed")),
+        # One open conversation per identity, even when two messages of a new chat arrive at once.
+        Index("uq_conversations_open_identity", "identity_id", unique=True, postgresql_where=text("status = 'open'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     identity_id: Mapped[int] = mapped_column(ForeignKey("channel_identities.id", ondelete="CASCADE"), index=True)
@@ -80,6 +84,11 @@ class Message(Base):
         UniqueConstraint("channel", "external_id"),
         one_of("direction", ("in", "out")),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index(
+            "ix_messages_unprocessed",
+            "created_at",
+            postgresql_where=text("direction = 'in' AND processed_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -91,6 +100,7 @@ class Message(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     author: Mapped[str] = mapped_column(String(10), default="patient")  # patient | bot | staff
     outbox_id: Mapped[int | None] = mapped_column(BigInteger)
+    processed_at: Mapped[datetime | None]  # inbound: the dialog has answered it (a sweeper retries the rest)
     created_at: Mapped[datetime] = now_column()
 
 

@@ -361,7 +361,7 @@ async def book(
         # A visit booked entirely in the past is completed at once (commissions, invoice, its time freed).
         from booking_core.services import lifecycle
 
-        await lifecycle.auto_complete_past(db, now=now, actor=actor)
+        await lifecycle.auto_complete_past(db, now=now, actor=actor, branch_id=branch_id)
     return session
 
 

@@ -127,11 +127,9 @@ class DoctorView:
     branch_ids: tuple[int, ...]
 
 
-_LIST_FIELDS = ("branch_ids", "doctor_ids", "windows")
-_COLUMN_FIELDS = tuple(
-    f.name for f in dataclasses.fields(ExaminationDraft) if f.name not in (*_LIST_FIELDS, "doctor_commission",
-                                                                           "manager_commission")
-)  # fmt: skip
+# Draft fields stored in other tables or as two columns each; the rest map one-to-one onto examinations columns.
+_NOT_COLUMNS = ("branch_ids", "doctor_ids", "windows", "doctor_commission", "manager_commission")
+_COLUMN_FIELDS = tuple(f.name for f in dataclasses.fields(ExaminationDraft) if f.name not in _NOT_COLUMNS)
 
 
 # --- branches and doctors
@@ -196,12 +194,17 @@ async def list_examinations(
 
 
 async def get_examination(db: Db, examination_id: int, *, actor: Actor) -> ExaminationView:
+    view = await _load(db, examination_id, actor)
+    _check_visible(actor, view)
+    return _hide_invisible(view, actor)
+
+
+async def _load(db: Db, examination_id: int, actor: Actor) -> ExaminationView:
+    """The examination with all its branches (not yet filtered to what the actor may see)."""
     row = await queries.get_examination(db, examination_id)
     if row is None:
         raise _not_found()
-    view = (await _views(db, [row], actor, hide_invisible_branches=False))[0]
-    _check_visible(actor, view)
-    return _hide_invisible(view, actor)
+    return (await _views(db, [row], actor, hide_invisible_branches=False))[0]
 
 
 def _not_found() -> NotFound:
@@ -276,7 +279,7 @@ async def create_examination(db: Db, draft: ExaminationDraft, *, actor: Actor) -
     await queries.replace_doctors(db, new_id, draft.doctor_ids)
     await queries.replace_windows(db, new_id, [(w.weekday, w.starts, w.ends) for w in draft.windows])
     audit.record(db, actor, "examination.created", "examination", new_id, {"fields": _jsonable(draft)})
-    return await get_examination(db, new_id, actor=actor)
+    return _hide_invisible(await _load(db, new_id, actor), actor)
 
 
 async def update_examination(
@@ -301,7 +304,7 @@ async def update_examination(
         # A branch's admin manages their own branch's membership; other branches' stay as they are.
         others = {b for b in draft.branch_ids if not actor.can_see_branch(b)}
         requested["branch_ids"] = tuple(requested["branch_ids"]) + tuple(sorted(others))
-    merged = await _validated(db, dataclasses.replace(draft, **requested), actor=actor)
+    merged = await _validated(db, dataclasses.replace(draft, **requested), actor=actor, kept=set(draft.branch_ids))
     old_data, new_data = _jsonable(draft), _jsonable(merged)
     changed = {k: {"from": old_data[k], "to": new_data[k]} for k in new_data if old_data[k] != new_data[k]}
     if not changed:
@@ -320,7 +323,7 @@ async def update_examination(
     if merged.windows != draft.windows:
         await queries.replace_windows(db, examination_id, [(w.weekday, w.starts, w.ends) for w in merged.windows])
     audit.record(db, actor, "examination.updated", "examination", examination_id, {"changed": changed})
-    return await get_examination(db, examination_id, actor=actor)
+    return _hide_invisible(await _load(db, examination_id, actor), actor)
 
 
 async def delete_examination(db: Db, examination_id: int, *, actor: Actor) -> ExaminationView:
@@ -335,7 +338,7 @@ async def delete_examination(db: Db, examination_id: int, *, actor: Actor) -> Ex
             db, actor, "examination.deleted", "examination", examination_id,
             {"changed": {"active": {"from": True, "to": False}}, "code": current.code},
         )  # fmt: skip
-    return await get_examination(db, examination_id, actor=actor)
+    return _hide_invisible(await _load(db, examination_id, actor), actor)
 
 
 def _duplicate(code: str) -> Conflict:
@@ -389,6 +392,10 @@ def check_amount(amount: Decimal, currency: str, *, what: str = "price") -> Deci
         exact = check_precision(amount, currency, what=what)
     except (PrecisionError, NegativeAmountError, TypeError, ValueError) as exc:
         raise Invalid("invalid_amount", str(exc)) from None
+    except ArithmeticError:  # too large for the money context to quantize
+        raise Invalid(
+            "invalid_amount", f"The {what} {amount} {currency} is larger than the clinic can record."
+        ) from None
     if exact > MAX_AMOUNT:
         raise Invalid("invalid_amount", f"The {what} {amount} {currency} is larger than the clinic can record.")
     return exact
@@ -417,8 +424,13 @@ def _commission(rule: Commission, currency: str, who: str) -> Commission:
     return Commission("percent", rule.value.quantize(_PERCENT_PLACES))
 
 
-async def _validated(db: Db, draft: ExaminationDraft, *, actor: Actor) -> ExaminationDraft:
-    """Check a whole draft against the clinic's rules and normalise it (code upper-case, amounts quantized)."""
+async def _validated(
+    db: Db, draft: ExaminationDraft, *, actor: Actor, kept: set[int] | None = None
+) -> ExaminationDraft:
+    """Check a whole draft against the clinic's rules and normalise it (code upper-case, amounts quantized).
+
+    ``kept``: branch ids the examination already has; only branches newly added must be visible to the actor.
+    """
     code = draft.code.strip().upper()
     if not CODE_PATTERN.match(code):
         raise Invalid(
@@ -445,7 +457,7 @@ async def _validated(db: Db, draft: ExaminationDraft, *, actor: Actor) -> Examin
     doctor_commission = _commission(draft.doctor_commission, currency, "doctor")
     manager_commission = _commission(draft.manager_commission, currency, "manager")
     branch_ids = tuple(sorted(set(draft.branch_ids)))
-    for branch_id in branch_ids:
+    for branch_id in set(branch_ids) - (kept or set()):
         _check_branch(actor, branch_id)
     known = await queries.existing_branch_ids(db, branch_ids)
     if set(branch_ids) - known:

@@ -73,10 +73,26 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     tz = ZoneInfo(JAKARTA)
     today = today or datetime.now(tz).date()
 
-    kemang = Branch(code="KMG", name="Klinik Sehat Kemang", address="Jl. Kemang Raya 12, Jakarta Selatan",
-                    phone="+62217190000", tz=JAKARTA, currency="IDR", tax_rate=Decimal("0.11"), token_prefix="A")  # fmt: skip
-    gading = Branch(code="KGD", name="Klinik Sehat Kelapa Gading", address="Jl. Boulevard Raya 8, Jakarta Utara",
-                    phone="+62214500000", tz=JAKARTA, currency="IDR", tax_rate=Decimal("0.11"), token_prefix="B")  # fmt: skip
+    kemang = Branch(
+        code="KMG",
+        name="Klinik Sehat Kemang",
+        address="Jl. Kemang Raya 12, Jakarta Selatan",
+        phone="+62217190000",
+        tz=JAKARTA,
+        currency="IDR",
+        tax_rate=Decimal("0.11"),
+        token_prefix="A",
+    )
+    gading = Branch(
+        code="KGD",
+        name="Klinik Sehat Kelapa Gading",
+        address="Jl. Boulevard Raya 8, Jakarta Utara",
+        phone="+62214500000",
+        tz=JAKARTA,
+        currency="IDR",
+        tax_rate=Decimal("0.11"),
+        token_prefix="B",
+    )
     db.add_all([kemang, gading])
     await db.flush()
     db.add_all(_hours(kemang, MON_SAT, time(8), time(20)) + _hours(kemang, (6,), time(9), time(14)))
@@ -120,11 +136,23 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
 
     exams: list[Examination] = []
     for code, name, price, minutes, taxable, room_kind, _by, keywords in EXAMINATIONS:
-        exam = Examination(code=code, name=name, price=Decimal(price), currency="IDR", duration_min=minutes,
-                           taxable=taxable, room_kind=room_kind, keywords=keywords, min_notice_min=60,
-                           horizon_days=60, buffer_after_min=5 if room_kind == "dental" else 0,
-                           doctor_commission_kind="percent", doctor_commission_value=Decimal("30"),
-                           manager_commission_kind="fixed", manager_commission_value=Decimal("10000"))  # fmt: skip
+        exam = Examination(
+            code=code,
+            name=name,
+            price=Decimal(price),
+            currency="IDR",
+            duration_min=minutes,
+            taxable=taxable,
+            room_kind=room_kind,
+            keywords=keywords,
+            min_notice_min=60,
+            horizon_days=60,
+            buffer_after_min=5 if room_kind == "dental" else 0,
+            doctor_commission_kind="percent",
+            doctor_commission_value=Decimal("30"),
+            manager_commission_kind="fixed",
+            manager_commission_value=Decimal("10000"),
+        )
         exams.append(exam)
     db.add_all(exams)
     await db.flush()
@@ -155,11 +183,19 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     ]
     db.add_all(patients)
     await db.flush()
-    db.add(ChannelIdentity(patient_id=patients[0].id, channel="whatsapp", external_id="+6281234567890",
-                           display_name="Siti"))  # fmt: skip
+    db.add(
+        ChannelIdentity(
+            patient_id=patients[0].id, channel="whatsapp", external_id="+6281234567890", display_name="Siti"
+        )
+    )
 
-    plan = InsurancePlan(name="Asuransi Sehat Gold", currency="IDR", coverage_pct=Decimal("80"),
-                         deductible=Decimal("100000"), annual_limit=Decimal("10000000"))  # fmt: skip
+    plan = InsurancePlan(
+        name="Asuransi Sehat Gold",
+        currency="IDR",
+        coverage_pct=Decimal("80"),
+        deductible=Decimal("100000"),
+        annual_limit=Decimal("10000000"),
+    )
     package = Package(name="Dental care (3 check-ups)", price=Decimal("600000"), currency="IDR", uses=3)
     db.add_all([plan, package])
     await db.flush()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import billing as billing_queries
@@ -21,7 +21,7 @@ from booking_core.db.tables import Invoice as InvoiceRecord
 from booking_core.db.tables import Session as SessionRecord
 from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.domain.archive import ArchivedLine, ArchivedSession, confirmation_matches, confirmation_phrase
-from booking_core.domain.commission import CommissionRule, session_commissions
+from booking_core.domain.commission import CommissionKind, CommissionRule, session_commissions
 from booking_core.domain.invoice import ExaminationLine
 from booking_core.domain.lifecycle import (
     ACTIVE_STATUSES,
@@ -101,19 +101,19 @@ async def _locked(db: Db, session_id: int, actor: Actor) -> SessionRecord:
 
 async def _commissions(db: Db, session: SessionRecord, currency: str) -> tuple[Decimal, Decimal]:
     """Doctor and manager commission on the session's examinations, by each examination's rules."""
-    lines = [line for line in await queries.lines(db, session.id) if line.examination_id is not None]
-    exams = await queries.examinations(db, [line.examination_id for line in lines if line.examination_id])
-    entries = []
+    lines = [(line, line.examination_id) for line in await queries.lines(db, session.id) if line.examination_id]
+    exams = await queries.examinations(db, [exam_id for _, exam_id in lines])
     try:
-        for line in lines:
-            exam = exams[line.examination_id]  # type: ignore[index]
-            entries.append(
-                (
-                    ExaminationLine(exam.id, line.name, line.unit_price, line.quantity, line.taxable),
-                    CommissionRule(exam.doctor_commission_kind, exam.doctor_commission_value),  # type: ignore[arg-type]
-                    CommissionRule(exam.manager_commission_kind, exam.manager_commission_value),  # type: ignore[arg-type]
-                )
+        entries = [
+            (
+                ExaminationLine(exam_id, line.name, line.unit_price, line.quantity, line.taxable),
+                CommissionRule(cast(CommissionKind, exams[exam_id].doctor_commission_kind),
+                               exams[exam_id].doctor_commission_value),
+                CommissionRule(cast(CommissionKind, exams[exam_id].manager_commission_kind),
+                               exams[exam_id].manager_commission_value),
             )
+            for line, exam_id in lines
+        ]  # fmt: skip
         return session_commissions(entries, currency)
     except (TypeError, ValueError) as exc:
         raise Invalid("invalid_amount", f"The commission cannot be computed: {exc}") from None

@@ -115,8 +115,15 @@ def _session_out(row: object) -> SessionOut:
     return SessionOut.model_validate(row, from_attributes=True)
 
 
-@api.route("GET", "/availability", summary="Free slots for an examination at a branch", tag="availability",
-           query=AvailabilityQuery, response=AvailabilityOut, errors=(404,))  # fmt: skip
+@api.route(
+    "GET",
+    "/availability",
+    summary="Free slots for an examination at a branch",
+    tag="availability",
+    query=AvailabilityQuery,
+    response=AvailabilityOut,
+    errors=(404,),
+)
 async def get_availability(request: web.Request, query: AvailabilityQuery) -> AvailabilityOut:
     check_branch(caller(request), query.branch_id)
     async with transaction(request) as db:
@@ -147,8 +154,15 @@ async def get_availability(request: web.Request, query: AvailabilityQuery) -> Av
     )
 
 
-@api.route("GET", "/availability/explain", summary="Why a time is (not) bookable, layer by layer",
-           tag="availability", query=ExplainQuery, response=ExplainOut, errors=(404,))  # fmt: skip
+@api.route(
+    "GET",
+    "/availability/explain",
+    summary="Why a time is (not) bookable, layer by layer",
+    tag="availability",
+    query=ExplainQuery,
+    response=ExplainOut,
+    errors=(404,),
+)
 async def explain_availability(request: web.Request, query: ExplainQuery) -> ExplainOut:
     check_branch(caller(request), query.branch_id)
     async with transaction(request) as db:
@@ -162,9 +176,17 @@ async def explain_availability(request: web.Request, query: ExplainQuery) -> Exp
     )
 
 
-@api.route("POST", "/sessions", summary="Book a visit (refused by the database if the slot is taken)",
-           tag="booking", body=BookRequest, response=SessionOut, roles=STAFF, status=201,
-           errors=(404, 409))  # fmt: skip
+@api.route(
+    "POST",
+    "/sessions",
+    summary="Book a visit (refused by the database if the slot is taken)",
+    tag="booking",
+    body=BookRequest,
+    response=SessionOut,
+    roles=STAFF,
+    status=201,
+    errors=(404, 409),
+)
 async def book_session(request: web.Request, body: BookRequest) -> SessionOut:
     actor = caller(request)
     check_branch(actor, body.branch_id)
@@ -182,8 +204,17 @@ async def book_session(request: web.Request, body: BookRequest) -> SessionOut:
         return _session_out(session)
 
 
-@api.route("POST", "/holds", summary="Hold a slot for a few minutes", tag="booking", body=HoldRequest,
-           response=HoldOut, roles=STAFF, status=201, errors=(404, 409))  # fmt: skip
+@api.route(
+    "POST",
+    "/holds",
+    summary="Hold a slot for a few minutes",
+    tag="booking",
+    body=HoldRequest,
+    response=HoldOut,
+    roles=STAFF,
+    status=201,
+    errors=(404, 409),
+)
 async def create_hold(request: web.Request, body: HoldRequest) -> HoldOut:
     actor = caller(request)
     check_branch(actor, body.branch_id)
@@ -201,16 +232,32 @@ async def create_hold(request: web.Request, body: HoldRequest) -> HoldOut:
         return HoldOut.model_validate(row, from_attributes=True)
 
 
-@api.route("DELETE", "/holds/{hold_id}", summary="Release a hold", tag="booking", response=HoldOut, roles=STAFF,
-           errors=(404, 409))  # fmt: skip
+@api.route(
+    "DELETE",
+    "/holds/{hold_id}",
+    summary="Release a hold",
+    tag="booking",
+    response=HoldOut,
+    roles=STAFF,
+    errors=(404, 409),
+)
 async def release_hold(request: web.Request, hold_id: int) -> HoldOut:
     async with transaction(request) as db:
         row = await booking.release_hold(db, hold_id, actor=caller(request))
         return HoldOut.model_validate(row, from_attributes=True)
 
 
-@api.route("POST", "/holds/{hold_id}/convert", summary="Turn a hold into a session", tag="booking",
-           body=ConvertHoldRequest, response=SessionOut, roles=STAFF, status=201, errors=(404, 409))  # fmt: skip
+@api.route(
+    "POST",
+    "/holds/{hold_id}/convert",
+    summary="Turn a hold into a session",
+    tag="booking",
+    body=ConvertHoldRequest,
+    response=SessionOut,
+    roles=STAFF,
+    status=201,
+    errors=(404, 409),
+)
 async def convert_hold(request: web.Request, hold_id: int, body: ConvertHoldRequest) -> SessionOut:
     async with transaction(request) as db:
         session = await booking.convert_hold(db, hold_id, actor=caller(request), patient_id=body.patient_id)

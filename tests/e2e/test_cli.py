@@ -50,8 +50,12 @@ def test_run_on_a_fresh_home_starts_embedded_services_and_stops_cleanly(
     port = harness.free_port()
     process = subprocess.Popen(
         harness.frontdesk_command("run", "--port", str(port)),
-        env=env, cwd=harness.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        cwd=harness.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         harness.wait_for_http(f"http://127.0.0.1:{port}/health", timeout=120, process=process)  # type: ignore[arg-type]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
@@ -163,8 +167,11 @@ def test_docker_compose_file_parses() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
     result = subprocess.run(
         [*command, "-f", str(harness.ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     for service in ("postgres:", "redis:", "migrate:", "gateway:", "worker:", "healthcheck:"):
         assert service in result.stdout

@@ -36,9 +36,13 @@ def sign_in(client: TestClient[object, object], db: AsyncSession) -> Callable[..
 
     async def sign_in(role: str = "owner", *, branch_id: int | None = None, name: str | None = None) -> dict[str, str]:
         issued = await auth.issue_login_code(
-            db, secret=TEST_SECRET, role=role, name=name or unique(role),  # type: ignore[arg-type]
-            branch_id=branch_id, created_by=SYSTEM,
-        )  # fmt: skip
+            db,
+            secret=TEST_SECRET,
+            role=role,
+            name=name or unique(role),  # type: ignore[arg-type]
+            branch_id=branch_id,
+            created_by=SYSTEM,
+        )
         await db.commit()
         response = await client.post("/api/v1/auth/login", json={"code": issued.code})
         assert response.status == 200, await response.text()

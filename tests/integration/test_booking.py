@@ -31,20 +31,30 @@ def _day(monday_9: datetime) -> dict[str, str]:
     return {"from": start.isoformat(), "to": (start + timedelta(days=1)).isoformat()}
 
 
-async def _slots(client: TestClient[object, object], headers: dict[str, str], clinic: Clinic, exam: str = "GP",
-                 **params: object) -> list[dict[str, object]]:  # fmt: skip
+async def _slots(
+    client: TestClient[object, object], headers: dict[str, str], clinic: Clinic, exam: str = "GP", **params: object
+) -> list[dict[str, object]]:
     query = {"branch_id": clinic.branch.id, "examination_id": clinic.examinations[exam].id, **params}
     response = await client.get("/api/v1/availability", params=query, headers=headers)
     assert response.status == 200, await response.text()
     return (await response.json())["slots"]  # type: ignore[no-any-return]
 
 
-async def _book(client: TestClient[object, object], headers: dict[str, str], clinic: Clinic, start: datetime,
-                exam: str = "GP", **extra: object) -> object:  # fmt: skip
+async def _book(
+    client: TestClient[object, object],
+    headers: dict[str, str],
+    clinic: Clinic,
+    start: datetime,
+    exam: str = "GP",
+    **extra: object,
+) -> object:
     body = {
-        "branch_id": clinic.branch.id, "patient_id": clinic.patients["siti"].id,
-        "examination_ids": [clinic.examinations[exam].id], "start": start.isoformat(), **extra,
-    }  # fmt: skip
+        "branch_id": clinic.branch.id,
+        "patient_id": clinic.patients["siti"].id,
+        "examination_ids": [clinic.examinations[exam].id],
+        "start": start.isoformat(),
+        **extra,
+    }
     return await client.post("/api/v1/sessions", json=body, headers=headers)
 
 
@@ -75,10 +85,13 @@ async def test_a_booked_session_disappears_from_availability_and_explains_itself
     assert "Mon 09:30" in starts and "Mon 10:30" in starts
     explain = await client.get(
         "/api/v1/availability/explain",
-        params={"branch_id": clinic.branch.id, "examination_id": clinic.examinations["GP"].id,
-                "at": monday_10.isoformat()},
+        params={
+            "branch_id": clinic.branch.id,
+            "examination_id": clinic.examinations["GP"].id,
+            "at": monday_10.isoformat(),
+        },
         headers=headers,
-    )  # fmt: skip
+    )
     body = await explain.json()
     assert body["available"] is False
     assert [r["code"] for r in body["reasons"]] == ["booked"]
@@ -89,17 +102,27 @@ async def test_the_explanation_names_the_layer_that_closes_a_time(
 ) -> None:
     headers = await sign_in("staff")
     wednesday_12 = next_weekday(2, hour=12)
-    db.add(BlackoutBlock(branch_id=clinic.branch.id, scope="branch", starts_at=wednesday_12,
-                         ends_at=wednesday_12 + timedelta(hours=1), reason="staff meeting"))  # fmt: skip
+    db.add(
+        BlackoutBlock(
+            branch_id=clinic.branch.id,
+            scope="branch",
+            starts_at=wednesday_12,
+            ends_at=wednesday_12 + timedelta(hours=1),
+            reason="staff meeting",
+        )
+    )
     await db.commit()
 
     async def reasons(at: datetime) -> list[str]:
         response = await client.get(
             "/api/v1/availability/explain",
-            params={"branch_id": clinic.branch.id, "examination_id": clinic.examinations["GP"].id,
-                    "at": at.isoformat()},
+            params={
+                "branch_id": clinic.branch.id,
+                "examination_id": clinic.examinations["GP"].id,
+                "at": at.isoformat(),
+            },
             headers=headers,
-        )  # fmt: skip
+        )
         assert response.status == 200
         return [r["message"] for r in (await response.json())["reasons"]]
 
@@ -133,9 +156,14 @@ async def test_fifty_receptionists_booking_one_slot_at_once_make_exactly_one_ses
         async with sessionmaker() as db:
             try:
                 async with db.begin():
-                    await booking.book(db, actor=RECEPTION, branch_id=clinic.branch.id,
-                                       patient_id=clinic.patients["siti"].id,
-                                       examination_ids=[clinic.examinations["GP"].id], start=start)  # fmt: skip
+                    await booking.book(
+                        db,
+                        actor=RECEPTION,
+                        branch_id=clinic.branch.id,
+                        patient_id=clinic.patients["siti"].id,
+                        examination_ids=[clinic.examinations["GP"].id],
+                        start=start,
+                    )
             except Conflict as refused:
                 return refused.code
             return "booked"
@@ -155,21 +183,42 @@ async def test_a_hold_keeps_the_slot_until_it_expires(
     now = datetime.now(UTC)
     budi = None
     async with sessionmaker() as db, db.begin():
-        held = await booking.hold(db, actor=RECEPTION, branch_id=clinic.branch.id,
-                                  examination_id=clinic.examinations["GP"].id, start=start, minutes=10, now=now)  # fmt: skip
+        held = await booking.hold(
+            db,
+            actor=RECEPTION,
+            branch_id=clinic.branch.id,
+            examination_id=clinic.examinations["GP"].id,
+            start=start,
+            minutes=10,
+            now=now,
+        )
         budi = await add_patient(db, commit=False)
     async with sessionmaker() as db:
         try:
             async with db.begin():
-                await booking.book(db, actor=RECEPTION, branch_id=clinic.branch.id, patient_id=budi.id,
-                                   examination_ids=[clinic.examinations["GP"].id], start=start, now=now)  # fmt: skip
+                await booking.book(
+                    db,
+                    actor=RECEPTION,
+                    branch_id=clinic.branch.id,
+                    patient_id=budi.id,
+                    examination_ids=[clinic.examinations["GP"].id],
+                    start=start,
+                    now=now,
+                )
             raise AssertionError("booked over a live hold")
         except Conflict as refused:
             assert refused.code == "slot_taken"
     later = now + timedelta(minutes=11)  # the hold has lapsed: the slot is free again
     async with sessionmaker() as db, db.begin():
-        session = await booking.book(db, actor=RECEPTION, branch_id=clinic.branch.id, patient_id=budi.id,
-                                     examination_ids=[clinic.examinations["GP"].id], start=start, now=later)  # fmt: skip
+        session = await booking.book(
+            db,
+            actor=RECEPTION,
+            branch_id=clinic.branch.id,
+            patient_id=budi.id,
+            examination_ids=[clinic.examinations["GP"].id],
+            start=start,
+            now=later,
+        )
         assert session.starts_at == start
     async with sessionmaker() as db:
         hold_row = await db.get(SlotHold, held.id)
@@ -181,8 +230,9 @@ async def test_converting_a_hold_moves_its_claim_to_the_session_without_a_gap(
 ) -> None:
     start = next_weekday(4, hour=14)
     async with sessionmaker() as db, db.begin():
-        held = await booking.hold(db, actor=RECEPTION, branch_id=clinic.branch.id,
-                                  examination_id=clinic.examinations["GP"].id, start=start)  # fmt: skip
+        held = await booking.hold(
+            db, actor=RECEPTION, branch_id=clinic.branch.id, examination_id=clinic.examinations["GP"].id, start=start
+        )
         claim_id = held.occupancy_id
     async with sessionmaker() as db, db.begin():
         session = await booking.convert_hold(db, held.id, actor=RECEPTION, patient_id=clinic.patients["siti"].id)
@@ -193,8 +243,10 @@ async def test_converting_a_hold_moves_its_claim_to_the_session_without_a_gap(
         hold_row = await db.get(SlotHold, held.id)
         assert hold_row is not None and hold_row.status == "converted"
         actions = (
-            await db.execute(select(AuditEntry.action).where(AuditEntry.entity_id.in_([held.id, session.id])))
-        ).scalars().all()
+            (await db.execute(select(AuditEntry.action).where(AuditEntry.entity_id.in_([held.id, session.id]))))
+            .scalars()
+            .all()
+        )
         assert {"hold.created", "session.booked"} <= set(actions)
 
 
@@ -204,14 +256,21 @@ async def test_bad_periods_and_unknown_ids_are_refused_clearly(
     headers = await sign_in("staff")
     base = {"branch_id": clinic.branch.id, "examination_id": clinic.examinations["GP"].id}
     monday = next_weekday(0, hour=9)
-    backwards = await client.get("/api/v1/availability", headers=headers,
-                                 params={**base, "from": monday.isoformat(), "to": (monday - timedelta(hours=1)).isoformat()})  # fmt: skip
+    backwards = await client.get(
+        "/api/v1/availability",
+        headers=headers,
+        params={**base, "from": monday.isoformat(), "to": (monday - timedelta(hours=1)).isoformat()},
+    )
     assert backwards.status == 422 and (await backwards.json())["error"]["code"] == "invalid_range"
-    naive = await client.get("/api/v1/availability", headers=headers,
-                             params={**base, "from": "2026-12-01T09:00:00", "to": "2026-12-02T09:00:00"})  # fmt: skip
+    naive = await client.get(
+        "/api/v1/availability",
+        headers=headers,
+        params={**base, "from": "2026-12-01T09:00:00", "to": "2026-12-02T09:00:00"},
+    )
     assert naive.status == 422 and (await naive.json())["error"]["code"] == "invalid_query"
-    unknown = await client.get("/api/v1/availability", headers=headers,
-                               params={**base, "examination_id": 99999999, **_day(monday)})  # fmt: skip
+    unknown = await client.get(
+        "/api/v1/availability", headers=headers, params={**base, "examination_id": 99999999, **_day(monday)}
+    )
     assert unknown.status == 404
     too_far = await _book(client, headers, clinic, next_weekday(0, hour=10, weeks=12))
     assert too_far.status == 422  # type: ignore[attr-defined]
@@ -226,15 +285,21 @@ async def test_branch_staff_cannot_see_or_book_another_branch(
     other = await build_clinic(db)
     headers = await sign_in("staff", branch_id=other.branch.id)
     monday = next_weekday(0, hour=9)
-    assert (await client.get("/api/v1/availability", headers=headers, params={
-        "branch_id": clinic.branch.id, "examination_id": clinic.examinations["GP"].id, **_day(monday)})).status == 404  # fmt: skip
+    assert (
+        await client.get(
+            "/api/v1/availability",
+            headers=headers,
+            params={"branch_id": clinic.branch.id, "examination_id": clinic.examinations["GP"].id, **_day(monday)},
+        )
+    ).status == 404
     refused = await _book(client, headers, clinic, next_weekday(0, hour=10))
     assert refused.status == 404  # type: ignore[attr-defined]
     count = await db.execute(text("SELECT count(*) FROM sessions WHERE branch_id = :b"), {"b": clinic.branch.id})
     assert count.scalar_one() == 0
 
 
-async def test_a_doctor_cannot_book_from_the_api(client: TestClient[object, object], clinic: Clinic,
-                                                 sign_in: SignIn) -> None:  # fmt: skip
+async def test_a_doctor_cannot_book_from_the_api(
+    client: TestClient[object, object], clinic: Clinic, sign_in: SignIn
+) -> None:
     headers = await sign_in("doctor")
     assert (await _book(client, headers, clinic, next_weekday(0, hour=10))).status == 403  # type: ignore[attr-defined]

@@ -70,17 +70,25 @@ async def _play(maker: async_sessionmaker[AsyncSession], operations: list[tuple[
             async with maker() as db, db.begin():
                 if kind == "book":
                     session = await booking.book(
-                        db, actor=RECEPTION, branch_id=clinic.branch.id, patient_id=clinic.patients["siti"].id,
+                        db,
+                        actor=RECEPTION,
+                        branch_id=clinic.branch.id,
+                        patient_id=clinic.patients["siti"].id,
                         examination_ids=[clinic.examinations[str(op[1])].id],
-                        start=monday + timedelta(minutes=15 * int(op[2])), now=now,
-                    )  # fmt: skip
+                        start=monday + timedelta(minutes=15 * int(op[2])),
+                        now=now,
+                    )
                     sessions.append(session.id)
                 elif kind == "hold":
                     held = await booking.hold(
-                        db, actor=RECEPTION, branch_id=clinic.branch.id,
+                        db,
+                        actor=RECEPTION,
+                        branch_id=clinic.branch.id,
                         examination_id=clinic.examinations[str(op[1])].id,
-                        start=monday + timedelta(minutes=15 * int(op[2])), minutes=10, now=now,
-                    )  # fmt: skip
+                        start=monday + timedelta(minutes=15 * int(op[2])),
+                        minutes=10,
+                        now=now,
+                    )
                     holds.append(held.id)
                 elif kind == "cancel" and sessions:
                     target = sessions[int(op[1]) % len(sessions)]
@@ -89,9 +97,12 @@ async def _play(maker: async_sessionmaker[AsyncSession], operations: list[tuple[
                     await booking.release_hold(db, holds[int(op[1]) % len(holds)], actor=RECEPTION)
                 elif kind == "convert" and holds:
                     session = await booking.convert_hold(
-                        db, holds[int(op[1]) % len(holds)], actor=RECEPTION, patient_id=clinic.patients["siti"].id,
+                        db,
+                        holds[int(op[1]) % len(holds)],
+                        actor=RECEPTION,
+                        patient_id=clinic.patients["siti"].id,
                         now=now,
-                    )  # fmt: skip
+                    )
                     sessions.append(session.id)
                 elif kind == "wait":
                     now += timedelta(minutes=int(op[1]))

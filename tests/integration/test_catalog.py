@@ -340,3 +340,24 @@ async def test_the_inbox_lists_branches_and_the_doctors_who_attend_them(
     assert {d["id"] for d in their_doctors["items"]} == {clinic.doctors["andi"].id, clinic.doctors["sari"].id}
     assert all(d["branch_ids"] == [clinic.branch.id] for d in their_doctors["items"])
     assert (await client.get(f"/api/v1/doctors?branch_id={other.branch.id}", headers=reception)).status == 404
+
+
+async def test_a_branch_admin_edits_a_shared_examination_without_touching_the_other_branch(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    other = await build_clinic(db)
+    owner = await sign_in("owner")
+    shared = await client.post(
+        "/api/v1/examinations", json=_examination(clinic, branch_ids=[clinic.branch.id, other.branch.id]), headers=owner
+    )
+    exam = await shared.json()
+    branch_admin = await sign_in("admin", branch_id=clinic.branch.id)
+    url = f"/api/v1/examinations/{exam['id']}"
+    priced = await client.patch(url, json={"price": "500000"}, headers=branch_admin)
+    assert priced.status == 200, await priced.text()
+    assert (await priced.json())["branch_ids"] == [clinic.branch.id]  # the other branch is not shown to them
+    relisted = await client.patch(url, json={"branch_ids": [clinic.branch.id]}, headers=branch_admin)
+    assert relisted.status == 200
+    seen_by_owner = await (await client.get(url, headers=owner)).json()
+    assert seen_by_owner["price"] == "500000"
+    assert seen_by_owner["branch_ids"] == sorted([clinic.branch.id, other.branch.id])

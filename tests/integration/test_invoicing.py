@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import (
@@ -39,7 +39,7 @@ from booking_core.db.tables import (
     SessionLine,
 )
 from booking_core.domain.actors import SYSTEM
-from booking_core.services import invoicing
+from booking_core.services import invoicing, lifecycle
 from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -448,24 +448,38 @@ async def test_completing_finalises_once_spending_the_package_insurance_and_poin
 
 
 async def test_two_visits_completed_at_once_use_the_last_package_use_only_once(
-    client: Client, db: AsyncSession, seeded: Seeded, sign_in: SignIn
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], seeded: Seeded
 ) -> None:
     clinic = seeded.clinic
     first = await insert_session(db, clinic, starts_at=next_weekday(3, hour=10), examination="FACIAL", status="open")
     second = await insert_session(db, clinic, starts_at=next_weekday(3, hour=11), examination="FACIAL", status="open")
-    headers = await sign_in("staff", branch_id=clinic.branch.id)
-    results = await asyncio.gather(
-        client.post(f"/api/v1/sessions/{first.id}/complete", headers=headers),
-        client.post(f"/api/v1/sessions/{second.id}/complete", headers=headers),
+
+    async def complete_second() -> None:
+        async with sessionmaker() as other, other.begin():
+            await lifecycle.complete(other, second.id, actor=SYSTEM)
+
+    async with sessionmaker() as work, work.begin():
+        await lifecycle.complete(work, first.id, actor=SYSTEM)
+        queued = asyncio.create_task(complete_second())
+        await waiting_on_a_lock(sessionmaker)  # the second visit reads Siti's balances only after this commit
+    await queued
+
+    async with sessionmaker() as fresh:
+        invoices = {
+            row.session_id: row
+            for row in (await fresh.execute(select(Invoice).where(Invoice.session_id.in_([first.id, second.id]))))
+            .scalars()
+            .all()
+        }
+        package = await fresh.get(PatientPackage, seeded.package.id)
+    # The first FACIAL takes the last use (patient pays 0). The second is paid: deductible 80,000, insurer 80 % of
+    # 270,000 = 216,000, the patient 134,000 + 11 % tax 14,740 = 148,740.
+    assert (invoices[first.id].package_covered, invoices[first.id].patient_pays) == (Decimal("350000"), Decimal("0"))
+    assert (invoices[second.id].package_covered, invoices[second.id].patient_pays) == (
+        Decimal("0"),
+        Decimal("148740"),
     )
-    assert [r.status for r in results] == [200, 200]
-    summaries = [(await r.json())["invoice"] for r in results]
-    # One FACIAL is covered by the last use; the other is paid: deductible 80,000, insurer 80 % of 270,000 = 216,000,
-    # the patient 134,000 + 11 % tax 14,740 = 148,740.
-    assert sorted(s["package_covered"] for s in summaries) == ["0", "350000"]
-    assert sorted(s["patient_pays"] for s in summaries) == ["0", "148740"]
-    await db.refresh(seeded.package)
-    assert seeded.package.remaining_uses == 0
+    assert package is not None and package.remaining_uses == 0
 
 
 async def test_branch_staff_cannot_see_another_branch_session_invoice(
@@ -481,6 +495,20 @@ async def test_branch_staff_cannot_see_another_branch_session_invoice(
     assert (
         await db.scalar(select(func.count()).select_from(SessionLine).where(SessionLine.session_id == session.id)) == 1
     )
+
+
+async def waiting_on_a_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Return once another connection of this test database is blocked on a row lock (polls pg_stat_activity)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with sessionmaker() as watcher:
+        for _ in range(2000):
+            if await watcher.scalar(query):
+                return
+            await watcher.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+            await asyncio.sleep(0.005)
+    raise AssertionError("the second transaction never waited on the first one's lock")
 
 
 async def _lines(db: AsyncSession, session_id: int) -> int:

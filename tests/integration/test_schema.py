@@ -76,9 +76,12 @@ def _claim(
     from sqlalchemy.dialects.postgresql import Range
 
     return Occupancy(
-        branch_id=branch.id, doctor_id=doctor.id, room_id=room.id,
-        during=Range(start, start + timedelta(minutes=minutes), bounds="[)"), kind=kind,
-    )  # fmt: skip
+        branch_id=branch.id,
+        doctor_id=doctor.id,
+        room_id=room.id,
+        during=Range(start, start + timedelta(minutes=minutes), bounds="[)"),
+        kind=kind,
+    )
 
 
 async def _refused(db: AsyncSession, claim: Occupancy) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import (
@@ -25,6 +25,7 @@ from booking_core.db.tables import (
 )
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import invoicing, lifecycle
+from booking_core.services.errors import Conflict
 from tests.builders import Clinic, build_clinic, insert_session, next_weekday, unique
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -53,6 +54,20 @@ async def _act(client: Client, session_id: int, action: str, headers: dict[str, 
 async def _audit(db: AsyncSession, session_id: int) -> list[AuditEntry]:
     query = select(AuditEntry).where(AuditEntry.entity == "session", AuditEntry.entity_id == session_id)
     return list((await db.execute(query.order_by(AuditEntry.id))).scalars())
+
+
+async def waiting_on_a_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Return once another connection of this test database is blocked on a row lock (polls pg_stat_activity)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with sessionmaker() as watcher:
+        for _ in range(2000):
+            if await watcher.scalar(query):
+                return
+            await watcher.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+            await asyncio.sleep(0.005)
+    raise AssertionError("the second transaction never waited on the first one's lock")
 
 
 async def _fresh(sessionmaker: async_sessionmaker[AsyncSession], session_id: int) -> Session | None:
@@ -170,6 +185,26 @@ async def test_complete_and_cancel_at_once_exactly_one_wins(
     assert stored.status == ("completed" if completed.status == 200 else "cancelled")
     assert (stored.ended_at is None) != (stored.cancelled_at is None)
     assert len(await _audit(db, session.id)) == 1
+
+
+async def test_a_cancel_queued_behind_a_completion_sees_it_and_is_refused(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic
+) -> None:
+    session = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10), status="open")
+
+    async def cancel() -> None:
+        async with sessionmaker() as second, second.begin():
+            await lifecycle.cancel(second, session.id, actor=SYSTEM, reason_code="no_show")
+
+    async with sessionmaker() as first, first.begin():
+        await lifecycle.complete(first, session.id, actor=SYSTEM)
+        queued = asyncio.create_task(cancel())
+        await waiting_on_a_lock(sessionmaker)  # the cancel reads the session only after this commit
+    with pytest.raises(Conflict) as refused:
+        await queued
+    assert refused.value.code == "invalid_transition"
+    stored = await _fresh(sessionmaker, session.id)
+    assert stored is not None and (stored.status, stored.cancel_reason) == ("completed", None)
 
 
 async def test_completing_records_the_doctor_and_manager_commission(
@@ -329,8 +364,9 @@ async def test_deleting_also_removes_the_queue_entry(
     client: Client, db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic, sign_in: SignIn
 ) -> None:
     session = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10))
+    arrived = session.starts_at - timedelta(minutes=15)
     db.add(QueueEntry(session_id=session.id, branch_id=clinic.branch.id, doctor_id=session.doctor_id,
-                      day=session.starts_at.date(), number=1, token="A-001", arrived_at=session.starts_at, rank=1))  # fmt: skip
+                      day=arrived.date(), number=1, token="A-001", arrived_at=arrived, rank=1))  # fmt: skip
     await db.commit()
     owner = await sign_in("owner")
     body = {"confirm": f"DELETE {session.booking_code}"}

@@ -52,8 +52,11 @@ def test_jobs_share_one_loop_engine_and_connection_in_the_worker_process(
     assert {r["pid"] for r in results} == {worker.pid}  # type: ignore[index]
     assert len({r["loop_id"] for r in results}) == 1  # type: ignore[index]
     assert len({r["engine_id"] for r in results}) == 1  # type: ignore[index]
-    assert [r["connections_opened"] for r in results] == [1] * 5  # type: ignore[index]
-    assert [r["jobs_run"] for r in results] == [1, 2, 3, 4, 5]  # type: ignore[index]
+    # No connection set-up per job: the pool's one connection serves them all (and the worker's own sweep).
+    assert len({r["connections_opened"] for r in results}) == 1  # type: ignore[index]
+    assert results[0]["connections_opened"] == 1  # type: ignore[index]
+    runs = [r["jobs_run"] for r in results]  # type: ignore[index]
+    assert runs == sorted(runs) and len(set(runs)) == 5
 
 
 def test_a_job_enqueued_for_later_is_run_by_the_scheduler(
@@ -64,7 +67,7 @@ def test_a_job_enqueued_for_later_is_run_by_the_scheduler(
     job = queues.enqueue(
         sync_redis, settings.FRONTDESK_REDIS_PREFIX, "workers.jobs.ping", "later",
         at=datetime.now(UTC) + timedelta(seconds=1), job_id=f"{settings.FRONTDESK_REDIS_PREFIX}-later-ping",
-    )  # fmt: skip
+    )
     assert job.get_status() == JobStatus.SCHEDULED
     result = _wait(job, timeout=60)
     assert isinstance(result, dict) and result["note"] == "later"

@@ -94,7 +94,7 @@ def test_a_cancelled_visit_keeps_its_reason() -> None:
     )
     snapshot = visit.to_dict()
     assert snapshot["status"] == "cancelled"
-    assert snapshot["cancel_reason"] == "other"
+    assert snapshot["cancel_reason"] == "no_show"
     assert snapshot["cancelled_at"] == "2026-11-22T08:00:00+00:00"
 
 

@@ -1,0 +1,157 @@
+"""Everything we send is an outbox row first, written in the same transaction as the change that caused it.
+
+Delivery (``deliver``) claims a row so that only one sender has it, sends it through the channel's sender, and
+records the provider's id; transient failures come back later (``retry_after`` or backoff), permanent ones are
+marked failed with the provider's error and listed for staff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from booking_core.db.engine import Db
+from booking_core.db.queries import outbox as queries
+from booking_core.domain.messages import DeliveryFailed, OutboundMessage
+
+MAX_ATTEMPTS = 6
+STALE_AFTER = timedelta(minutes=2)  # a row 'sending' for longer than this belongs to a dead worker
+
+
+class Sender(Protocol):
+    async def send(self, message: OutboundMessage) -> str: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery attempt did: ``sent``, ``retry`` (at ``retry_at``), ``failed`` or ``skipped``."""
+
+    status: str
+    outbox_id: int
+    provider_id: str | None = None
+    retry_at: datetime | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+def backoff(attempt: int) -> timedelta:
+    """1 s, 4 s, 16 s, 64 s, ... capped at 10 minutes."""
+    return timedelta(seconds=min(600, 4 ** max(0, attempt - 1)))
+
+
+async def add(
+    db: Db,
+    message: OutboundMessage,
+    *,
+    kind: str = "reply",
+    conversation_id: int | None = None,
+    identity_id: int | None = None,
+    dedupe_key: str | None = None,
+    author: str = "bot",
+    due_at: datetime | None = None,
+) -> int | None:
+    """Plan ``message``; None when ``dedupe_key`` was already planned. The caller enqueues delivery after commit."""
+    values: dict[str, Any] = {
+        "channel": message.channel,
+        "identity_id": identity_id,
+        "conversation_id": conversation_id,
+        "recipient": message.recipient,
+        "kind": kind,
+        "payload": message.to_payload(),
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+    }
+    if due_at is not None:
+        values["next_attempt_at"] = due_at
+    outbox_id = await queries.insert_outbox(db, values)
+    if outbox_id is not None and conversation_id is not None:
+        await queries.insert_history(
+            db,
+            {
+                "conversation_id": conversation_id,
+                "channel": message.channel,
+                "direction": "out",
+                "external_id": None,
+                "text": message.text,
+                "payload": {
+                    "buttons": [{"label": b.label, "data": b.data} for b in message.buttons],
+                    "image": message.image is not None,
+                    "kind": kind,
+                },
+                "author": author,
+                "outbox_id": outbox_id,
+            },
+        )
+    return outbox_id
+
+
+async def deliver(
+    db: Db,
+    outbox_id: int,
+    senders: Mapping[str, Sender],
+    *,
+    now: datetime | None = None,
+    before_send: Any = None,
+) -> Outcome:
+    """Claim, send and record one outbox row. ``db`` must not be in a transaction: each step commits on its own.
+
+    ``before_send(message)`` (awaitable) runs between claim and send: the worker uses it for shared rate limits.
+    """
+    now = now or datetime.now(UTC)
+    async with db.begin():
+        row = await queries.claim(db, outbox_id, now=now, stale_before=now - STALE_AFTER)
+        if row is None:
+            return Outcome("skipped", outbox_id)
+        message = OutboundMessage.from_payload(row.payload)
+        last_inbound = await queries.identity_last_inbound(db, row.identity_id)
+        attempts = row.attempts
+    sender = senders.get(message.channel)
+    if sender is None:
+        return await _fail(db, outbox_id, f"no sender is configured for {message.channel}", attempts)
+    if before_send is not None:
+        await before_send(message)
+    try:
+        provider_id = await sender.send(dataclasses.replace(message, last_inbound_at=last_inbound))
+    except DeliveryFailed as exc:
+        error = f"{exc.code or 'error'}: {exc}"
+        if exc.transient and attempts < MAX_ATTEMPTS:
+            retry_at = datetime.now(UTC) + (
+                timedelta(seconds=exc.retry_after) if exc.retry_after is not None else backoff(attempts)
+            )
+            async with db.begin():
+                await queries.finish(
+                    db,
+                    outbox_id,
+                    {"status": "pending", "next_attempt_at": retry_at, "last_error": error, "locked_at": None},
+                )
+            return Outcome("retry", outbox_id, retry_at=retry_at, error=error, attempts=attempts)
+        return await _fail(db, outbox_id, error, attempts)
+    async with db.begin():
+        await queries.finish(
+            db,
+            outbox_id,
+            {
+                "status": "sent",
+                "provider_id": provider_id,
+                "sent_at": datetime.now(UTC),
+                "last_error": None,
+                "locked_at": None,
+            },
+        )
+    return Outcome("sent", outbox_id, provider_id=provider_id, attempts=attempts)
+
+
+async def _fail(db: Db, outbox_id: int, error: str, attempts: int) -> Outcome:
+    async with db.begin():
+        await queries.finish(db, outbox_id, {"status": "failed", "last_error": error, "locked_at": None})
+        await queries.record_failure(db, outbox_id=outbox_id, error=error)
+    return Outcome("failed", outbox_id, error=error, attempts=attempts)
+
+
+async def due(db: Db, *, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Ids a sweeper re-enqueues: due but unsent (Redis lost the job, a worker died)."""
+    now = now or datetime.now(UTC)
+    return await queries.due_ids(db, now=now, stale_before=now - STALE_AFTER, limit=limit)

@@ -1,0 +1,68 @@
+"""What every channel adapter is: verify a request, parse it into an InboundMessage, send an OutboundMessage.
+
+Shared code routes by channel through tables (``SENDERS[channel]``), never with ``if channel == ...``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from booking_core.domain.messages import (
+    CHANNELS,
+    Button,
+    Channel,
+    ContactRef,
+    DeliveryFailed,
+    Image,
+    InboundMessage,
+    OutboundMessage,
+)
+
+__all__ = [
+    "CHANNELS",
+    "Button",
+    "Channel",
+    "ChannelAdapter",
+    "ContactRef",
+    "DeliveryFailed",
+    "Image",
+    "InboundMessage",
+    "OutboundMessage",
+    "Refused",
+    "Sender",
+]
+
+
+class Refused(Exception):
+    """The request is not from the provider (bad secret or signature) or not readable; ``status`` says how to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Sender(Protocol):
+    """The outbound half of an adapter: what the delivery worker needs."""
+
+    channel: Channel
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Deliver ``message``; return the provider's message id; raise :class:`DeliveryFailed` on failure."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ChannelAdapter(Sender, Protocol):
+    """The whole adapter: inbound (verify + parse) and outbound (send)."""
+
+    async def verify(self, request: web.Request) -> None:
+        """Raise :class:`Refused` unless the request really comes from the provider."""
+        ...
+
+    def parse(self, raw: Any) -> InboundMessage | None:
+        """The message in ``raw``, or None for a payload ignored on purpose (the caller still answers 2xx)."""
+        ...

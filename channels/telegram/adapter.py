@@ -1,0 +1,369 @@
+"""Telegram through aiogram 3: verify the webhook secret, parse an Update, send with the real ``Bot``.
+
+Everything Telegram-specific stays here: chat ids, ``/start`` deep links, inline keyboards and their 64-byte
+callback data, shared contacts, answering callback queries, and what Telegram's error answers mean for a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    AiogramError,
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
+from aiogram.types.update import UpdateTypeLookupError
+from aiohttp import web
+from pydantic import ValidationError
+
+from booking_core.domain.messages import clean_text
+from channels.base import Button, Channel, ContactRef, DeliveryFailed, InboundMessage, OutboundMessage, Refused
+from channels.telegram.client import make_bot
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
+
+#: Update types we act on; also what ``setWebhook`` asks Telegram for (``allowed_updates``).
+HANDLED_UPDATES: Final = ("message", "callback_query")
+
+#: Update types ignored on purpose: answered 200 (so Telegram does not retry) and counted as "ignored".
+#: Edits would rewrite what staff already read; channels, groups and membership changes are not patients writing.
+IGNORED_UPDATES: Final = frozenset(
+    {
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "guest_message",
+        "message_reaction",
+        "message_reaction_count",
+        "inline_query",
+        "chosen_inline_result",
+        "shipping_query",
+        "pre_checkout_query",
+        "purchased_paid_media",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_member",
+        "chat_join_request",
+        "chat_boost",
+        "removed_chat_boost",
+        "managed_bot",
+        "subscription",
+        "stopped_message_generation",
+    }
+)
+
+#: Message contents that are something to look at rather than text: the dialog answers them politely.
+MEDIA_FIELDS: Final = (
+    "photo",
+    "sticker",
+    "voice",
+    "video",
+    "video_note",
+    "audio",
+    "document",
+    "animation",
+    "location",
+    "venue",
+    "dice",
+    "poll",
+    "story",
+    "paid_media",
+)
+
+MAX_CALLBACK_DATA_BYTES: Final = 64  # Telegram's limit for InlineKeyboardButton.callback_data
+MAX_CAPTION: Final = 1024  # Telegram's limit for a photo caption
+SHORT_LABEL: Final = 16  # buttons whose labels all fit this many characters go two to a row
+MAX_NAME: Final = 200
+ACK_TIMEOUT: Final = 5  # seconds for answerCallbackQuery: it must never hold up the webhook for long
+
+_START = re.compile(r"/start(?:@\w+)?(?:\s+(?P<payload>.*))?", re.DOTALL)
+
+
+class InvalidUpdate(ValueError):
+    """The body is JSON but not a Telegram Update (the webhook answers 400 ``invalid_update``)."""
+
+
+class TelegramAdapter:
+    """The Telegram channel: ``verify`` → ``parse`` on the way in, ``send`` (and ``acknowledge``) on the way out."""
+
+    channel: Channel = "telegram"
+
+    def __init__(self, *, token: str, webhook_secret: str, api_url: str) -> None:
+        if not webhook_secret:
+            # Without the secret anyone could post updates to the webhook in a patient's name.
+            raise ValueError("a Telegram webhook secret is required")
+        self._secret = webhook_secret.encode()
+        self.bot: Bot = make_bot(token, api_url=api_url)
+
+    # --- inbound ---
+
+    async def verify(self, request: web.Request) -> None:
+        """Refuse (401) unless the secret token header matches; checked before the body is read."""
+        given = request.headers.get(SECRET_HEADER)
+        if not given:
+            raise Refused(401, "the Telegram secret token header is missing")
+        # Bytes, not str: compare_digest refuses non-ASCII strings, and a forged header may hold anything.
+        if not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), self._secret):
+            raise Refused(401, "the Telegram secret token does not match")
+
+    def parse(self, raw: Any) -> InboundMessage | None:
+        """The patient's message in an Update; None for updates ignored on purpose.
+
+        Raises :class:`InvalidUpdate` when ``raw`` is not an Update at all.
+        """
+        if not isinstance(raw, dict):
+            raise InvalidUpdate("a Telegram Update is a JSON object")
+        try:
+            update = Update.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidUpdate(f"not a Telegram Update: {exc.error_count()} invalid field(s)") from None
+        try:
+            kind = update.event_type
+        except UpdateTypeLookupError:
+            _ignored(update, "unknown update type")
+            return None
+        if kind in IGNORED_UPDATES:
+            _ignored(update, kind)
+            return None
+        stored = _without_nuls(raw)
+        if update.message is not None:
+            return _from_message(update, update.message, stored)
+        if update.callback_query is not None:
+            return _from_callback(update, update.callback_query, stored)
+        _ignored(update, f"{kind} is not handled")
+        return None
+
+    async def acknowledge(self, inbound: InboundMessage) -> None:
+        """Stop the spinner on a pressed button (``answerCallbackQuery``); best effort, never raises."""
+        if inbound.kind != "button":
+            return
+        query = inbound.raw.get("callback_query")
+        query_id = query.get("id") if isinstance(query, dict) else None
+        if not isinstance(query_id, str) or not query_id:
+            return
+        try:
+            await self.bot.answer_callback_query(query_id, request_timeout=ACK_TIMEOUT)
+        except (AiogramError, OSError, TimeoutError) as exc:
+            # An unanswered query only leaves a spinner for a few seconds; the message itself is safe.
+            log.warning("could not answer Telegram callback query %s: %s", query_id, exc)
+
+    # --- outbound ---
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Send text (with an inline keyboard for the buttons) or a photo captioned with the text.
+
+        Returns Telegram's message id. Raises ``ValueError`` before any call when a button cannot be sent
+        (callback data longer than 64 bytes), :class:`DeliveryFailed` when Telegram does not take it.
+        """
+        markup = inline_keyboard(message.buttons)
+        chat_id = _chat_id(message.recipient)
+        try:
+            if message.image is None:
+                sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
+            else:
+                photo = BufferedInputFile(message.image.content, filename=message.image.filename)
+                if len(message.text) <= MAX_CAPTION:
+                    sent = await self.bot.send_photo(chat_id, photo, caption=message.text or None, reply_markup=markup)
+                else:
+                    # Too long for a caption: the photo first, then the text carrying the buttons.
+                    await self.bot.send_photo(chat_id, photo)
+                    sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
+        except (AiogramError, TimeoutError) as exc:
+            raise delivery_failure(exc) from exc
+        return str(sent.message_id)
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+
+# --- parsing ---
+
+
+def _ignored(update: Update, reason: str) -> None:
+    log.info("Telegram update %s ignored: %s", update.update_id, reason)
+
+
+def _from_message(update: Update, message: Message, raw: dict[str, Any]) -> InboundMessage | None:
+    sender = message.from_user
+    if message.chat.type != "private":
+        _ignored(update, f"message in a {message.chat.type} chat")
+        return None
+    if sender is None or sender.is_bot:
+        _ignored(update, "message not from a person")
+        return None
+    common: dict[str, Any] = {
+        "channel": "telegram",
+        "external_id": f"{message.chat.id}:{message.message_id}",
+        "received_at": message.date,
+        "raw": raw,
+    }
+    if message.text is not None:
+        text, _ = clean_text(message.text)
+        start = _START.fullmatch(text)
+        if start is not None:
+            payload = (start.group("payload") or "").strip() or None
+            return InboundMessage(
+                **common, contact=_contact(message.chat.id, sender), kind="start", text=text, start_payload=payload
+            )
+        return InboundMessage(**common, contact=_contact(message.chat.id, sender), kind="text", text=text)
+    if message.contact is not None:
+        # Only the sender's own card is their phone; a friend's shared contact must not become the patient's number.
+        own = message.contact.user_id == sender.id
+        phone = message.contact.phone_number if own else None
+        return InboundMessage(**common, contact=_contact(message.chat.id, sender, phone=phone), kind="contact")
+    if any(getattr(message, name, None) is not None for name in MEDIA_FIELDS):
+        caption, _ = clean_text(message.caption or "")
+        return InboundMessage(
+            **common,
+            contact=_contact(message.chat.id, sender),
+            kind="text" if caption else "media",
+            text=caption,
+            media_count=1,
+        )
+    _ignored(update, "service message")
+    return None
+
+
+def _from_callback(update: Update, query: CallbackQuery, raw: dict[str, Any]) -> InboundMessage | None:
+    chat = query.message.chat if query.message is not None else None
+    if chat is None or chat.type != "private":
+        _ignored(update, "button outside a private chat")
+        return None
+    if query.data is None or query.from_user.is_bot:
+        _ignored(update, "callback query without data")
+        return None
+    data, _ = clean_text(query.data)
+    return InboundMessage(
+        channel="telegram",
+        # A callback query has no message of its own: the update id is what Telegram repeats on a retry.
+        external_id=f"u{update.update_id}",
+        contact=_contact(chat.id, query.from_user),
+        received_at=datetime.now(UTC),
+        kind="button",
+        text=_pressed_label(query, query.data),
+        button_data=data,
+        raw=raw,
+    )
+
+
+def _pressed_label(query: CallbackQuery, data: str) -> str:
+    """The label of the pressed button, for the staff inbox (the data alone reads like code)."""
+    markup = getattr(query.message, "reply_markup", None)
+    if not isinstance(markup, InlineKeyboardMarkup):
+        return ""
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == data:
+                return clean_text(button.text)[0]
+    return ""
+
+
+def _contact(chat_id: int, user: User, *, phone: str | None = None) -> ContactRef:
+    name = " ".join(part for part in (user.first_name, user.last_name) if part)
+    given_phone = clean_text(phone or "")[0]
+    return ContactRef(
+        channel="telegram",
+        external_id=str(chat_id),
+        display_name=clean_text(name)[0][:MAX_NAME],
+        phone=given_phone or None,
+        language_code=user.language_code or None,
+    )
+
+
+def _without_nuls(value: Any) -> Any:
+    """The payload as kept with the message: PostgreSQL's jsonb cannot store ``\\u0000``."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nuls(key): _without_nuls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nuls(item) for item in value]
+    return value
+
+
+# --- sending ---
+
+
+def inline_keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    """Buttons as an inline keyboard: one per row, or two per row when every label is short.
+
+    Raises ``ValueError`` for a button Telegram would refuse (empty label, callback data not 1-64 bytes).
+    """
+    if not buttons:
+        return None
+    for button in buttons:
+        if not button.label.strip():
+            raise ValueError("a Telegram button needs a label")
+        size = len(button.data.encode())
+        if not 1 <= size <= MAX_CALLBACK_DATA_BYTES:
+            raise ValueError(
+                f"callback data of button {button.label!r} is {size} bytes; Telegram takes 1-{MAX_CALLBACK_DATA_BYTES}"
+            )
+    keys = [InlineKeyboardButton(text=button.label, callback_data=button.data) for button in buttons]
+    per_row = 2 if all(len(button.label) <= SHORT_LABEL for button in buttons) else 1
+    return InlineKeyboardMarkup(inline_keyboard=[keys[i : i + per_row] for i in range(0, len(keys), per_row)])
+
+
+def _chat_id(recipient: str) -> int:
+    try:
+        return int(recipient)
+    except ValueError:
+        raise DeliveryFailed(
+            f"{recipient!r} is not a Telegram chat id", transient=False, code="bad_recipient"
+        ) from None
+
+
+def delivery_failure(exc: BaseException) -> DeliveryFailed:
+    """What an aiogram error means for the outbox: retry (when, if Telegram said) or give up."""
+    message = str(exc)
+    if isinstance(exc, TelegramRetryAfter):
+        return DeliveryFailed(message, transient=True, retry_after=float(exc.retry_after), code="rate_limited")
+    if isinstance(exc, TelegramForbiddenError):  # the patient blocked the bot (or deleted their account)
+        return DeliveryFailed(message, transient=False, code="blocked")
+    if isinstance(exc, TelegramBadRequest | TelegramEntityTooLarge | TelegramMigrateToChat):
+        return DeliveryFailed(message, transient=False, code="bad_request")
+    if isinstance(exc, TelegramNotFound):
+        return DeliveryFailed(message, transient=False, code="not_found")
+    if isinstance(exc, TelegramUnauthorizedError):  # the bot token was revoked: every send fails until fixed
+        return DeliveryFailed(message, transient=False, code="unauthorized")
+    if isinstance(exc, TelegramServerError):
+        return DeliveryFailed(message, transient=True, code="server_error")
+    if isinstance(exc, TelegramNetworkError | TimeoutError):
+        return DeliveryFailed(message or "timed out", transient=True, code="network")
+    if isinstance(exc, ClientDecodeError):  # e.g. an HTML error page from a proxy in front of the Bot API
+        return DeliveryFailed(message, transient=True, code="bad_response")
+    if isinstance(exc, TelegramAPIError):
+        return DeliveryFailed(message, transient=False, code="telegram_error")
+    return DeliveryFailed(message, transient=True, code="client_error")

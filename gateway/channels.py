@@ -1,0 +1,65 @@
+"""Channel adapters, built once per process from settings: a table channel → adapter, nothing else knows which."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.settings import Settings
+
+
+def _telegram(settings: Settings, redis: Redis) -> Any:
+    from channels.telegram.adapter import TelegramAdapter
+
+    assert settings.TELEGRAM_BOT_TOKEN is not None and settings.TELEGRAM_WEBHOOK_SECRET is not None
+    return TelegramAdapter(
+        token=settings.TELEGRAM_BOT_TOKEN,
+        webhook_secret=settings.TELEGRAM_WEBHOOK_SECRET,
+        api_url=settings.TELEGRAM_API_URL,
+    )
+
+
+def _whatsapp(settings: Settings, redis: Redis) -> Any:
+    from channels.whatsapp.adapter import WhatsAppAdapter
+
+    assert settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_WHATSAPP_FROM
+    return WhatsAppAdapter(
+        account_sid=settings.TWILIO_ACCOUNT_SID,
+        auth_token=settings.TWILIO_AUTH_TOKEN,
+        sender=settings.TWILIO_WHATSAPP_FROM,
+        api_url=settings.TWILIO_API_URL,
+        public_base_url=settings.PUBLIC_BASE_URL,
+    )
+
+
+def _webchat(settings: Settings, redis: Redis) -> Any:
+    from channels.webchat.adapter import WebchatAdapter
+
+    return WebchatAdapter(redis=redis, prefix=settings.FRONTDESK_REDIS_PREFIX)
+
+
+#: (channel, is it configured?, how to build it)
+FACTORIES: tuple[tuple[str, Callable[[Settings], bool], Callable[[Settings, Redis], Any]], ...] = (
+    ("telegram", lambda s: s.telegram_enabled, _telegram),
+    ("whatsapp", lambda s: s.whatsapp_enabled, _whatsapp),
+    ("webchat", lambda s: True, _webchat),
+)
+
+
+def build_adapters(settings: Settings, redis: Redis) -> dict[str, Any]:
+    """The configured channels' adapters (webchat always; Telegram and WhatsApp when their credentials are set)."""
+    import importlib.util
+
+    # TRANSITIONAL (removed once every adapter module exists): skip adapters whose module is not written yet.
+    return {
+        name: build(settings, redis)
+        for name, enabled, build in FACTORIES
+        if enabled(settings) and importlib.util.find_spec(f"channels.{name}.adapter") is not None
+    }
+
+
+async def close_adapters(adapters: dict[str, Any]) -> None:
+    for adapter in adapters.values():
+        await adapter.close()
