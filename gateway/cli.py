@@ -10,12 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gateway import embedded
 from gateway.embedded import EmbeddedError, Services
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("seed-demo", help="create the demo clinic if the database is empty")
+
+    fakes = sub.add_parser("fake-apis", help="serve fake Telegram and Twilio APIs (development, benches)")
+    fakes.add_argument("--telegram-port", type=int, default=8081)
+    fakes.add_argument("--twilio-port", type=int, default=8082)
+    fakes.add_argument("--enforce-limits", action="store_true", help="answer 429 above the providers' limits")
 
     code = sub.add_parser("login-code", help="print a one-time staff login code (on the last line)")
     code.add_argument("--role", required=True, choices=["owner", "admin", "staff", "doctor"])
@@ -183,8 +189,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(settings: Settings, host: str, port: int, *, banner: str | None = None,
-                 worker: subprocess.Popen[bytes] | None = None) -> int:  # fmt: skip
+async def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    banner: str | None = None,
+    worker: subprocess.Popen[bytes] | None = None,
+) -> int:
     from aiohttp import web
 
     from gateway.app import create_app
@@ -235,7 +247,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         _migrate(ready)
         seeded = False if args.no_seed else bool(asyncio.run(_with_db(ready, "seed")))
         issued = asyncio.run(_with_db(ready, "code", role="owner", name="Clinic owner"))
-        worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=embedded.child_environment(svc))
+        env = embedded.child_environment(svc)
+        stack = contextlib.ExitStack()
+        ready, providers = stack.enter_context(_fake_providers(ready, env))
+        worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env)
         base = f"http://{args.host}:{args.port}"
         where = f"embedded under {settings.home}" if svc.started else "DATABASE_URL / REDIS_URL"
         code_text: str = issued.code  # type: ignore[attr-defined]
@@ -248,6 +263,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                 f"  Health:         {base}/health",
                 f"  API:            {base}/api/v1/openapi.json",
                 f"  Services:       {where}",
+                f"  Telegram/WhatsApp: {providers or 'your TELEGRAM_* / TWILIO_* settings'}",
                 "Press Ctrl-C to stop.",
                 "",
             ]
@@ -256,6 +272,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             code = asyncio.run(_serve(ready, args.host, args.port, banner=banner, worker=worker))
         finally:
             _stop_child(worker)
+            stack.close()
         print("Frontdesk stopped.", flush=True)
         return code
 
@@ -293,6 +310,87 @@ def _stop_child(child: subprocess.Popen[bytes]) -> None:
             child.wait()
 
 
+def _fakes_main() -> Any:
+    """The fake provider APIs live with the tests (tests/fakes); they are there in every source checkout."""
+    from gateway.migrate import PROJECT_ROOT
+
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    try:
+        from tests.fakes.cli import main as fakes_main
+    except ImportError as exc:
+        raise CliError(f"the fake APIs need a source checkout of Frontdesk (tests/fakes): {exc}") from None
+    return fakes_main
+
+
+def cmd_fake_apis(settings: Settings, args: argparse.Namespace) -> int:
+    argv = ["--telegram-port", str(args.telegram_port), "--twilio-port", str(args.twilio_port)]
+    if args.enforce_limits:
+        argv.append("--enforce-limits")
+    return int(_fakes_main()(argv))
+
+
+@contextlib.contextmanager
+def _fake_providers(settings: Settings, env: dict[str, str]) -> Iterator[tuple[Settings, str | None]]:
+    """With no Telegram/Twilio credentials, run the fake APIs and point both channels at them (for `run`)."""
+    if settings.telegram_enabled or settings.whatsapp_enabled:
+        yield settings, None
+        return
+    _fakes_main()  # fail early, with one line, outside a checkout
+    telegram_port, twilio_port = _free_port(), _free_port()
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "fake-apis",
+            "--telegram-port",
+            str(telegram_port),
+            "--twilio-port",
+            str(twilio_port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(telegram_port, child)
+        _wait_for_port(twilio_port, child)
+        fake = {
+            "TELEGRAM_BOT_TOKEN": "123456:frontdesk-local-fake",
+            "TELEGRAM_WEBHOOK_SECRET": secrets.token_urlsafe(24),
+            "TELEGRAM_API_URL": f"http://127.0.0.1:{telegram_port}",
+            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+            "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+            "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886",
+            "TWILIO_API_URL": f"http://127.0.0.1:{twilio_port}",
+        }
+        env.update(fake)
+        note = f"local fakes (Telegram {fake['TELEGRAM_API_URL']}, Twilio {fake['TWILIO_API_URL']})"
+        yield settings.model_copy(update=fake), note
+    finally:
+        _stop_child(child)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, child: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise CliError(f"the fake provider APIs stopped at start (exit code {child.returncode})")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise CliError(f"the fake provider APIs did not listen on port {port}")
+
+
 COMMANDS = {
     "run": cmd_run,
     "serve": cmd_serve,
@@ -301,6 +399,7 @@ COMMANDS = {
     "seed-demo": cmd_seed,
     "login-code": cmd_login_code,
     "telegram-webhook": cmd_telegram_webhook,
+    "fake-apis": cmd_fake_apis,
 }
 
 

@@ -238,6 +238,43 @@ async def _refresh_invoice(db: Db, session_id: int, *, actor: Actor) -> None:
     await invoicing.refresh_session_invoice(db, session_id, actor=actor)
 
 
+async def _open_session(
+    db: Db,
+    *,
+    actor: Actor,
+    occupancy_id: int,
+    branch_id: int,
+    patient_id: int,
+    doctor_id: int,
+    room_id: int,
+    lead_id: int | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    exams: Sequence[Examination],
+    note: dict[str, object],
+) -> Session:
+    """The session row on an already claimed time, its examination lines, the audit row and the draft invoice."""
+    session = await _new_session(
+        db,
+        occupancy_id=occupancy_id,
+        branch_id=branch_id,
+        patient_id=patient_id,
+        doctor_id=doctor_id,
+        room_id=room_id,
+        lead_id=lead_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        status="waiting",
+        created_by=actor.id if actor.kind == "staff" else None,
+    )
+    db.add_all(_lines(session.id, exams))
+    await db.flush()
+    data = {"starts_at": starts_at.isoformat(), "examinations": [e.id for e in exams], "lead_id": lead_id, **note}
+    audit.record(db, actor, "session.booked", "session", session.id, data)
+    await _refresh_invoice(db, session.id, actor=actor)
+    return session
+
+
 async def _new_session(db: Db, **values: object) -> Session:
     for _ in range(5):
         session = Session(booking_code=new_booking_code(), **values)
@@ -326,8 +363,9 @@ async def book(
         now=now,
         doctor_requested=doctor_id,
     )
-    session = await _new_session(
+    session = await _open_session(
         db,
+        actor=actor,
         occupancy_id=occupancy_id,
         branch_id=branch_id,
         patient_id=patient_id,
@@ -336,27 +374,9 @@ async def book(
         lead_id=lead_id,
         starts_at=placement.start,
         ends_at=placement.end,
-        status="waiting",
-        created_by=actor.id if actor.kind == "staff" else None,
+        exams=exams,
+        note={"branch_id": branch_id, "doctor_id": placement.doctor_id, "room_id": placement.room_id},
     )
-    db.add_all(_lines(session.id, exams))
-    await db.flush()
-    audit.record(
-        db,
-        actor,
-        "session.booked",
-        "session",
-        session.id,
-        {
-            "branch_id": branch_id,
-            "doctor_id": placement.doctor_id,
-            "room_id": placement.room_id,
-            "starts_at": placement.start.isoformat(),
-            "examinations": [e.id for e in exams],
-            "lead_id": lead_id,
-        },
-    )
-    await _refresh_invoice(db, session.id, actor=actor)
     if past:
         # A visit booked entirely in the past is completed at once (commissions, invoice, its time freed).
         from booking_core.services import lifecycle
@@ -513,15 +533,16 @@ async def convert_hold(
             lead_id=lead_id,
             now=now,
         )
-    claim = await queries.occupancy(db, row.occupancy_id)  # type: ignore[arg-type]
+    occupancy_id = row.occupancy_id
+    assert occupancy_id is not None  # live holds own their claim
+    claim = await queries.occupancy(db, occupancy_id)
     assert claim is not None
     claim.kind, claim.expires_at = "session", None
-    occupancy_id = row.occupancy_id
     row.occupancy_id, row.status = None, "converted"
     await db.flush()
-    exams = await queries.examinations(db, [row.examination_id])
-    session = await _new_session(
+    session = await _open_session(
         db,
+        actor=actor,
         occupancy_id=occupancy_id,
         branch_id=row.branch_id,
         patient_id=patient_id,
@@ -530,20 +551,9 @@ async def convert_hold(
         lead_id=lead_id,
         starts_at=row.starts_at,
         ends_at=row.ends_at,
-        status="waiting",
-        created_by=actor.id if actor.kind == "staff" else None,
+        exams=await queries.examinations(db, [row.examination_id]),
+        note={"from_hold": row.id},
     )
-    db.add_all(_lines(session.id, exams))
-    await db.flush()
-    audit.record(
-        db,
-        actor,
-        "session.booked",
-        "session",
-        session.id,
-        {"from_hold": row.id, "lead_id": lead_id, "starts_at": row.starts_at.isoformat()},
-    )
-    await _refresh_invoice(db, session.id, actor=actor)
     return session
 
 

@@ -34,6 +34,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     },
     "loyalty": {"earn_per": "10000", "point_value": "100", "cap_pct": "20"},
     "dialog_books_directly": False,
+    # Sites (besides PUBLIC_BASE_URL) whose pages may embed the chat widget, e.g. ["https://www.klinik-sehat.id"].
+    "webchat_allowed_origins": [],
 }
 
 

@@ -41,7 +41,6 @@ from aiogram.types.update import UpdateTypeLookupError
 from aiohttp import web
 from pydantic import ValidationError
 
-from booking_core.domain.messages import clean_text
 from channels.base import Button, Channel, ContactRef, DeliveryFailed, InboundMessage, OutboundMessage, Refused
 from channels.telegram.client import make_bot
 
@@ -105,7 +104,7 @@ MEDIA_FIELDS: Final = (
 MAX_CALLBACK_DATA_BYTES: Final = 64  # Telegram's limit for InlineKeyboardButton.callback_data
 MAX_CAPTION: Final = 1024  # Telegram's limit for a photo caption
 SHORT_LABEL: Final = 16  # buttons whose labels all fit this many characters go two to a row
-MAX_NAME: Final = 200
+MAX_NAME: Final = 120  # patients.name is 120 characters; Telegram allows 64 + 64
 ACK_TIMEOUT: Final = 5  # seconds for answerCallbackQuery: it must never hold up the webhook for long
 
 _START = re.compile(r"/start(?:@\w+)?(?:\s+(?P<payload>.*))?", re.DOTALL)
@@ -157,7 +156,10 @@ class TelegramAdapter:
         if kind in IGNORED_UPDATES:
             _ignored(update, kind)
             return None
-        stored = _without_nuls(raw)
+        try:
+            stored = _without_nuls(raw)
+        except RecursionError:  # only a forged body nests this deep; Telegram's updates are shallow
+            raise InvalidUpdate("the update is nested too deeply") from None
         if update.message is not None:
             return _from_message(update, update.message, stored)
         if update.callback_query is not None:
@@ -230,7 +232,7 @@ def _from_message(update: Update, message: Message, raw: dict[str, Any]) -> Inbo
         "raw": raw,
     }
     if message.text is not None:
-        text, _ = clean_text(message.text)
+        text = _clean(message.text)
         start = _START.fullmatch(text)
         if start is not None:
             payload = (start.group("payload") or "").strip() or None
@@ -244,7 +246,7 @@ def _from_message(update: Update, message: Message, raw: dict[str, Any]) -> Inbo
         phone = message.contact.phone_number if own else None
         return InboundMessage(**common, contact=_contact(message.chat.id, sender, phone=phone), kind="contact")
     if any(getattr(message, name, None) is not None for name in MEDIA_FIELDS):
-        caption, _ = clean_text(message.caption or "")
+        caption = _clean(message.caption or "")
         return InboundMessage(
             **common,
             contact=_contact(message.chat.id, sender),
@@ -264,7 +266,7 @@ def _from_callback(update: Update, query: CallbackQuery, raw: dict[str, Any]) ->
     if query.data is None or query.from_user.is_bot:
         _ignored(update, "callback query without data")
         return None
-    data, _ = clean_text(query.data)
+    data = _clean(query.data)
     return InboundMessage(
         channel="telegram",
         # A callback query has no message of its own: the update id is what Telegram repeats on a retry.
@@ -286,20 +288,28 @@ def _pressed_label(query: CallbackQuery, data: str) -> str:
     for row in markup.inline_keyboard:
         for button in row:
             if button.callback_data == data:
-                return clean_text(button.text)[0]
+                return _clean(button.text)
     return ""
 
 
 def _contact(chat_id: int, user: User, *, phone: str | None = None) -> ContactRef:
     name = " ".join(part for part in (user.first_name, user.last_name) if part)
-    given_phone = clean_text(phone or "")[0]
     return ContactRef(
         channel="telegram",
         external_id=str(chat_id),
-        display_name=clean_text(name)[0][:MAX_NAME],
-        phone=given_phone or None,
-        language_code=user.language_code or None,
+        display_name=_clean(name)[:MAX_NAME],
+        phone=_clean(phone or "") or None,
+        language_code=_clean(user.language_code or "") or None,
     )
+
+
+def _clean(text: str) -> str:
+    """NULs out (PostgreSQL text cannot hold them) and surrounding space off, as ``clean_text`` does.
+
+    The cut to ``MAX_TEXT`` is left to ingest, which runs ``clean_text`` again and records ``text_cut``: cutting
+    here would lose that flag.
+    """
+    return text.replace("\x00", "").strip()
 
 
 def _without_nuls(value: Any) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -55,6 +56,7 @@ STATUS_CALLBACK_PATH = "/webhooks/whatsapp/status"
 VERIFIED_FORM: web.RequestKey[dict[str, str]] = web.RequestKey("whatsapp_verified_form", dict)
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 MAX_NAME = 200
 
 
@@ -67,6 +69,21 @@ def sender_channel(address: str) -> str:
     """``whatsapp:+62…`` → "whatsapp"; a bare number → "sms"; ``messenger:…`` → "messenger"."""
     prefix, sep, _ = address.partition(":")
     return prefix.strip().lower() if sep else "sms"
+
+
+def address(recipient: str) -> str:
+    """``+62…`` → ``whatsapp:+62…`` (an address that has the prefix already is kept)."""
+    return recipient if recipient.startswith(ADDRESS_PREFIX) else ADDRESS_PREFIX + recipient
+
+
+def display_name(profile_name: str) -> str:
+    """The WhatsApp profile name as staff will see it: one line, without control or bidi-override characters.
+
+    Names are the patient's own words and stay as typed (HTML included: templates escape it); only characters that
+    could reorder or hide text in the inbox (U+202A-U+202E, U+2066-U+2069, other controls) are dropped.
+    """
+    kept = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in profile_name if ch not in _BIDI_CONTROLS)
+    return " ".join(kept.split())[:MAX_NAME]
 
 
 def _count(value: str | None) -> int:
@@ -97,7 +114,7 @@ class WhatsAppAdapter:
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.account_sid = account_sid
-        self.sender = sender if sender.startswith(ADDRESS_PREFIX) else ADDRESS_PREFIX + sender
+        self.sender = address(sender)
         self.api_url = api_url
         self.public_base_url = public_base_url.rstrip("/")
         self.status_callback_url = self.public_base_url + STATUS_CALLBACK_PATH
@@ -117,9 +134,12 @@ class WhatsAppAdapter:
     async def verify(self, request: web.Request) -> None:
         """Read the form and check its Twilio signature; keep the form for :func:`verified_form`.
 
-        Raises :class:`Refused`: 400 for a body that is not a readable form, 413 for one too large, 403 for a
-        missing or wrong signature. Never anything else for bad input.
+        Raises :class:`Refused`: 403 for a missing signature (checked before the body is read) or a wrong one, 400
+        for a body that is not a readable form, 413 for one too large. Never anything else for bad input.
         """
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not signature:  # before reading the body: an unsigned request costs us nothing
+            raise Refused(403, f"missing {SIGNATURE_HEADER}")
         if request.content_type != FORM_CONTENT_TYPE:
             raise Refused(400, f"expected {FORM_CONTENT_TYPE}")
         try:
@@ -128,9 +148,6 @@ class WhatsAppAdapter:
             raise Refused(exc.status, exc.reason) from None
         except (UnicodeDecodeError, LookupError, ValueError):  # not UTF-8 / unknown charset / unparsable
             raise Refused(400, "the form could not be read") from None
-        signature = request.headers.get(SIGNATURE_HEADER, "")
-        if not signature:
-            raise Refused(403, f"missing {SIGNATURE_HEADER}")
         if not self._validator.validate(self.signed_url(request), form, signature):
             raise Refused(403, f"wrong {SIGNATURE_HEADER}")
         request[VERIFIED_FORM] = {key: str(value) for key, value in form.items()}
@@ -165,7 +182,7 @@ class WhatsAppAdapter:
             contact=ContactRef(
                 channel="whatsapp",
                 external_id=number,
-                display_name=" ".join((raw.get("ProfileName") or "").split())[:MAX_NAME],
+                display_name=display_name(raw.get("ProfileName") or ""),
                 phone=number if _E164.fullmatch(number) else None,
             ),
             received_at=self._clock(),
@@ -194,7 +211,7 @@ class WhatsAppAdapter:
         """The ``messages.create`` arguments for ``message``; :class:`DeliveryFailed` if it cannot go out at all."""
         params: dict[str, object] = {
             "from_": self.sender,
-            "to": message.recipient if message.recipient.startswith(ADDRESS_PREFIX) else ADDRESS_PREFIX + message.recipient,
+            "to": address(message.recipient),
             "status_callback": self.status_callback_url,
         }
         if not self.within_window(message):
@@ -224,7 +241,7 @@ class WhatsAppAdapter:
         """Send ``message``; returns the Message sid. Raises :class:`DeliveryFailed` (transient or not)."""
         params = self.create_params(message)
         try:
-            created = await self._rest().messages.create_async(**params)  # type: ignore[arg-type]
+            created = await self._rest().messages.create_async(**params)
         except Throttled as exc:
             raise DeliveryFailed(
                 "Twilio is throttling us", transient=True, retry_after=exc.retry_after, code=str(exc.code or 20429)
@@ -250,7 +267,7 @@ class WhatsAppAdapter:
         """Close the HTTP session, if a send opened one."""
         client, self._client = self._client, None
         if client is not None:
-            await client.http_client.close()  # type: ignore[misc]
+            await client.http_client.close()
 
 
 def _failure(exc: TwilioRestException | TwilioServiceException) -> DeliveryFailed:

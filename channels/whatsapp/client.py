@@ -114,7 +114,7 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
         data: dict[str, object] | None = None,
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - twilio's HttpClient signature
         allow_redirects: bool = False,
     ) -> Response:
         """Send the request to the rewritten URL."""
