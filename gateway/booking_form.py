@@ -19,7 +19,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from booking_core.services import webform
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
-from gateway.webchat import over_limit
+from workers.ratelimit import Limit, RateLimiter
 
 CSRF_COOKIE = "fd_book"
 CSRF_SALT = "frontdesk.booking-form.csrf"
@@ -95,7 +95,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "thanks_next": "Staf kami akan segera menghubungi Anda untuk mengonfirmasi waktunya.",
         "back": "Kembali ke formulir",
         "switch": "English",
-        "csrf_failed": "Formulir ini kedaluwarsa atau tidak dikirim dari halaman kami. Muat ulang formulir lalu coba lagi.",
+        "csrf_failed": (
+            "Formulir ini kedaluwarsa atau tidak dikirim dari halaman kami. Muat ulang formulir lalu coba lagi."
+        ),
         "rate_limited": "Anda sudah terlalu sering mengirim formulir. Tunggu beberapa menit lalu coba lagi.",
         "required": "Kolom ini wajib diisi.",
         "too_long": "Isian ini terlalu panjang.",
@@ -264,8 +266,8 @@ async def submit_form(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
     lang = language(request, form)
-    key = f"{app[SETTINGS].FRONTDESK_REDIS_PREFIX}:rl:book:{request.remote or 'unknown'}"
-    if await over_limit(app[REDIS], key, limit=POSTS_PER_WINDOW, window=POST_WINDOW):
+    limit = Limit(f"book:ip:{request.remote or 'unknown'}", POSTS_PER_WINDOW, POST_WINDOW)
+    if await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0:
         response = _message_page(request, lang, 429, "rate_limited")
         response.headers["Retry-After"] = str(POST_WINDOW)
         return response

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Sequence
 
 from redis import Redis as SyncRedis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from booking_core.db.engine import Sessions
 from gateway.settings import Settings
 from workers import queues
 
@@ -28,7 +28,7 @@ def enqueue_deliveries(connection: SyncRedis, prefix: str, outbox_ids: Sequence[
 
 
 class DialogRunner:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], rq_redis: SyncRedis) -> None:
+    def __init__(self, settings: Settings, sessionmaker: Sessions, rq_redis: SyncRedis) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
         self._rq_redis = rq_redis

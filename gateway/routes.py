@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway import booking_form, webchat
 from gateway.api import api, auth, booking, catalog, coupons, invoices, leads, queue, schedule, sessions
 from gateway.api.registry import Authenticator
 from gateway.webhooks import telegram as telegram_webhook
@@ -17,3 +18,5 @@ def setup(app: web.Application, authenticate: Authenticator) -> None:
     api.register(app, authenticate)
     telegram_webhook.setup(app)
     whatsapp_webhook.setup(app)
+    webchat.setup(app)
+    booking_form.setup(app)

@@ -7,6 +7,7 @@ variable and says how to fix it (see :func:`load_settings`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +72,13 @@ class Settings(BaseModel):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("TELEGRAM_BOT_TOKEN")
+    @classmethod
+    def _telegram_token(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{1,20}:[A-Za-z0-9_-]{1,100}", value):
+            raise ValueError("must look like 123456789:AAE... (the token @BotFather gave you)")
+        return value
 
     @field_validator("TELEGRAM_WEBHOOK_SECRET")
     @classmethod

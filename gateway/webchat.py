@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import WSMsgType, web
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
@@ -40,6 +39,7 @@ from channels.webchat.token import VisitorTokens, new_visitor_id
 from gateway.inbound import accept, refused
 from gateway.keys import ADAPTERS, REDIS, SESSIONMAKER, SETTINGS
 from gateway.middleware import error_response
+from workers.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,6 @@ RATE_LIMIT = 10  # chat frames per visitor ...
 RATE_WINDOW = 10  # ... per this many seconds
 SUBSCRIBE_TIMEOUT = 5.0
 POLL_SECONDS = 5.0
-
-
-async def over_limit(redis: Redis, key: str, *, limit: int, window: int) -> bool:
-    """Count one hit in a fixed window shared by every gateway instance; True once more than ``limit`` hits."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, window, nx=True)
-        count, _ = await pipe.execute()
-    return int(count) > limit
 
 
 # --- the widget script and the demo page
@@ -188,9 +179,7 @@ class VisitorSocket:
             await self._subscribe(pubsub)
             async with self.app[SESSIONMAKER]() as db:
                 history = await webchat_service.history(db, self.visitor_id)
-            await _send(
-                self.ws, {"type": "welcome", "token": self.token, "history": [h.to_frame() for h in history]}
-            )
+            await _send(self.ws, {"type": "welcome", "token": self.token, "history": [h.to_frame() for h in history]})
             forwarder = asyncio.create_task(self._forward(pubsub))
             await self._receive()
         finally:
@@ -249,8 +238,8 @@ class VisitorSocket:
         if isinstance(frame, Hello):
             raise FrameError("unsupported", "Hello was said already.")
         assert isinstance(frame, ChatFrame)
-        key = f"{self.prefix}:rl:webchat:{self.visitor_id}"
-        if await over_limit(self.app[REDIS], key, limit=RATE_LIMIT, window=RATE_WINDOW):
+        limit = Limit(f"webchat:visitor:{self.visitor_id}", RATE_LIMIT, RATE_WINDOW)
+        if await RateLimiter(self.app[REDIS], self.prefix).try_acquire([limit]) > 0:
             await _send(
                 self.ws,
                 {"type": "error", "code": "rate_limited", "id": frame.id,

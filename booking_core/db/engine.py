@@ -43,3 +43,6 @@ async def check_connection(url: str, *, seconds: float = 5.0) -> None:
         raise ConnectionError(f"cannot reach the database {where}: {type(reason).__name__}: {reason}") from None
     finally:
         await engine.dispose()
+
+#: The session factory a process keeps (gateway app, worker runtime).
+Sessions = async_sessionmaker[AsyncSession]

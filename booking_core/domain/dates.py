@@ -110,7 +110,9 @@ _NOON = re.compile(r"\b(noon|midday|tengah hari)\b")
 _TODAY = re.compile(r"\b(today|hari ini|sekarang|tonight|nanti)\b")
 _DAY_AFTER_TOMORROW = re.compile(r"\b((?:the )?day after tomorrow|besok lusa|lusa)\b")
 _TOMORROW = re.compile(r"\b(tomorrow|tmrw|tmr|besok|besuk|esok)\b")
-_IN_DAYS = re.compile(rf"\b(?:in|dalam)\s+{_COUNT}\s+(?:days?|hari)\b|\b{_COUNT}\s+(?:days?|hari)\s+(?:lagi|from now)\b")
+_IN_DAYS = re.compile(
+    rf"\b(?:in|dalam)\s+{_COUNT}\s+(?:days?|hari)\b|\b{_COUNT}\s+(?:days?|hari)\s+(?:lagi|from now)\b"
+)
 # "minggu" is both Sunday and a week: "hari minggu depan" is next Sunday, "minggu depan" next week.
 _NEXT_WEEK = re.compile(r"\b(next week|(?<!hari )minggu depan|pekan depan)\b")
 _THIS_WEEK = re.compile(r"\b(this week|(?<!hari )minggu ini|pekan ini)\b")
@@ -264,7 +266,7 @@ def _find_day(text: str, today: date, base: datetime) -> tuple[date, bool] | Non
 
 
 def _day_of_month(today: date, day: int) -> tuple[date, bool] | None:
-    """"tanggal 5": this month's 5th, or next month's once this month's has passed."""
+    """ "tanggal 5": this month's 5th, or next month's once this month's has passed."""
     for months_ahead in (0, 1, 2):
         month_index = today.month - 1 + months_ahead
         year, month = today.year + month_index // 12, month_index % 12 + 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime, time
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 __all__ = [
     "LANGUAGES",
@@ -58,6 +58,7 @@ STATE_VERSION = 1
 Step: TypeAlias = Literal[
     "menu", "exam", "branch", "doctor", "day", "time", "name", "phone", "confirm", "pick", "reason", "lang"
 ]
+STEPS: tuple[str, ...] = get_args(Step)
 Flow: TypeAlias = Literal["book", "reschedule", "cancel", "queue"]
 
 
@@ -116,6 +117,7 @@ class Draft:
     wanted: time | None = None  # a time named before the free times were known ("besok jam 3")
     start: datetime | None = None
     hold_id: int | None = None
+    held_doctor_id: int | None = None  # the doctor the hold went to (when "any" was chosen)
     name: str | None = None
     phone: str | None = None
     visit_id: int | None = None  # the session being cancelled, rescheduled or looked up in the queue
@@ -176,7 +178,7 @@ class State:
     @classmethod
     def from_json(cls, data: dict[str, Any] | None, *, lang: str = "en") -> State:
         """The stored state; an empty, foreign or damaged one starts afresh in ``lang`` (never an error)."""
-        if not data or data.get("v") != STATE_VERSION:
+        if not data or data.get("v") != STATE_VERSION or data.get("step", "menu") not in STEPS:
             return cls(lang=lang)
         try:
             known = {f.name for f in fields(Draft)}

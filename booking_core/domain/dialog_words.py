@@ -12,12 +12,13 @@ from collections.abc import Iterable, Sequence
 from difflib import SequenceMatcher
 from typing import TypeVar
 
-import phonenumbers
+from booking_core.domain.phones import to_e164
 
 __all__ = [
     "choose_language",
     "command",
     "intent",
+    "language_named",
     "match_names",
     "normalise",
     "phone_e164",
@@ -32,9 +33,10 @@ _COMMANDS: dict[str, frozenset[str]] = {
     "back": frozenset({"back", "go back", "previous", "kembali", "balik", "sebelumnya", "mundur"}),
     "cancel": frozenset({"cancel", "batal", "batalkan", "stop", "quit", "exit", "gak jadi", "nggak jadi",
                          "tidak jadi", "ga jadi", "enggak jadi", "nevermind", "never mind"}),
-    "menu": frozenset({"menu", "/menu", "/start", "start", "home", "main menu", "hi", "hello", "hey", "halo", "hallo",
-                       "hai", "helo", "pagi", "siang", "sore", "malam", "selamat pagi", "selamat siang",
-                       "selamat sore", "selamat malam", "assalamualaikum", "mulai"}),
+    "menu": frozenset({"menu", "/menu", "/start", "start", "home", "main menu", "mulai", "menu utama"}),
+    "greeting": frozenset({"hi", "hello", "hey", "halo", "hallo", "hai", "helo", "pagi", "siang", "sore", "malam",
+                           "selamat pagi", "selamat siang", "selamat sore", "selamat malam", "assalamualaikum",
+                           "good morning", "good afternoon", "good evening", "permisi", "p"}),
     "help": frozenset({"help", "/help", "?", "bantuan", "tolong", "info", "panduan"}),
     "lang": frozenset({"/lang", "/language", "lang", "language", "bahasa", "ganti bahasa", "change language"}),
     "staff": frozenset({"staff", "admin", "human", "agent", "operator", "cs", "petugas", "staf", "manusia",
@@ -82,7 +84,7 @@ def normalise(text: str) -> str:
 
 
 def command(text: str) -> str | None:
-    """"back", "cancel", "menu", "help", "lang" or "staff" when the whole message is that command."""
+    """ "back", "cancel", "menu", "greeting", "help", "lang" or "staff" when the whole message is that command."""
     said = normalise(text)
     return next((name for name, words in _COMMANDS.items() if said in words), None)
 
@@ -97,7 +99,7 @@ def intent(text: str) -> str | None:
 
 
 def yes_no(text: str) -> str | None:
-    """"yes", "no" or "change" for a confirmation answer."""
+    """ "yes", "no" or "change" for a confirmation answer."""
     said = normalise(text)
     if said in _YES:
         return "yes"
@@ -136,18 +138,9 @@ def valid_name(text: str) -> str | None:
     return name
 
 
-def phone_e164(text: str, *, region: str = "ID") -> str | None:
-    """The phone number in E.164 ("+6281234567890"), or None when it is not a valid number."""
-    cleaned = re.sub(r"[^\d+]", "", text)
-    if not 6 <= len(cleaned.lstrip("+")) <= 15:
-        return None
-    try:
-        number = phonenumbers.parse(cleaned, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+def phone_e164(text: str) -> str | None:
+    """The phone number in E.164 ("+6281234567890"; Indonesian numbers may start with 0), or None."""
+    return to_e164(text)
 
 
 def _tokens(text: str) -> list[str]:

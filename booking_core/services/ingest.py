@@ -51,7 +51,7 @@ async def receive(
         db,
         channel=inbound.channel,
         external_id=contact.external_id[:120],
-        display_name=contact.display_name[:200],
+        display_name=contact.display_name[:120],
         language_code=contact.language_code[:10] if contact.language_code else None,
         now=now,
     )

@@ -122,7 +122,7 @@ def _frame_id(value: object) -> str:
 
 def _kept(frame: dict[str, Any], frame_id: str) -> dict[str, Any]:
     """What we store with the message: the frame's own fields, nothing else the client sent."""
-    kept = {k: frame[k] for k in ("type", "text", "data") if k in frame}
+    kept: dict[str, Any] = {k: frame[k] for k in ("type", "text", "data") if k in frame}
     kept["id"] = frame_id
     return kept
 

@@ -158,15 +158,17 @@ class WhatsAppAdapter:
         Raises :class:`Refused` (400) for a form that names no message or no sender.
         """
         external_id = (raw.get("MessageSid") or raw.get("SmsMessageSid") or raw.get("SmsSid") or "").strip()
-        address = (raw.get("From") or "").strip()
-        if not external_id or not address:
+        sender = (raw.get("From") or "").strip()
+        if not external_id or not sender:
             raise Refused(400, "an inbound message needs MessageSid and From")
-        channel = sender_channel(address)
+        channel = sender_channel(sender)
         if channel != "whatsapp":
             if channel not in IGNORED_SENDER_CHANNELS:
                 log.warning("whatsapp webhook: unsupported sender channel %r (message %s)", channel, external_id)
             return None
-        number = address[len(ADDRESS_PREFIX) :].strip()
+        number = sender[len(ADDRESS_PREFIX) :].strip()
+        if not number:
+            raise Refused(400, "From names no WhatsApp user")
         text, _ = clean_text(raw.get("Body") or "")
         button_data = (raw.get("ButtonPayload") or "").strip() or None
         media_count = _count(raw.get("NumMedia"))

@@ -10,7 +10,6 @@ import asyncio
 import json
 import re
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,9 @@ async def all_inbound_count(sessionmaker: async_sessionmaker[AsyncSession]) -> i
 
 
 def counted(gateway: Client, outcome: str) -> float:
-    registry = gateway.server.app[METRICS].registry
+    app = gateway.app
+    assert app is not None
+    registry = app[METRICS].registry
     value = registry.get_sample_value("frontdesk_inbound_messages_total", {"channel": "telegram", "outcome": outcome})
     return value or 0.0
 
@@ -524,6 +525,3 @@ async def test_frontdesk_telegram_webhook_reports_telegrams_refusal_in_one_line(
     [line] = [line for line in err.splitlines() if line.startswith("frontdesk: error:")]
     assert "Unauthorized" in line and "TELEGRAM_BOT_TOKEN" in line
     assert telegram.webhook("999:not-this-bot") is None
-
-
-assert sys.version_info >= (3, 11)

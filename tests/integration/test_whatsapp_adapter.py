@@ -6,6 +6,7 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -48,10 +49,12 @@ async def adapter(twilio: FakeTwilio) -> AsyncIterator[WhatsAppAdapter]:
     await adapter.close()
 
 
-def reply(text: str = "Which time suits you?", *, wrote: timedelta | None = timedelta(minutes=5), **fields: object):
+def reply(
+    text: str = "Which time suits you?", *, wrote: timedelta | None = timedelta(minutes=5), **fields: Any
+) -> OutboundMessage:
     """A message to the patient, who last wrote ``wrote`` ago (None: never)."""
     last_inbound = None if wrote is None else datetime.now(UTC) - wrote
-    return OutboundMessage(channel="whatsapp", recipient=PATIENT, text=text, last_inbound_at=last_inbound, **fields)  # type: ignore[arg-type]
+    return OutboundMessage(channel="whatsapp", recipient=PATIENT, text=text, last_inbound_at=last_inbound, **fields)
 
 
 async def test_offered_slots_are_sent_as_numbered_options(adapter: WhatsAppAdapter, twilio: FakeTwilio) -> None:
@@ -194,7 +197,7 @@ async def test_a_check_in_qr_code_without_a_public_url_goes_as_text_only(
     assert "MediaUrl" not in sent.params
 
 
-async def test_one_client_serves_many_sends_and_close_can_be_repeated(
+async def test_one_adapter_sends_many_messages_and_closing_twice_is_harmless(
     adapter: WhatsAppAdapter, twilio: FakeTwilio
 ) -> None:
     sids = {await adapter.send(reply(f"Your queue number is {n}")) for n in range(3)}

@@ -1,0 +1,472 @@
+"""One chatbot step for a persisted inbound message: load, decide, perform, save, write the replies to the outbox.
+
+The decisions are :mod:`booking_core.domain.dialog`'s; this module only fetches what it needs to know and does what
+it asks (look up free days and times, hold a slot, put it on the lead or book it, cancel, reschedule, look up the
+queue, hand over to staff), feeding each result back into the dialog.
+
+Order and exactly-once: the conversation row is locked first (``FOR UPDATE``), then its unanswered messages up to
+this one are answered oldest first. A message already answered is skipped, so a second ``handle`` of the same
+message (a retry, the sweep) writes nothing; the outbox rows also carry a dedupe key per message and reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast, get_args
+from zoneinfo import ZoneInfo
+
+from booking_core.db.engine import Db
+from booking_core.db.queries import conversation as queries
+from booking_core.db.tables import ChannelIdentity, Conversation, Message, Patient
+from booking_core.domain import dialog
+from booking_core.domain.actors import Actor
+from booking_core.domain.dialog_types import (
+    Booked,
+    BookingReceived,
+    BranchInfo,
+    CancelVisit,
+    ConfirmBooking,
+    Context,
+    DaysFound,
+    DoctorInfo,
+    Event,
+    ExaminationInfo,
+    FindDays,
+    FindSlots,
+    Handoff,
+    Held,
+    HoldSlot,
+    NotChanged,
+    NotInQueue,
+    OpeningHours,
+    Outcome,
+    QueuePlace,
+    QueuePosition,
+    ReleaseHold,
+    Reschedule,
+    Rescheduled,
+    SlotsFound,
+    SlotTaken,
+    SlotUnavailable,
+    Visit,
+    VisitCancelled,
+)
+from booking_core.domain.messages import Channel, InboundKind, OutboundMessage
+from booking_core.services import audit, availability, booking, lifecycle, messages, outbox, queue, settings
+from booking_core.services.errors import Conflict, ServiceError
+
+__all__ = ["handle"]
+
+#: Effects performed per message at most (each outcome may ask for one more step); a guard, not a limit in practice.
+MAX_ROUNDS = 6
+RESCHEDULE_REASON = "patient_request"
+
+
+async def handle(
+    db: Db, message_id: int, *, now: datetime | None = None, default_language: str = "en"
+) -> list[int]:
+    """Answer inbound message ``message_id`` (and any earlier unanswered one of its chat) in the caller's transaction.
+
+    Returns the new outbox ids; the caller enqueues their delivery after commit. While staff have taken over
+    (``bot_paused``) the message is marked processed and nothing is sent.
+    """
+    now = now or datetime.now(UTC)
+    found = await queries.message(db, message_id)
+    if found is None or found.direction != "in" or found.conversation_id is None or found.processed_at is not None:
+        return []
+    conversation = await queries.lock_conversation(db, found.conversation_id)
+    if conversation is None:
+        return []
+    outbox_ids: list[int] = []
+    for message in await queries.lock_unprocessed(db, conversation.id, up_to=message_id):
+        if not conversation.bot_paused:
+            outbox_ids += await _answer(db, conversation, message, now=now, default_language=default_language)
+        await queries.mark_processed(db, message.id, now=now)
+    return outbox_ids
+
+
+@dataclass
+class _Step:
+    """One message being answered: who it is from and the rows the effects work on."""
+
+    db: Db
+    conversation: Conversation
+    identity: ChannelIdentity
+    patient: Patient | None
+    now: datetime
+
+    @property
+    def actor(self) -> Actor:
+        name = self.patient.name if self.patient else self.identity.display_name
+        return Actor(kind="patient", id=self.patient.id if self.patient else None, name=name)
+
+
+async def _answer(
+    db: Db, conversation: Conversation, message: Message, *, now: datetime, default_language: str
+) -> list[int]:
+    identity = await queries.identity(db, conversation.identity_id)
+    if identity is None:
+        return []
+    patient = await queries.patient(db, conversation.patient_id or identity.patient_id)
+    step = _Step(db, conversation, identity, patient, now)
+    ctx = await _context(db, patient, now)
+    state = dialog.first_state(
+        conversation.dialog_state,
+        identity.language_code,  # the phone's language first, then what we know of the patient
+        patient.language if patient else None,
+        default_language=conversation.language or default_language,
+    )
+    decision = dialog.decide(state, _event(message), ctx)
+    replies = list(decision.replies)
+    for _ in range(MAX_ROUNDS):
+        outcome: Outcome | None = None
+        for effect in decision.effects:
+            outcome = await _PERFORM[type(effect)](step, effect)
+        if outcome is None:
+            break
+        decision = dialog.resume(decision.state, outcome, ctx)
+        replies += decision.replies
+    state = decision.state
+    conversation.dialog_state = state.to_json()
+    conversation.language = state.lang
+    ids = []
+    for index, reply in enumerate(replies):
+        text, buttons = messages.render_reply(state.lang, reply)
+        channel = cast(Channel, identity.channel)
+        outbound = OutboundMessage(channel=channel, recipient=identity.external_id, text=text, buttons=buttons)
+        outbox_id = await outbox.add(
+            db,
+            outbound,
+            kind="reply",
+            conversation_id=conversation.id,
+            identity_id=identity.id,
+            dedupe_key=f"dialog:{message.id}:{index}",
+        )
+        if outbox_id is not None:
+            ids.append(outbox_id)
+    return ids
+
+
+def _event(message: Message) -> Event:
+    payload = message.payload or {}
+    stored = payload.get("kind")
+    kind = cast(InboundKind, stored) if stored in get_args(InboundKind) else "text"
+    return Event(
+        kind=kind,
+        text=message.text or "",
+        button_data=payload.get("button_data"),
+        contact_phone=payload.get("phone") if kind == "contact" else None,
+        media_count=int(payload.get("media_count") or 0),
+    )
+
+
+async def _context(db: Db, patient: Patient | None, now: datetime) -> Context:
+    catalogue = await queries.catalogue(db, today=(now - timedelta(days=1)).date())
+    branches = tuple(
+        BranchInfo(
+            id=b.id,
+            name=b.name,
+            tz=b.tz,
+            hours=tuple(OpeningHours(*h) for h in catalogue.hours.get(b.id, [])),
+            doctor_ids=tuple(sorted(catalogue.branch_doctors.get(b.id, set()))),
+        )
+        for b in catalogue.branches
+    )
+    examinations = tuple(
+        ExaminationInfo(
+            id=e.id,
+            name=e.name,
+            keywords=tuple(str(k) for k in (e.keywords or []) if isinstance(k, str)),
+            branch_ids=tuple(catalogue.offered_at.get(e.id, [])),
+            doctor_ids=tuple(catalogue.performed_by.get(e.id, [])),
+        )
+        for e in catalogue.examinations
+        if catalogue.offered_at.get(e.id)
+    )
+    visits: tuple[Visit, ...] = ()
+    if patient is not None:
+        # Today's visits stay listed after their time (the queue runs late); later ones from now on.
+        rows = await queries.visits(db, patient.id, since=now - timedelta(hours=12))
+        zones = {b.id: ZoneInfo(b.tz) for b in catalogue.branches}
+        visits = tuple(
+            Visit(
+                id=row.session.id,
+                booking_code=row.session.booking_code,
+                branch_id=row.session.branch_id,
+                examination_id=row.examination_id,
+                examination_name=row.examination_name,
+                doctor_id=row.session.doctor_id,
+                doctor_name=row.doctor_name,
+                starts_at=row.session.starts_at,
+                status=row.session.status,
+                cancel_cutoff_min=row.cancel_cutoff_min,
+                in_queue=row.in_queue,
+            )
+            for row in rows
+            if row.session.ends_at > now or _same_day(row.session.starts_at, now, zones.get(row.session.branch_id))
+        )
+    reasons = await lifecycle.cancel_reasons(db)
+    return Context(
+        now=now,
+        examinations=examinations,
+        branches=branches,
+        doctors=tuple(DoctorInfo(d.id, d.name) for d in catalogue.doctors),
+        visits=visits,
+        patient_name=(patient.name or None) if patient else None,
+        patient_phone=patient.phone_e164 if patient else None,
+        cancel_reasons=tuple(reasons.reasons),
+        hold_minutes=int(await settings.get(db, "hold_minutes")),
+    )
+
+
+def _same_day(start: datetime, now: datetime, zone: ZoneInfo | None) -> bool:
+    zone = zone or ZoneInfo("UTC")
+    return start.astimezone(zone).date() == now.astimezone(zone).date()
+
+
+# --- effects ----------------------------------------------------------------------------------------------
+
+
+async def _find_days(step: _Step, effect: FindDays) -> Outcome:
+    branch = await availability.queries.load_branch(step.db, effect.branch_id)
+    if branch is None:
+        return DaysFound(())
+    zone = ZoneInfo(branch.tz)
+    start = datetime.combine(effect.start, datetime.min.time(), zone)
+    try:
+        _, slots = await availability.find_slots(
+            step.db,
+            branch_id=effect.branch_id,
+            examination_id=effect.examination_id,
+            start=max(start, step.now),
+            end=start + timedelta(days=effect.within_days),
+            doctor_id=effect.doctor_id,
+            now=step.now,
+        )
+    except ServiceError:
+        return DaysFound(())
+    days = list(dict.fromkeys(slot.start.astimezone(zone).date() for slot in slots))
+    return DaysFound(tuple(days[: effect.limit]))
+
+
+async def _find_slots(step: _Step, effect: FindSlots) -> Outcome:
+    branch = await availability.queries.load_branch(step.db, effect.branch_id)
+    if branch is None:
+        return SlotsFound(effect.day, ())
+    zone = ZoneInfo(branch.tz)
+    start = datetime.combine(effect.day, datetime.min.time(), zone)
+    end = datetime.combine(effect.day + timedelta(days=1), datetime.min.time(), zone)
+    if end <= step.now:
+        return SlotsFound(effect.day, ())
+    try:
+        _, slots = await availability.find_slots(
+            step.db,
+            branch_id=effect.branch_id,
+            examination_id=effect.examination_id,
+            start=max(start, step.now),
+            end=end,
+            doctor_id=effect.doctor_id,
+            now=step.now,
+        )
+    except ServiceError:
+        return SlotsFound(effect.day, ())
+    return SlotsFound(effect.day, tuple(dict.fromkeys(slot.start for slot in slots)))
+
+
+def _alternatives(exc: ServiceError) -> tuple[datetime, ...]:
+    details = exc.details if isinstance(exc.details, dict) else {}
+    starts = []
+    for item in details.get("alternatives") or []:
+        try:
+            starts.append(datetime.fromisoformat(str(item["start"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(starts)
+
+
+def _refusal(exc: ServiceError) -> Outcome:
+    return SlotTaken(_alternatives(exc)) if exc.code == "slot_taken" else SlotUnavailable()
+
+
+async def _hold(step: _Step, effect: HoldSlot) -> Outcome:
+    try:
+        async with step.db.begin_nested():
+            row = await booking.hold(
+                step.db,
+                actor=step.actor,
+                branch_id=effect.branch_id,
+                examination_id=effect.examination_id,
+                start=effect.start,
+                doctor_id=effect.doctor_id,
+                patient_id=step.patient.id if step.patient else None,
+                conversation_id=step.conversation.id,
+                now=step.now,
+            )
+    except ServiceError as exc:
+        return _refusal(exc)
+    return Held(row.id, row.starts_at, row.doctor_id)
+
+
+async def _release(step: _Step, effect: ReleaseHold) -> None:
+    row = await queries.hold(step.db, effect.hold_id)
+    if row is None or row.conversation_id != step.conversation.id or row.status != "active":
+        return None
+    try:
+        async with step.db.begin_nested():
+            await booking.release_hold(step.db, effect.hold_id, actor=step.actor)
+    except ServiceError:
+        pass  # expired or converted meanwhile: nothing to give back
+    return None
+
+
+async def _live_hold(step: _Step, hold_id: int) -> int:
+    """The hold, renewed if it lapsed while the patient read the summary; raises ``slot_taken`` if the time went."""
+    row = await queries.hold(step.db, hold_id)
+    if row is None or row.conversation_id != step.conversation.id:
+        raise Conflict("hold_gone", "That held time is not yours.")
+    if row.status == "active" and row.expires_at > step.now:
+        return row.id
+    renewed = await booking.hold(
+        step.db,
+        actor=step.actor,
+        branch_id=row.branch_id,
+        examination_id=row.examination_id,
+        start=row.starts_at,
+        doctor_id=row.doctor_id,
+        patient_id=row.patient_id,
+        conversation_id=step.conversation.id,
+        now=step.now,
+    )
+    return renewed.id
+
+
+async def _confirm(step: _Step, effect: ConfirmBooking) -> Outcome:
+    db, patient = step.db, step.patient
+    try:
+        async with db.begin_nested():
+            hold_id = await _live_hold(step, effect.hold_id)
+            held = await queries.hold(db, hold_id)
+            assert held is not None
+            lead = await queries.open_lead(db, step.conversation.id)
+            if lead is None or lead.hold_id is not None or lead.requested_start is not None:
+                # The open lead already carries an earlier request: this booking is a request of its own.
+                lead = await queries.add_lead(
+                    db,
+                    {
+                        "channel": step.conversation.channel,
+                        "status": "new",
+                        "conversation_id": step.conversation.id,
+                        "patient_id": patient.id if patient else None,
+                        "identity_id": step.identity.id,
+                        "requested_text": "",
+                        "created_at": step.now,
+                        "updated_at": step.now,
+                    },
+                )
+                created = {"channel": lead.channel, "via": "dialog"}
+                audit.record(db, step.actor, "lead.created", "lead", lead.id, created)
+            lead.branch_id, lead.examination_id, lead.doctor_id = held.branch_id, held.examination_id, held.doctor_id
+            lead.requested_start, lead.hold_id, lead.updated_at = held.starts_at, held.id, step.now
+            lead.contact_name = effect.name[:120] or lead.contact_name
+            lead.contact_phone = effect.phone or lead.contact_phone
+            if patient is not None and lead.patient_id is None:
+                lead.patient_id = patient.id
+            await db.flush()
+            audit.record(
+                db,
+                step.actor,
+                "lead.requested",
+                "lead",
+                lead.id,
+                {"hold_id": held.id, "starts_at": held.starts_at.isoformat(), "examination_id": held.examination_id},
+            )
+            if patient is None or not await settings.get(db, "dialog_books_directly"):
+                return BookingReceived(lead.id)
+            session = await booking.convert_hold(
+                db, held.id, actor=step.actor, patient_id=patient.id, lead_id=lead.id, now=step.now
+            )
+            lead.status, lead.updated_at = "converted", step.now
+            audit.record(db, step.actor, "lead.converted", "lead", lead.id, {"session_id": session.id, "via": "dialog"})
+            return Booked(session.booking_code, session.starts_at)
+    except ServiceError as exc:
+        return _refusal(exc)
+
+
+async def _own_visit(step: _Step, visit_id: int) -> Any:
+    found = await queries.session(step.db, visit_id)
+    if found is None or step.patient is None or found.patient_id != step.patient.id:
+        return None
+    return found
+
+
+async def _cancel(step: _Step, effect: CancelVisit) -> Outcome:
+    visit = await _own_visit(step, effect.visit_id)
+    if visit is None:
+        return NotChanged("not_found")
+    try:
+        async with step.db.begin_nested():
+            cancelled = await lifecycle.cancel(
+                step.db, visit.id, actor=step.actor, reason_code=effect.reason_code, note=effect.note, now=step.now
+            )
+    except ServiceError as exc:
+        return NotChanged(exc.code)
+    return VisitCancelled(cancelled.booking_code)
+
+
+async def _reschedule(step: _Step, effect: Reschedule) -> Outcome:
+    visit = await _own_visit(step, effect.visit_id)
+    if visit is None or step.patient is None:
+        return NotChanged("not_found")
+    try:
+        # One transaction (a savepoint of the caller's): the old visit is only cancelled if the new one is booked.
+        async with step.db.begin_nested():
+            hold_id = await _live_hold(step, effect.hold_id)
+            await lifecycle.cancel(
+                step.db, visit.id, actor=step.actor, reason_code=RESCHEDULE_REASON, note="Rescheduled in chat.",
+                now=step.now,
+            )  # fmt: skip
+            session = await booking.convert_hold(
+                step.db, hold_id, actor=step.actor, patient_id=step.patient.id, now=step.now
+            )
+            audit.record(
+                step.db,
+                step.actor,
+                "session.rescheduled",
+                "session",
+                session.id,
+                {"from_session": visit.id, "from_code": visit.booking_code, "starts_at": session.starts_at.isoformat()},
+            )
+    except ServiceError as exc:
+        return _refusal(exc) if exc.code == "slot_taken" else NotChanged(exc.code)
+    return Rescheduled(session.booking_code, session.starts_at)
+
+
+async def _queue_position(step: _Step, effect: QueuePosition) -> Outcome:
+    visit = await _own_visit(step, effect.visit_id)
+    if visit is None:
+        return NotInQueue()
+    ticket = await queue.position_for_session(step.db, visit.id, now=step.now)
+    if ticket is None:
+        return NotInQueue()
+    return QueuePlace(ticket.token, ticket.position, ticket.ahead, ticket.eta, ticket.doctor_name)
+
+
+async def _handoff(step: _Step, effect: Handoff) -> None:
+    step.conversation.bot_paused = True
+    audit.record(step.db, step.actor, "conversation.handoff", "conversation", step.conversation.id, {"via": "dialog"})
+    return None
+
+
+_PERFORM: dict[type, Callable[[_Step, Any], Awaitable[Outcome | None]]] = {
+    FindDays: _find_days,
+    FindSlots: _find_slots,
+    HoldSlot: _hold,
+    ReleaseHold: _release,
+    ConfirmBooking: _confirm,
+    CancelVisit: _cancel,
+    Reschedule: _reschedule,
+    QueuePosition: _queue_position,
+    Handoff: _handoff,
+}
