@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import b4_availability, b7_booking_race
+from bench import b1_b3_telegram, b4_availability, b7_booking_race
 from bench.common import Report, bench_database
 from tests import harness
 
@@ -13,9 +13,20 @@ from tests import harness
 async def main() -> int:
     reports: list[Report] = []
     with harness.backing_services() as backing:
-        async with bench_database(backing, pool_size=60) as engine:
-            reports.append(await b4_availability.run(engine))
-            reports.append(await b7_booking_race.run(engine))
+        only = set(sys.argv[1:])  # e.g. `python -m bench B4 B7`; none = all
+
+        def wanted(*names: str) -> bool:
+            return not only or bool(only & set(names))
+
+        if wanted("B1", "B2", "B3"):
+            async with bench_database(backing, pool_size=5) as engine:
+                reports.extend(await b1_b3_telegram.run(engine, backing))
+        if wanted("B4", "B7"):
+            async with bench_database(backing, pool_size=60) as engine:
+                if wanted("B4"):
+                    reports.append(await b4_availability.run(engine))
+                if wanted("B7"):
+                    reports.append(await b7_booking_race.run(engine))
     for report in reports:
         report.print()
     failed = [r.name.split()[0] for r in reports if not r.ok]

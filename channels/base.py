@@ -5,7 +5,7 @@ Shared code routes by channel through tables (``SENDERS[channel]``), never with 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiohttp import web
 
@@ -30,6 +30,7 @@ __all__ = [
     "Image",
     "InboundMessage",
     "OutboundMessage",
+    "RateLimit",
     "Refused",
     "Sender",
 ]
@@ -44,10 +45,22 @@ class Refused(Exception):
         self.message = message
 
 
+class RateLimit(NamedTuple):
+    """At most ``most`` sends per ``seconds`` for ``key``, shared by every worker (see workers/ratelimit.py)."""
+
+    key: str
+    most: int
+    seconds: float
+
+
 class Sender(Protocol):
     """The outbound half of an adapter: what the delivery worker needs."""
 
     channel: Channel
+
+    def rate_limits(self, message: OutboundMessage) -> list[RateLimit]:
+        """The provider's limits this message counts against (none: an empty list)."""
+        ...
 
     async def send(self, message: OutboundMessage) -> str:
         """Deliver ``message``; return the provider's message id; raise :class:`DeliveryFailed` on failure."""

@@ -45,8 +45,7 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
 
     async def before_send(message: object) -> None:
         sender = senders.get(message.channel)  # type: ignore[attr-defined]
-        declared = getattr(sender, "rate_limits", None)
-        limits = [Limit(*item) for item in declared(message)] if declared is not None else []
+        limits = [Limit(*item) for item in sender.rate_limits(message)] if sender is not None else []
         await limiter.acquire(limits)
 
     async with rt.sessionmaker() as db:

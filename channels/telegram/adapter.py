@@ -41,7 +41,16 @@ from aiogram.types.update import UpdateTypeLookupError
 from aiohttp import web
 from pydantic import ValidationError
 
-from channels.base import Button, Channel, ContactRef, DeliveryFailed, InboundMessage, OutboundMessage, Refused
+from channels.base import (
+    Button,
+    Channel,
+    ContactRef,
+    DeliveryFailed,
+    InboundMessage,
+    OutboundMessage,
+    RateLimit,
+    Refused,
+)
 from channels.telegram.client import make_bot
 
 log = logging.getLogger(__name__)
@@ -182,6 +191,13 @@ class TelegramAdapter:
             log.warning("could not answer Telegram callback query %s: %s", query_id, exc)
 
     # --- outbound ---
+
+    def rate_limits(self, message: OutboundMessage) -> list[RateLimit]:
+        """Telegram's published limits: about 30 messages a second per bot, one a second per chat."""
+        return [
+            RateLimit(f"telegram:bot:{self.bot.id}", 30, 1.0),
+            RateLimit(f"telegram:chat:{self.bot.id}:{message.recipient}", 1, 1.0),
+        ]
 
     async def send(self, message: OutboundMessage) -> str:
         """Send text (with an inline keyboard for the buttons) or a photo captioned with the text.

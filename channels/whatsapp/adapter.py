@@ -35,7 +35,7 @@ from booking_core.domain.messages import (
     OutboundMessage,
     clean_text,
 )
-from channels.base import Refused
+from channels.base import RateLimit, Refused
 from channels.whatsapp import options
 from channels.whatsapp.client import DEFAULT_TIMEOUT, Throttled, twilio_client
 from channels.whatsapp.status import StatusReport, report_of
@@ -238,6 +238,10 @@ class WhatsAppAdapter:
         if media_url:
             params["media_url"] = [media_url]
         return params
+
+    def rate_limits(self, message: OutboundMessage) -> list[RateLimit]:
+        """Twilio's limit for WhatsApp senders: 80 messages a second per sender number."""
+        return [RateLimit(f"whatsapp:sender:{self.sender}", 80, 1.0)]
 
     async def send(self, message: OutboundMessage) -> str:
         """Send ``message``; returns the Message sid. Raises :class:`DeliveryFailed` (transient or not)."""
