@@ -50,14 +50,7 @@ FACTORIES: tuple[tuple[str, Callable[[Settings], bool], Callable[[Settings, Redi
 
 def build_adapters(settings: Settings, redis: Redis) -> dict[str, Any]:
     """The configured channels' adapters (webchat always; Telegram and WhatsApp when their credentials are set)."""
-    import importlib.util
-
-    # TRANSITIONAL (removed once every adapter module exists): skip adapters whose module is not written yet.
-    return {
-        name: build(settings, redis)
-        for name, enabled, build in FACTORIES
-        if enabled(settings) and importlib.util.find_spec(f"channels.{name}.adapter") is not None
-    }
+    return {name: build(settings, redis) for name, enabled, build in FACTORIES if enabled(settings)}
 
 
 async def close_adapters(adapters: dict[str, Any]) -> None:

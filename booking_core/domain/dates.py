@@ -113,6 +113,9 @@ _TOMORROW = re.compile(r"\b(tomorrow|tmrw|tmr|besok|besuk|esok)\b")
 _IN_DAYS = re.compile(
     rf"\b(?:in|dalam)\s+{_COUNT}\s+(?:days?|hari)\b|\b{_COUNT}\s+(?:days?|hari)\s+(?:lagi|from now)\b"
 )
+_IN_WEEKS = re.compile(
+    rf"\b(?:in|dalam)\s+{_COUNT}\s+(?:weeks?|minggu|pekan)\b|\b{_COUNT}\s+(?:weeks?|minggu|pekan)\s+(?:lagi|from now)\b"
+)
 # "minggu" is both Sunday and a week: "hari minggu depan" is next Sunday, "minggu depan" next week.
 _NEXT_WEEK = re.compile(r"\b(next week|(?<!hari )minggu depan|pekan depan)\b")
 _THIS_WEEK = re.compile(r"\b(this week|(?<!hari )minggu ini|pekan ini)\b")
@@ -123,6 +126,7 @@ _ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _NUMERIC_DATE = re.compile(r"(?<![\d:])\b(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{4}|\d{2}))?\b(?![:\d])")
 _DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b\.?(?:\s+(\d{{4}}))?")
 _MONTH_DAY = re.compile(rf"\b({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}}))?")
+_UNITS = re.compile(r"\b(weeks?|minggu|pekan|months?|bulan|days?|hari|years?|tahun)\b")
 _DAY_OF_MONTH = re.compile(r"\b(?:tanggal|tgl|tg|the)\s*(\d{1,2})(?:st|nd|rd|th)?\b")
 
 
@@ -233,6 +237,8 @@ def _find_day(text: str, today: date, base: datetime) -> tuple[date, bool] | Non
         return today - timedelta(days=1), True
     if match := _IN_DAYS.search(text):
         return today + timedelta(days=_count(match[1] or match[2])), False
+    if match := _IN_WEEKS.search(text):
+        return today + timedelta(weeks=_count(match[1] or match[2])), False
     if _NEXT_WEEK.search(text):
         return _week_start(today) + timedelta(days=7), False
     if _THIS_WEEK.search(text):
@@ -248,8 +254,9 @@ def _find_day(text: str, today: date, base: datetime) -> tuple[date, bool] | Non
         return today + timedelta(days=ahead), False
     if match := _DAY_OF_MONTH.search(text):
         return _day_of_month(today, int(match[1]))
-    # The long tail ("in 2 weeks"), only with a number and a word: "may" or "2" alone make dateparser guess wildly.
-    if re.search(r"\d", text) and re.search(r"[a-z]{2}", text):
+    # The long tail ("in 2 weeks", "2 minggu lagi"): only a number with a unit of time, as "may", "2" or "jam 25"
+    # alone make dateparser guess wildly.
+    if re.search(r"\d", text) and _UNITS.search(text):
         parsed = dateparser.parse(
             text,
             languages=["en", "id"],

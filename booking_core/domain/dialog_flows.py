@@ -1,8 +1,9 @@
 """The dialog's flows: book, reschedule, cancel, queue. One handler per step, and :func:`advance` to the next.
 
 :func:`advance` looks at what the draft still lacks and asks for it, skipping what is already known (the only
-examination, the only branch, a name the clinic has). Steps that need live data end in an effect; the matching
-``present_*``/``on_*`` outcome function below turns the service's answer into the next question.
+examination, the only branch, a name the clinic has). Steps that need live data end in an effect; the service's
+answer comes back through :mod:`booking_core.domain.dialog_outcomes` (``present_days``/``present_slots`` are here,
+as they build the day and time questions).
 
 Handlers take ``(state, choice, text, ctx)``: ``choice`` is button data already checked against what was offered
 (or None), ``text`` the typed answer. They return None when the answer is not understood.
@@ -511,7 +512,7 @@ def on_reason(state: State, choice: str | None, text: str, ctx: Context) -> Deci
     return Decision(state, (), (CancelVisit(state.draft.visit_id, reason[1], reason[2]),))
 
 
-Handler = Callable[[State, "str | None", str, Context], "Decision | None"]
+Handler = Callable[[State, str | None, str, Context], Decision | None]
 HANDLERS: dict[str, Handler] = {
     "exam": on_exam,
     "branch": on_branch,

@@ -22,7 +22,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from channels.base import Channel, ContactRef, DeliveryFailed, InboundMessage, OutboundMessage, Refused
+from channels.base import Channel, ContactRef, DeliveryFailed, InboundMessage, OutboundMessage, RateLimit, Refused
 
 #: A client frame larger than this (UTF-8 bytes) is answered with ``too_long``; the connection stays open.
 MAX_FRAME_BYTES = 4 * 1024
@@ -203,6 +203,10 @@ class WebchatAdapter:
         if isinstance(frame, Hello):
             return None
         return to_inbound(frame, visitor_id=raw["visitor_id"], language=raw.get("language"), now=raw["now"])
+
+    def rate_limits(self, message: OutboundMessage) -> list[RateLimit]:
+        """Our own pub/sub: no provider limit to respect."""
+        return []
 
     async def send(self, message: OutboundMessage) -> str:
         """Publish ``message`` to the visitor's channel; returns the id the widget sees (also in the history)."""

@@ -163,3 +163,18 @@ async def test_long_and_strange_texts_are_kept_safely(sessionmaker: async_sessio
         assert message.text.startswith("‏مرحبا 👋\u200b <script>")
         identity = await db.get(ChannelIdentity, received.identity_id)
         assert identity is not None and identity.display_name == "<b>Siti</b>"  # stored as given; pages escape it
+
+
+async def test_many_new_chats_on_one_pooled_connection_keep_finding_the_open_conversation(settings: object) -> None:
+    """Postgres switches a prepared statement to a generic plan from its 6th run: the ON CONFLICT must still match."""
+    from booking_core.db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.async_database_url, pool_size=1)  # type: ignore[attr-defined]
+    try:
+        maker = make_sessionmaker(engine)
+        for _ in range(8):
+            async with maker() as db, db.begin():
+                received = await ingest.receive(db, _telegram(str(secrets.randbelow(10**9)), "halo"))
+            assert received.conversation_id is not None
+    finally:
+        await engine.dispose()

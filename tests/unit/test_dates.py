@@ -58,6 +58,8 @@ def day(offset: int) -> date:
         ("tanggal 30", When(date(2026, 11, 30))),
         ("5 january", When(date(2027, 1, 5))),
         ("in 2 weeks", When(date(2026, 12, 9))),
+        ("2 minggu lagi", When(date(2026, 12, 9))),
+        ("dalam 1 bulan", When(date(2026, 12, 25))),
     ],
 )
 def test_days_are_understood_relative_to_now_in_the_branch_zone(said: str, expected: When) -> None:

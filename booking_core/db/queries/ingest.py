@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -109,7 +109,9 @@ async def open_conversation(
             dialog_state={},
             last_message_at=now,
         )
-        .on_conflict_do_nothing(index_elements=[Conversation.identity_id], index_where=Conversation.status == "open")
+        # A literal predicate: a bound parameter would stop Postgres matching the partial index once it
+        # switches the prepared statement to a generic plan (from its 6th run on a connection).
+        .on_conflict_do_nothing(index_elements=[Conversation.identity_id], index_where=text("status = 'open'"))
         .returning(Conversation.id)
     )
     new_id = (await db.execute(stmt)).scalar_one_or_none()
