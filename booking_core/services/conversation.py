@@ -64,9 +64,7 @@ MAX_ROUNDS = 6
 RESCHEDULE_REASON = "patient_request"
 
 
-async def handle(
-    db: Db, message_id: int, *, now: datetime | None = None, default_language: str = "en"
-) -> list[int]:
+async def handle(db: Db, message_id: int, *, now: datetime | None = None, default_language: str = "en") -> list[int]:
     """Answer inbound message ``message_id`` (and any earlier unanswered one of its chat) in the caller's transaction.
 
     Returns the new outbox ids; the caller enqueues their delivery after commit. While staff have taken over

@@ -189,9 +189,7 @@ async def session(db: AsyncSession, session_id: int) -> Session | None:
 
 
 async def hold(db: AsyncSession, hold_id: int) -> SlotHold | None:
-    result = await db.execute(
-        select(SlotHold).where(SlotHold.id == hold_id).execution_options(populate_existing=True)
-    )
+    result = await db.execute(select(SlotHold).where(SlotHold.id == hold_id).execution_options(populate_existing=True))
     return result.scalar_one_or_none()
 
 
