@@ -44,5 +44,6 @@ async def check_connection(url: str, *, seconds: float = 5.0) -> None:
     finally:
         await engine.dispose()
 
+
 #: The session factory a process keeps (gateway app, worker runtime).
 Sessions = async_sessionmaker[AsyncSession]

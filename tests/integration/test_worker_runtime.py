@@ -65,8 +65,12 @@ def test_a_job_enqueued_for_later_is_run_by_the_scheduler(
     from datetime import UTC, datetime, timedelta
 
     job = queues.enqueue(
-        sync_redis, settings.FRONTDESK_REDIS_PREFIX, "workers.jobs.ping", "later",
-        at=datetime.now(UTC) + timedelta(seconds=1), job_id=f"{settings.FRONTDESK_REDIS_PREFIX}-later-ping",
+        sync_redis,
+        settings.FRONTDESK_REDIS_PREFIX,
+        "workers.jobs.ping",
+        "later",
+        at=datetime.now(UTC) + timedelta(seconds=1),
+        job_id=f"{settings.FRONTDESK_REDIS_PREFIX}-later-ping",
     )
     assert job.get_status() == JobStatus.SCHEDULED
     result = _wait(job, timeout=60)
