@@ -104,17 +104,18 @@ async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
     for message_id in waiting:
         async with rt.sessionmaker() as db, db.begin():
             outbox_ids = await conversation.handle(db, message_id, default_language=rt.settings.DEFAULT_LANGUAGE)
-        _enqueue_deliveries(rt, outbox_ids)
+        enqueue_deliveries(rt, outbox_ids)
         answered += 1
     async with rt.sessionmaker() as db:
         due = await outbox.due(db)
-    _enqueue_deliveries(rt, due)
+    enqueue_deliveries(rt, due)
     async with rt.sessionmaker() as db, db.begin():
         expired = await booking.expire_holds(db)
     return {"answered": answered, "redelivered": len(due), "expired_holds": expired}
 
 
-def _enqueue_deliveries(rt: runtime.Runtime, outbox_ids: list[int]) -> None:
+def enqueue_deliveries(rt: runtime.Runtime, outbox_ids: list[int]) -> None:
+    """One deterministic deliver job per outbox row (from inside a job)."""
     for outbox_id in outbox_ids:
         queues.enqueue(
             rt.sync_redis(),

@@ -1,0 +1,33 @@
+"""Where a patient can be reached: their channel identities, most recently active first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_core.db.tables import ChannelIdentity, Conversation, Patient
+
+SENDABLE = ("telegram", "whatsapp", "webchat")
+
+
+async def identities(db: AsyncSession, patient_id: int) -> list[Any]:
+    """(identity, open conversation id or None, conversation language or None), newest activity first."""
+    stmt = (
+        select(ChannelIdentity, Conversation.id, Conversation.language)
+        .outerjoin(
+            Conversation,
+            (Conversation.identity_id == ChannelIdentity.id) & (Conversation.status == "open"),
+        )
+        .where(ChannelIdentity.patient_id == patient_id, ChannelIdentity.channel.in_(SENDABLE))
+        .order_by(ChannelIdentity.last_inbound_at.desc().nulls_last(), ChannelIdentity.id.desc())
+    )
+    return list((await db.execute(stmt)).all())
+
+
+async def patient(db: AsyncSession, patient_id: int) -> Patient | None:
+    found = await db.get(Patient, patient_id)
+    if found is not None and found.merged_into_id is not None:
+        return await db.get(Patient, found.merged_into_id)
+    return found
