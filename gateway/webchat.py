@@ -117,7 +117,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         refused(request, "webchat")
         return error_response(request, exc.status, "forbidden" if exc.status == 403 else "bad_request", exc.message)
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=WS_MAX_MESSAGE)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError:  # the visitor left (page closed, reloaded) before the upgrade finished
+        return ws
     with contextlib.suppress(ConnectionError):
         hello = await _await_hello(ws)
         if hello is not None:

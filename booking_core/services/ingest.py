@@ -145,27 +145,33 @@ async def _resolve_patient(
         if current.phone_e164 is None:
             current.phone_e164 = phone
     else:
-        # The same person wrote from another channel first: keep the older record, fold this one into it.
-        keep, fold = (known, current) if known.id < current.id else (current, known)
-        await queries.merge_patient(db, duplicate_id=fold.id, into_id=keep.id)
-        if keep.phone_e164 is None:
-            keep.phone_e164 = phone
-        if not keep.name and fold.name:
-            keep.name = fold.name
-        audit.record(
-            db,
-            Actor(kind="system", name="ingest"),
-            "patient.merged",
-            "patient",
-            keep.id,
-            {"merged": fold.id, "via": identity.channel},
+        # The same person wrote from another channel first.
+        patient = await merge_same_person(
+            db, known, current, phone=phone, actor=Actor(kind="system", name="ingest"), via=identity.channel
         )
-        patient = keep
     if identity.patient_id != patient.id:
         await queries.link_identity(db, identity.id, patient.id)
         identity.patient_id = patient.id
     await db.flush()
     return patient
+
+
+async def merge_same_person(
+    db: Db, first: Patient, second: Patient, *, phone: str | None, actor: Actor, via: str
+) -> Patient:
+    """Two records turned out to be one person: keep the older, fold the newer into it (audited).
+
+    Everything that pointed at the folded record (identities, conversations, leads, sessions, holds, invoices, ...)
+    moves to the kept one; the folded record stays, marked merged, for history.
+    """
+    keep, fold = (first, second) if first.id < second.id else (second, first)
+    await queries.merge_patient(db, duplicate_id=fold.id, into_id=keep.id)
+    if keep.phone_e164 is None and phone is not None:
+        keep.phone_e164 = phone
+    if not keep.name and fold.name:
+        keep.name = fold.name
+    audit.record(db, actor, "patient.merged", "patient", keep.id, {"merged": fold.id, "via": via})
+    return keep
 
 
 async def unprocessed(db: Db, *, now: datetime | None = None, grace: float = 30.0, limit: int = 200) -> list[int]:
