@@ -52,7 +52,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _channels(app: web.Application) -> AsyncIterator[None]:
     """Channel adapters and the background dialog runner (after the database and Redis, closed before them)."""
     app[ADAPTERS] = build_adapters(app[SETTINGS], app[REDIS])
-    app[DIALOG] = DialogRunner(app[SETTINGS], app[SESSIONMAKER], app[RQ_REDIS])
+    app[DIALOG] = DialogRunner(app[SETTINGS], app[RQ_REDIS])
     yield
     await app[DIALOG].drain()
     await close_adapters(app[ADAPTERS])

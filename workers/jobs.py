@@ -63,6 +63,23 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
     return outcome.status
 
 
+def dialog(message_ids: list[int]) -> int:
+    """Answer acknowledged inbound messages (one transaction each) and queue their replies' delivery."""
+    rt = runtime.current()
+    return rt.run(_dialog(rt, message_ids))
+
+
+async def _dialog(rt: runtime.Runtime, message_ids: list[int]) -> int:
+    from booking_core.services import conversation
+
+    planned: list[int] = []
+    for message_id in message_ids:
+        async with rt.sessionmaker() as db, db.begin():
+            planned += await conversation.handle(db, message_id, default_language=rt.settings.DEFAULT_LANGUAGE)
+    enqueue_deliveries(rt, planned)
+    return len(planned)
+
+
 SWEEP_EVERY = 30  # seconds
 
 
@@ -97,6 +114,7 @@ def schedule_sweep(rt: runtime.Runtime, *, delay: float = SWEEP_EVERY) -> None:
 
 async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
     from booking_core.services import booking, conversation, ingest
+    from workers.reminders import resync
 
     answered = 0
     async with rt.sessionmaker() as db:
@@ -111,6 +129,7 @@ async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
     enqueue_deliveries(rt, due)
     async with rt.sessionmaker() as db, db.begin():
         expired = await booking.expire_holds(db)
+    pass  # MUTATION await resync(rt)  # reminders and queue notices: Redis is rebuilt from the database
     return {"answered": answered, "redelivered": len(due), "expired_holds": expired}
 
 

@@ -11,7 +11,9 @@ from rq.job import Job
 
 DEFAULT = "default"
 OUTBOUND = "outbound"
-NAMES = (OUTBOUND, DEFAULT)  # a worker serves outbound first: replies are what patients wait for
+DIALOG = "dialog"
+#: A worker serves the chatbot first, then what goes out: answers are what patients are waiting for.
+NAMES = (DIALOG, OUTBOUND, DEFAULT)
 
 
 def queue_name(prefix: str, name: str) -> str:

@@ -11,7 +11,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout on the webhook's hot path; a connection that died is
+        # invalidated on its first error and replaced, and /health reports the database's state.
+        pool_pre_ping=False,
         pool_recycle=1800,
         echo=echo,
         connect_args={"server_settings": {"application_name": "frontdesk", "timezone": "UTC"}},

@@ -12,7 +12,10 @@ Rules every step follows:
 * Button data is user-controlled: id-bearing data (``ex:``, ``br:``, ``dr:``, ``day:``, ``t:``, ``s:``, ``rs:``,
   ``cf:``) counts only if the last question offered it; anything else re-asks with the "stale_button" hint.
   ``menu:``, ``nav:`` and ``lang:`` data carry no ids and work from any old message.
-* A reply "1".."n" picks the n-th button of the last question (WhatsApp shows buttons as numbered options).
+* A reply "1".."n" picks the n-th button of the last question (WhatsApp shows buttons as numbered options);
+  right after a follow-up message (confirmation, thank-you) and outside a flow, it picks that message's button.
+* The follow-up buttons ``cf:yes:<visit>``, ``cf:no:<visit>`` and ``rate:<visit>:<n>`` name their visit and work
+  from any old message: confirming, cancelling (the cancel flow, asking why) or rating one's own visit.
 * "back" and "cancel"/"batal" work at every step; "help", "/lang" and "staff" too. A wrong answer re-asks with a
   hint; the third one in a row also offers a member of staff.
 * Outside every branch's opening hours, the first reply says when the clinic opens (once per closed spell).
@@ -28,18 +31,20 @@ from zoneinfo import ZoneInfo
 
 from booking_core.domain import dates
 from booking_core.domain.dialog_ask import iso, question, reask, reset, to_menu, tz_of, wrong
-from booking_core.domain.dialog_flows import HANDLERS, HINTS, advance, list_visits, rewind, start
-from booking_core.domain.dialog_outcomes import OUTCOMES
+from booking_core.domain.dialog_flows import HANDLERS, HINTS, advance, cancel_from_followup, list_visits, rewind, start
+from booking_core.domain.dialog_outcomes import OUTCOMES, aside
 from booking_core.domain.dialog_types import (
     LANGUAGES,
     BranchInfo,
     Choice,
+    ConfirmVisit,
     Context,
     Decision,
     Draft,
     Event,
     Handoff,
     Outcome,
+    RateVisit,
     Reply,
     State,
 )
@@ -51,6 +56,7 @@ from booking_core.domain.dialog_words import (
     match_names,
     phone_e164,
 )
+from booking_core.domain.links import rating_answer, visit_answer
 
 __all__ = ["decide", "first_state", "is_open", "next_opening", "resume"]
 
@@ -126,6 +132,11 @@ def _respond(state: State, event: Event, ctx: Context) -> Decision:
         return _welcome(state, ctx)
     choice = event.button_data
     offered = state.offered
+    if choice is None and text.isdigit() and ctx.followup and state.flow is None:
+        # Just after a confirmation or thank-you, a bare number answers that message, not the menu.
+        if not 1 <= int(text) <= len(ctx.followup):
+            return to_menu(state, hint="not_understood")
+        choice = ctx.followup[int(text) - 1]
     if choice is None and text.isdigit() and 1 <= int(text) <= len(offered):
         choice = offered[int(text) - 1]
     if choice is not None:
@@ -141,10 +152,31 @@ def _on_choice(state: State, choice: str, ctx: Context) -> Decision:
     if choice.startswith(("menu:", "nav:", "lang:")):
         action = _GLOBAL.get(choice)
         return action(state, ctx) if action else reask(state, "stale_button")
+    followup = _on_followup(state, choice, ctx)
+    if followup is not None:
+        return followup
     handler = HANDLERS.get(state.step)
     if handler is None or choice not in state.offered:
         return reask(state, "stale_button")
     return handler(state, choice, "", ctx) or reask(state, "stale_button")
+
+
+def _on_followup(state: State, choice: str, ctx: Context) -> Decision | None:
+    """The confirmation's and thank-you's buttons (None: not one of them). They carry their visit's id, so only
+    the patient's own visits count; the service checks ownership again before it changes anything."""
+    answer = visit_answer(choice)
+    if answer is not None:
+        said, visit_id = answer
+        visit = ctx.visit(visit_id)
+        if visit is None:  # cancelled, already over, or not this patient's
+            return aside(state, "not_changed", {"code": "not_found"})
+        if said == "yes":
+            return Decision(state, (), (ConfirmVisit(visit.id),))
+        return cancel_from_followup(state, visit, ctx)
+    rated = rating_answer(choice)
+    if rated is not None:
+        return Decision(state, (), (RateVisit(*rated),))
+    return None
 
 
 def _on_contact(state: State, phone: str, ctx: Context) -> Decision:

@@ -49,6 +49,7 @@ __all__ = [
     "advance",
     "ask_confirm",
     "ask_time",
+    "cancel_from_followup",
     "list_visits",
     "names",
     "present_days",
@@ -475,6 +476,14 @@ def _unchangeable(state: State, visit: Visit, ctx: Context) -> str | None:
     if state.flow == "reschedule" and ctx.examination(visit.examination_id) is None:
         return "not_possible"  # the examination is no longer booked in chat
     return None
+
+
+def cancel_from_followup(state: State, visit: Visit, ctx: Context) -> Decision:
+    """ "Cancel" on a confirmation message: the cancel flow for that visit, straight to asking why."""
+    why = _unchangeable(state.but(flow="cancel"), visit, ctx)
+    if why is not None:
+        return to_menu(state, template="cannot_change", values={**visit_vars(visit, ctx), "why": why})
+    return start(state, "cancel", ctx, draft=Draft(visit_id=visit.id))
 
 
 def on_pick(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:

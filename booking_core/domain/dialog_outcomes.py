@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from booking_core.domain.dialog_ask import done, iso, to_menu, tz_of
+from booking_core.domain.dialog_ask import done, iso, reask, to_menu, tz_of
 from booking_core.domain.dialog_flows import (
     advance,
     ask_confirm,
@@ -22,6 +22,7 @@ from booking_core.domain.dialog_flows import (
     visit_vars,
 )
 from booking_core.domain.dialog_types import (
+    AlreadyRated,
     Booked,
     BookingReceived,
     Context,
@@ -31,6 +32,7 @@ from booking_core.domain.dialog_types import (
     NotChanged,
     NotInQueue,
     QueuePlace,
+    Rated,
     Reply,
     Rescheduled,
     SlotsFound,
@@ -38,9 +40,10 @@ from booking_core.domain.dialog_types import (
     SlotUnavailable,
     State,
     VisitCancelled,
+    VisitConfirmed,
 )
 
-__all__ = ["OUTCOMES"]
+__all__ = ["OUTCOMES", "aside"]
 
 
 def on_held(state: State, held: Held, ctx: Context) -> Decision:
@@ -114,6 +117,29 @@ def on_not_in_queue(state: State, outcome: NotInQueue, ctx: Context) -> Decision
     return to_menu(state, template="not_in_queue", values=values)
 
 
+def aside(state: State, template: str, values: dict[str, Any]) -> Decision:
+    """Say something outside the current flow (a follow-up was answered), then carry on where the patient was:
+    at the menu, or with the flow's question asked again."""
+    if state.flow is None:
+        return to_menu(state, template=template, values=values)
+    return Decision(state, (Reply(template, {**values, "hint": None}), *reask(state).replies))
+
+
+def on_visit_confirmed(state: State, outcome: VisitConfirmed, ctx: Context) -> Decision:
+    visit = next((v for v in ctx.visits if v.booking_code == outcome.booking_code), None)
+    tz = tz_of(ctx, visit.branch_id if visit else None)
+    values = {"code": outcome.booking_code, "start": iso(outcome.start, tz), "already": outcome.already}
+    return aside(state, "confirmation_confirmed", values)
+
+
+def on_rated(state: State, outcome: Rated, ctx: Context) -> Decision:
+    return aside(state, "rating_thanks", {"rating": outcome.rating})
+
+
+def on_already_rated(state: State, outcome: AlreadyRated, ctx: Context) -> Decision:
+    return aside(state, "rating_already", {})
+
+
 OUTCOMES: dict[type, Callable[[State, Any, Context], Decision]] = {
     DaysFound: present_days,
     SlotsFound: present_slots,
@@ -127,4 +153,7 @@ OUTCOMES: dict[type, Callable[[State, Any, Context], Decision]] = {
     NotChanged: on_not_changed,
     QueuePlace: on_queue_place,
     NotInQueue: on_not_in_queue,
+    VisitConfirmed: on_visit_confirmed,
+    Rated: on_rated,
+    AlreadyRated: on_already_rated,
 }

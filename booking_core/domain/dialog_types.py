@@ -14,12 +14,14 @@ from typing import Any, Literal, TypeAlias, get_args
 __all__ = [
     "LANGUAGES",
     "STATE_VERSION",
+    "AlreadyRated",
     "Booked",
     "BookingReceived",
     "BranchInfo",
     "CancelVisit",
     "Choice",
     "ConfirmBooking",
+    "ConfirmVisit",
     "Context",
     "DaysFound",
     "Decision",
@@ -39,6 +41,8 @@ __all__ = [
     "Outcome",
     "QueuePlace",
     "QueuePosition",
+    "RateVisit",
+    "Rated",
     "ReleaseHold",
     "Reply",
     "Reschedule",
@@ -50,6 +54,7 @@ __all__ = [
     "Step",
     "Visit",
     "VisitCancelled",
+    "VisitConfirmed",
 ]
 
 LANGUAGES = ("en", "id")
@@ -288,6 +293,9 @@ class Context:
     patient_phone: str | None = None
     cancel_reasons: tuple[str, ...] = ("patient_request", "duplicate", "other")
     hold_minutes: int = 10
+    # Button data of our latest message in the chat when it is a follow-up (confirmation, thank-you): a bare
+    # "1".."n" answers that message rather than the menu (WhatsApp shows its buttons as numbered options).
+    followup: tuple[str, ...] = ()
 
     def examination(self, examination_id: int | None) -> ExaminationInfo | None:
         return next((e for e in self.examinations if e.id == examination_id), None)
@@ -389,8 +397,34 @@ class Handoff:
     """Pause the bot; staff answer in this conversation from now on (no outcome)."""
 
 
+@dataclass(frozen=True)
+class ConfirmVisit:
+    """The patient confirms their visit (the confirmation message) → :class:`VisitConfirmed` or :class:`NotChanged`."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class RateVisit:
+    """The patient rates a completed visit 1-5 (the thank-you message) → :class:`Rated`, :class:`AlreadyRated` or
+    :class:`NotChanged`."""
+
+    visit_id: int
+    rating: int
+
+
 Effect: TypeAlias = (
-    FindDays | FindSlots | HoldSlot | ReleaseHold | ConfirmBooking | CancelVisit | Reschedule | QueuePosition | Handoff
+    FindDays
+    | FindSlots
+    | HoldSlot
+    | ReleaseHold
+    | ConfirmBooking
+    | CancelVisit
+    | Reschedule
+    | QueuePosition
+    | Handoff
+    | ConfirmVisit
+    | RateVisit
 )
 
 
@@ -470,6 +504,23 @@ class NotInQueue:
     """The visit is today but not checked in (or already done)."""
 
 
+@dataclass(frozen=True)
+class VisitConfirmed:
+    booking_code: str
+    start: datetime
+    already: bool = False  # it was confirmed before: nothing changed
+
+
+@dataclass(frozen=True)
+class Rated:
+    rating: int
+
+
+@dataclass(frozen=True)
+class AlreadyRated:
+    """The visit was rated before; the first rating stands."""
+
+
 Outcome: TypeAlias = (
     DaysFound
     | SlotsFound
@@ -483,6 +534,9 @@ Outcome: TypeAlias = (
     | NotChanged
     | QueuePlace
     | NotInQueue
+    | VisitConfirmed
+    | Rated
+    | AlreadyRated
 )
 
 

@@ -18,7 +18,7 @@ from booking_core.db.tables import Examination, Session, SessionLine, SlotHold
 from booking_core.domain import availability as engine
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import new_booking_code
-from booking_core.services import audit, availability
+from booking_core.services import audit, availability, reminders
 from booking_core.services import settings as clinic_settings
 from booking_core.services.errors import Conflict, Invalid, NotFound
 
@@ -272,6 +272,7 @@ async def _open_session(
     data = {"starts_at": starts_at.isoformat(), "examinations": [e.id for e in exams], "lead_id": lead_id, **note}
     audit.record(db, actor, "session.booked", "session", session.id, data)
     await _refresh_invoice(db, session.id, actor=actor)
+    await reminders.sync_session(db, session.id)
     return session
 
 

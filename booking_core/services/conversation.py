@@ -12,7 +12,7 @@ message (a retry, the sweep) writes nothing; the outbox rows also carry a dedupe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast, get_args
 from zoneinfo import ZoneInfo
@@ -23,11 +23,13 @@ from booking_core.db.tables import ChannelIdentity, Conversation, Message, Patie
 from booking_core.domain import dialog
 from booking_core.domain.actors import Actor
 from booking_core.domain.dialog_types import (
+    AlreadyRated,
     Booked,
     BookingReceived,
     BranchInfo,
     CancelVisit,
     ConfirmBooking,
+    ConfirmVisit,
     Context,
     DaysFound,
     DoctorInfo,
@@ -44,6 +46,8 @@ from booking_core.domain.dialog_types import (
     Outcome,
     QueuePlace,
     QueuePosition,
+    Rated,
+    RateVisit,
     ReleaseHold,
     Reschedule,
     Rescheduled,
@@ -52,9 +56,22 @@ from booking_core.domain.dialog_types import (
     SlotUnavailable,
     Visit,
     VisitCancelled,
+    VisitConfirmed,
 )
 from booking_core.domain.messages import Channel, InboundKind, OutboundMessage
-from booking_core.services import audit, availability, booking, lifecycle, messages, outbox, queue, settings
+from booking_core.services import (
+    audit,
+    availability,
+    booking,
+    confirmation,
+    lifecycle,
+    messages,
+    outbox,
+    queue,
+    queue_replies,
+    settings,
+    waitlist,
+)
 from booking_core.services.errors import Conflict, ServiceError
 
 __all__ = ["handle"]
@@ -94,6 +111,8 @@ class _Step:
     identity: ChannelIdentity
     patient: Patient | None
     now: datetime
+    default_language: str = "en"
+    planned: list[int] = field(default_factory=list)  # outbox rows an effect wrote (the check-in QR)
 
     @property
     def actor(self) -> Actor:
@@ -108,8 +127,11 @@ async def _answer(
     if identity is None:
         return []
     patient = await queries.patient(db, conversation.patient_id or identity.patient_id)
-    step = _Step(db, conversation, identity, patient, now)
+    step = _Step(db, conversation, identity, patient, now, default_language)
+    if (accepted := await waitlist.answer_in_chat(db, conversation, identity, patient, message, now=now)) is not None:
+        return accepted  # an "Accept" on a waitlist offer: answered outside the dialog, its state untouched
     ctx = await _context(db, patient, now)
+    ctx = replace(ctx, followup=await confirmation.followup_options(db, identity.id))
     state = dialog.first_state(
         conversation.dialog_state,
         identity.language_code,  # the phone's language first, then what we know of the patient
@@ -144,7 +166,7 @@ async def _answer(
         )
         if outbox_id is not None:
             ids.append(outbox_id)
-    return ids
+    return ids + step.planned
 
 
 def _event(message: Message) -> Event:
@@ -448,7 +470,36 @@ async def _queue_position(step: _Step, effect: QueuePosition) -> Outcome:
     ticket = await queue.position_for_session(step.db, visit.id, now=step.now)
     if ticket is None:
         return NotInQueue()
+    await queue_replies.told(step.db, ticket)  # told here: the proactive "you are next" does not repeat it
     return QueuePlace(ticket.token, ticket.position, ticket.ahead, ticket.eta, ticket.doctor_name)
+
+
+async def _confirm_visit(step: _Step, effect: ConfirmVisit) -> Outcome:
+    visit = await _own_visit(step, effect.visit_id)
+    if visit is None:
+        return NotChanged("not_found")
+    try:
+        async with step.db.begin_nested():
+            done = await confirmation.confirm_visit(
+                step.db, visit.id, actor=step.actor, now=step.now, via="chat", default_language=step.default_language
+            )
+    except ServiceError as exc:
+        return NotChanged(exc.code)
+    step.planned += done.outbox_ids
+    return VisitConfirmed(done.booking_code, done.starts_at, already=done.already)
+
+
+async def _rate_visit(step: _Step, effect: RateVisit) -> Outcome:
+    if step.patient is None:
+        return NotChanged("not_found")
+    try:
+        async with step.db.begin_nested():
+            result = await confirmation.rate(
+                step.db, effect.visit_id, patient_id=step.patient.id, rating=effect.rating, actor=step.actor
+            )
+    except ServiceError as exc:
+        return NotChanged(exc.code)
+    return Rated(effect.rating) if result == "rated" else AlreadyRated()
 
 
 async def _handoff(step: _Step, effect: Handoff) -> None:
@@ -467,4 +518,6 @@ _PERFORM: dict[type, Callable[[_Step, Any], Awaitable[Outcome | None]]] = {
     Reschedule: _reschedule,
     QueuePosition: _queue_position,
     Handoff: _handoff,
+    ConfirmVisit: _confirm_visit,
+    RateVisit: _rate_visit,
 }

@@ -8,6 +8,7 @@ is none: every channel's messages land in the staff inbox).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,10 +44,40 @@ async def receive(
 ) -> Received:
     """Persist ``inbound`` (or recognise it as a repeat) within the caller's transaction."""
     now = now or datetime.now(UTC)
+    contact = inbound.contact
+    text, cut = clean_text(inbound.text)
+    payload = {
+        "kind": inbound.kind,
+        "button_data": inbound.button_data,
+        "start_payload": inbound.start_payload,
+        "media_count": inbound.media_count,
+        "phone": contact.phone,
+        "text_cut": cut,
+        "raw": inbound.raw,
+    }
+    if contact.phone is None or inbound.channel == "whatsapp":  # no new phone to resolve a patient by
+        fast = await queries.receive_known_chat(
+            db,
+            {
+                "now": now,
+                "name": contact.display_name[:120],
+                "channel": inbound.channel,
+                "contact": contact.external_id[:120],
+                "external": inbound.external_id[:120],
+                "text": text,
+                "payload": json.dumps(payload),
+            },
+        )
+        message_id, conversation_id, lead_id, identity_id, patient_id = fast
+        if conversation_id is not None and lead_id is not None:
+            if message_id is not None:
+                return Received(message_id, conversation_id, lead_id, patient_id, identity_id, duplicate=False)
+            existing = await queries.message_id(db, inbound.channel, inbound.external_id)
+            assert existing is not None
+            return Received(existing, conversation_id, lead_id, patient_id, identity_id, duplicate=True)
     existing = await queries.message_id(db, inbound.channel, inbound.external_id)
     if existing is not None:
         return Received(existing, None, None, None, None, duplicate=True)
-    contact = inbound.contact
     identity = await queries.upsert_identity(
         db,
         channel=inbound.channel,
@@ -59,9 +90,9 @@ async def receive(
     conversation = await queries.open_conversation(
         db, identity=identity, language=language_for(contact.language_code, default_language), now=now
     )
-    # Serialise messages of one conversation: the lead below is created once even if two arrive together.
-    await queries.lock_conversation(db, conversation.id)
-    text, cut = clean_text(inbound.text)
+    # Serialise first messages of one conversation (the lead below is made once even if two arrive together) with
+    # an advisory lock: the conversation row itself may be locked for a while by the dialog answering the chat.
+    await queries.lock_for_lead(db, conversation.id)
     message_id = await queries.insert_message(
         db,
         {
@@ -70,15 +101,7 @@ async def receive(
             "direction": "in",
             "external_id": inbound.external_id[:120],
             "text": text,
-            "payload": {
-                "kind": inbound.kind,
-                "button_data": inbound.button_data,
-                "start_payload": inbound.start_payload,
-                "media_count": inbound.media_count,
-                "phone": contact.phone,
-                "text_cut": cut,
-                "raw": inbound.raw,
-            },
+            "payload": payload,
             "author": "patient",
         },
     )
@@ -110,10 +133,8 @@ async def receive(
             lead.id,
             {"channel": inbound.channel},
         )
-    else:
-        lead.updated_at = now
-        if lead.patient_id is None and patient is not None:
-            lead.patient_id = patient.id
+    elif lead.patient_id is None and patient is not None:
+        lead.patient_id = patient.id
     return Received(message_id, conversation.id, lead.id, patient.id if patient else None, identity.id, False)
 
 

@@ -32,7 +32,7 @@ from booking_core.domain.lifecycle import (
     transition,
 )
 from booking_core.domain.lifecycle import auto_complete_past as lies_in_the_past
-from booking_core.services import audit, invoicing, settings
+from booking_core.services import audit, invoicing, queue_replies, reminders, settings, waitlist
 from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
 
 __all__ = [
@@ -147,6 +147,9 @@ async def _close(
         voided = await invoicing.void_draft(db, session.id, actor=actor)
         data = {**data, "invoice_id": voided.id if voided else None}
     audit.record(db, actor, action, "session", session.id, data)
+    await reminders.sync_session(db, session.id, now=now)  # a visit that stopped waiting needs no reminder
+    await queue_replies.after_session_change(db, session.id, now=now)  # who is next or second now
+    await waitlist.slot_freed(db, session.id, now=now)  # a cancelled visit's time goes to the waitlist
     return session
 
 
@@ -194,8 +197,15 @@ async def start(db: Db, session_id: int, *, actor: Actor, now: datetime | None =
 
 
 async def complete(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> SessionRecord:
-    """Open → completed: frees the time, records commissions and finalises the invoice."""
-    return await _change(db, session_id, SessionStatus.COMPLETED, actor=actor, now=now)
+    """Open → completed: frees the time, records commissions and finalises the invoice.
+
+    The patient's thank-you (with a 1-5 rating) is planned in the same transaction, once per session.
+    """
+    session = await _change(db, session_id, SessionStatus.COMPLETED, actor=actor, now=now)
+    from booking_core.services import confirmation  # it builds on this module: imported when first needed
+
+    await confirmation.send_thank_you(db, session.id)
+    return session
 
 
 async def cancel(

@@ -23,7 +23,7 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
 from booking_core.domain.lifecycle import InvalidTransition, SessionStatus, transition
 from booking_core.domain.queue import Position, QueueError, SortMode
-from booking_core.services import audit, settings
+from booking_core.services import audit, queue_replies, settings
 from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
 
 __all__ = [
@@ -267,6 +267,7 @@ async def move(
         entry_id,
         {"before": before, "after": after, "ranks": {str(k): v for k, v in changes.items()}},
     )
+    await queue_replies.queue_changed(db, branch_id=entry.branch_id, day=entry.day, now=now)
     active = [row for row in rows if row.session.status in queries.ACTIVE]
     return _board(entry.branch_id, entry.day, SortMode.MANUAL, now, active, actor)
 
@@ -329,6 +330,7 @@ async def call_next(
         session.id,
         {"from": change.previous.value, "to": change.status.value, "via": "call_next", "token": candidate.token},
     )
+    await queue_replies.queue_changed(db, branch_id=branch.id, day=day, now=now)
     active = [row for row in rows if row.session.status in queries.ACTIVE]
     opened = _board(branch.id, day, sort, now, active, actor=None)
     return next(line for line in opened.lines if line.ticket.entry_id == candidate.entry_id)
@@ -439,6 +441,7 @@ async def _enqueue(
         session.id,
         {"entry_id": entry.id, "token": token, "day": day.isoformat(), "accepted_on_check_in": newly_accepted},
     )
+    await queue_replies.queue_changed(db, branch_id=branch.id, day=day, now=now)
     ticket = await position_for_session(db, session.id, now=now)
     assert ticket is not None  # just queued, and waiting
     return ticket

@@ -1,16 +1,26 @@
-"""The lead inbox over the API: list (newest first, filters, search) and one lead with its whole conversation."""
+"""The lead inbox over the API: list (newest first, filters, search), one lead with its whole conversation, and
+staff decisions on a lead: accept, reject (the patient is told on their channel) and convert in one click."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from redis.exceptions import RedisError
 
-from booking_core.services import leads
+from booking_core.services import lead_actions, leads
+from gateway import jobs
 from gateway.api import api
 from gateway.api.common import caller, transaction
+from gateway.keys import SETTINGS
+
+log = logging.getLogger(__name__)
+FRONT_DESK = ("owner", "admin", "staff")
+CONFIRMATION_JOB = "workers.followups.send_confirmation"  # sends the patient their confirmation link
 
 
 class LeadsQuery(BaseModel):
@@ -88,3 +98,157 @@ async def get_lead(request: web.Request, lead_id: int) -> LeadDetailOut:
     async with transaction(request) as db:
         found = await leads.detail(db, lead_id, actor=caller(request))
     return LeadDetailOut.model_validate(found, from_attributes=True)
+
+
+# --- accept / reject / convert ---
+
+
+class LeadDecisionOut(BaseModel):
+    id: int
+    status: str
+    changed: bool = Field(description="False when the lead already had this status (a repeat click): nothing sent")
+    notified: bool = Field(description="A message to the patient was planned on their channel")
+    reject_reason: str | None = None
+    hold_released: bool = False
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = Field(
+        description="Told to the patient"
+    )
+
+
+class ConvertRequest(BaseModel):
+    """Everything is optional: without a pick the lead's hold (or requested time) is booked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime | None = None
+    doctor_id: int | None = Field(default=None, gt=0)
+    room_id: int | None = Field(default=None, gt=0)
+    examination_ids: list[Annotated[int, Field(gt=0)]] | None = Field(default=None, min_length=1, max_length=10)
+    branch_id: int | None = Field(default=None, gt=0)
+
+
+class ConvertedSessionOut(BaseModel):
+    id: int
+    booking_code: str
+    branch_id: int
+    patient_id: int
+    doctor_id: int
+    doctor_name: str
+    room_id: int
+    room_name: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+
+
+class ConversionOut(BaseModel):
+    lead_id: int
+    patient_id: int
+    created: bool = Field(description="False when the lead had been converted already: the same session")
+    session: ConvertedSessionOut
+
+
+async def _after_commit(what: str, enqueue: Awaitable[None]) -> None:
+    """Enqueue follow-up work once the transaction committed. Redis being down must not turn a committed decision
+    into an error: the database holds the truth, and the worker's sweep re-enqueues what is due."""
+    try:
+        await enqueue
+    except (RedisError, OSError):
+        log.warning("could not enqueue %s now; the sweep will pick it up", what, exc_info=True)
+
+
+def _decision_out(decision: lead_actions.Decision) -> LeadDecisionOut:
+    return LeadDecisionOut(
+        id=decision.lead_id,
+        status=decision.status,
+        changed=decision.changed,
+        notified=decision.notified,
+        reject_reason=decision.reject_reason,
+        hold_released=decision.hold_released,
+    )
+
+
+@api.route(
+    "POST",
+    "/leads/{lead_id}/accept",
+    summary="Accept a lead; the patient is told on their channel",
+    tag="leads",
+    response=LeadDecisionOut,
+    roles=FRONT_DESK,
+    errors=(404, 409),
+)
+async def accept_lead(request: web.Request, lead_id: int) -> LeadDecisionOut:
+    async with transaction(request) as db:
+        decision = await lead_actions.accept(
+            db, lead_id, actor=caller(request), default_language=request.app[SETTINGS].DEFAULT_LANGUAGE
+        )
+    if decision.outbox_id is not None:
+        await _after_commit(f"outbox {decision.outbox_id}", jobs.deliver(request.app, [decision.outbox_id]))
+    return _decision_out(decision)
+
+
+@api.route(
+    "POST",
+    "/leads/{lead_id}/reject",
+    summary="Reject a lead with a reason; its held slot is given back and the patient is told",
+    tag="leads",
+    body=RejectRequest,
+    response=LeadDecisionOut,
+    roles=FRONT_DESK,
+    errors=(404, 409),
+)
+async def reject_lead(request: web.Request, lead_id: int, body: RejectRequest) -> LeadDecisionOut:
+    async with transaction(request) as db:
+        decision = await lead_actions.reject(
+            db,
+            lead_id,
+            actor=caller(request),
+            reason=body.reason,
+            default_language=request.app[SETTINGS].DEFAULT_LANGUAGE,
+        )
+    if decision.outbox_id is not None:
+        await _after_commit(f"outbox {decision.outbox_id}", jobs.deliver(request.app, [decision.outbox_id]))
+    return _decision_out(decision)
+
+
+@api.route(
+    "POST",
+    "/leads/{lead_id}/convert",
+    summary="Convert a lead into a session in one step (a repeat returns the same session)",
+    tag="leads",
+    body=ConvertRequest,
+    response=ConversionOut,
+    roles=FRONT_DESK,
+    errors=(404, 409),
+)
+async def convert_lead(request: web.Request, lead_id: int, body: ConvertRequest) -> ConversionOut:
+    async with transaction(request) as db:
+        conversion = await lead_actions.convert(
+            db,
+            lead_id,
+            actor=caller(request),
+            start=body.start,
+            doctor_id=body.doctor_id,
+            room_id=body.room_id,
+            examination_ids=body.examination_ids,
+            branch_id=body.branch_id,
+        )
+    if conversion.created:
+        session_id = conversion.session.id
+        await _after_commit(
+            f"the confirmation of session {session_id}",
+            jobs.enqueue(
+                request.app, "workers.followups.send_confirmation", session_id, job_id=f"confirm-{session_id}"
+            ),
+        )
+    return ConversionOut(
+        lead_id=conversion.lead_id,
+        patient_id=conversion.patient_id,
+        created=conversion.created,
+        session=ConvertedSessionOut.model_validate(conversion.session, from_attributes=True),
+    )

@@ -121,10 +121,8 @@ async def open_conversation(
         .execution_options(populate_existing=True)
     )
     conversation = result.scalar_one()
-    if new_id is None:
-        conversation.last_message_at = now
-        if conversation.patient_id is None:
-            conversation.patient_id = identity.patient_id
+    if new_id is None and conversation.patient_id is None and identity.patient_id is not None:
+        conversation.patient_id = identity.patient_id
     return conversation
 
 
@@ -145,13 +143,13 @@ async def open_lead(db: AsyncSession, conversation_id: int) -> Lead | None:
         .where(Lead.conversation_id == conversation_id, Lead.status.in_(("new", "accepted")))
         .order_by(Lead.id.desc())
         .limit(1)
-        .with_for_update()
     )
     return result.scalar_one_or_none()
 
 
-async def lock_conversation(db: AsyncSession, conversation_id: int) -> None:
-    await db.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update())
+async def lock_for_lead(db: AsyncSession, conversation_id: int) -> None:
+    """A transaction-scoped advisory lock per conversation (namespace 7001): one lead is made, whatever races."""
+    await db.execute(select(func.pg_advisory_xact_lock(7001, conversation_id)))
 
 
 async def unprocessed_ids(db: AsyncSession, *, received_before: datetime, limit: int) -> list[int]:
@@ -162,3 +160,36 @@ async def unprocessed_ids(db: AsyncSession, *, received_before: datetime, limit:
         .limit(limit)
     )
     return list(result.scalars())
+
+
+_FAST = text("""
+WITH ident AS (
+    UPDATE channel_identities
+       SET last_inbound_at = :now, display_name = COALESCE(NULLIF(:name, ''), display_name)
+     WHERE channel = :channel AND external_id = :contact
+ RETURNING id, patient_id
+), conv AS (
+    SELECT c.id FROM conversations c JOIN ident ON c.identity_id = ident.id WHERE c.status = 'open'
+), lead AS (
+    SELECT l.id FROM leads l JOIN conv ON l.conversation_id = conv.id
+     WHERE l.status IN ('new', 'accepted') ORDER BY l.id DESC LIMIT 1
+), msg AS (
+    INSERT INTO messages (conversation_id, channel, direction, external_id, text, payload, author)
+    SELECT conv.id, :channel, 'in', :external, :text, CAST(:payload AS jsonb), 'patient'
+      FROM conv WHERE EXISTS (SELECT 1 FROM lead)
+    ON CONFLICT (channel, external_id) DO NOTHING
+ RETURNING id
+)
+SELECT (SELECT id FROM msg), (SELECT id FROM conv), (SELECT id FROM lead), (SELECT id FROM ident),
+       (SELECT patient_id FROM ident)
+""")
+
+
+async def receive_known_chat(db: AsyncSession, values: dict[str, Any]) -> tuple[Any, ...]:
+    """One round trip for the common case (a chat we know, with an open conversation and lead).
+
+    Returns (message_id, conversation_id, lead_id, identity_id, patient_id); a None message id with a conversation
+    and lead means the message was a repeat; a None conversation or lead means the full path must run.
+    """
+    row = (await db.execute(_FAST, values)).one()
+    return tuple(row)
