@@ -109,3 +109,24 @@ def run_cli(child_env: dict[str, str]) -> Any:
         )
 
     return run
+
+
+@pytest.fixture
+def isolated_env(backing: harness.Backing, child_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """`child_env` with a database and Redis prefix of its own, for tests that start real workers.
+
+    A worker sweeps the whole database (unanswered messages, due outbox rows): pointed at the shared test
+    database it would answer and send other tests' data. This fixture gives it a fresh, migrated one.
+    """
+    name = harness.new_name("frontdesk_iso")
+    asyncio.run(harness.create_database(backing.admin_url, name))
+    url = backing.database_url(name).replace("postgresql://", "postgresql+asyncpg://")
+    upgrade(url)
+    try:
+        yield dict(
+            child_env,
+            DATABASE_URL=url,
+            FRONTDESK_REDIS_PREFIX=f"{child_env['FRONTDESK_REDIS_PREFIX']}i{os.getpid() % 1000}{name[-6:]}",
+        )
+    finally:
+        asyncio.run(harness.drop_database(backing.admin_url, name))

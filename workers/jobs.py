@@ -129,7 +129,7 @@ async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
     enqueue_deliveries(rt, due)
     async with rt.sessionmaker() as db, db.begin():
         expired = await booking.expire_holds(db)
-    pass  # MUTATION await resync(rt)  # reminders and queue notices: Redis is rebuilt from the database
+    await resync(rt)  # reminders and queue notices: Redis is rebuilt from the database
     return {"answered": answered, "redelivered": len(due), "expired_holds": expired}
 
 

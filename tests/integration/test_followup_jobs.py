@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import signal
 import struct
 import subprocess
@@ -26,10 +27,11 @@ from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_core.db.tables import AuditEntry, ChannelIdentity, Lead, OutboxMessage, Session
+from booking_core.db.engine import make_engine, make_sessionmaker
+from booking_core.db.tables import AuditEntry, ChannelIdentity, Lead, OutboxMessage
 from gateway.settings import Settings
 from tests import harness
-from tests.builders import Clinic, add_patient, insert_session, next_weekday
+from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 from tests.fakes.telegram_api import running_fake_telegram
 from workers import followups, queues, runtime
 
@@ -249,6 +251,10 @@ async def test_a_rated_or_unfinished_visit_gets_no_thank_you(
 # --- a real worker, a real (fake) Telegram ---------------------------------------------------------------
 
 
+def _finished(job: Job) -> bool:
+    return job.get_status(refresh=True) == "finished"
+
+
 def _wait_for(check: Callable[[], Any], *, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -260,38 +266,43 @@ def _wait_for(check: Callable[[], Any], *, timeout: float = 60) -> Any:
 
 
 async def test_a_worker_delivers_the_confirmation_to_telegram_once(
-    settings: Settings, db: AsyncSession, clinic: Clinic, tuesday_ten: datetime, child_env: dict[str, str],
-    sync_redis: SyncRedis,
-) -> None:  # fmt: skip
-    chat_id = 700_000_000 + time.time_ns() % 100_000_000
-    db.add(ChannelIdentity(patient_id=clinic.patients["siti"].id, channel="telegram", external_id=str(chat_id),
-                           last_inbound_at=datetime.now(UTC)))  # fmt: skip
-    await db.commit()
-    visit = await insert_session(db, clinic, starts_at=tuesday_ten)
-    async with running_fake_telegram() as fake:
-        env = {**child_env, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_WEBHOOK_SECRET": "hook-secret",
-               "TELEGRAM_API_URL": fake.base_url}  # fmt: skip
-        worker = subprocess.Popen(harness.frontdesk_command("worker"), env=env, cwd=harness.ROOT)
-        try:
-            prefix = settings.FRONTDESK_REDIS_PREFIX
-            for attempt in range(2):  # a second enqueue (a retry, a double click) must not send twice
-                job = queues.enqueue(sync_redis, prefix, "workers.followups.send_confirmation", visit.id,
-                                     job_id=f"{prefix}-confirm-{visit.id}-{attempt}")  # fmt: skip
-                await asyncio.to_thread(_wait_for, lambda j=job: j.get_status(refresh=True) == "finished")
-            sent = await asyncio.to_thread(_wait_for, lambda: fake.sent_messages(chat_id))
-            async with asyncio.timeout(60):
-                while (await rows(db, f"confirm:{visit.id}"))[0].status != "sent":
-                    await asyncio.sleep(0.1)
-        finally:
-            worker.send_signal(signal.SIGTERM)
+    isolated_env: dict[str, str], sync_redis: SyncRedis
+) -> None:
+    # The worker gets a database of its own: it sweeps everything it finds, and must find only this clinic.
+    engine = make_engine(isolated_env["DATABASE_URL"], pool_size=2)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as db:
+            clinic = await build_clinic(db)
+            chat_id = 700_000_000 + time.time_ns() % 100_000_000
+            db.add(ChannelIdentity(patient_id=clinic.patients["siti"].id, channel="telegram",
+                                   external_id=str(chat_id), last_inbound_at=datetime.now(UTC)))  # fmt: skip
+            await db.commit()
+            visit = await insert_session(db, clinic, starts_at=next_weekday(1, hour=10))
+        async with running_fake_telegram() as fake:
+            env = {**isolated_env, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_WEBHOOK_SECRET": "hook-secret",
+                   "TELEGRAM_API_URL": fake.base_url}  # fmt: skip
+            worker = subprocess.Popen(harness.frontdesk_command("worker"), env=env, cwd=harness.ROOT)
             try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        assert len(fake.sent_messages(chat_id)) == 1
-    params = sent[0].params
-    assert f"{settings.PUBLIC_BASE_URL}/c/" in params["text"]
-    keyboard = [button["callback_data"] for row in params["reply_markup"]["inline_keyboard"] for button in row]
-    assert keyboard == [f"cf:yes:{visit.id}", f"cf:no:{visit.id}"]
-    stored = await db.get(Session, visit.id)
-    assert stored is not None and stored.status == "waiting"
+                prefix = isolated_env["FRONTDESK_REDIS_PREFIX"]
+                for attempt in range(2):  # a second enqueue (a retry, a double click) must not send twice
+                    job = queues.enqueue(sync_redis, prefix, "workers.followups.send_confirmation", visit.id,
+                                         job_id=f"{prefix}-confirm-{visit.id}-{attempt}")  # fmt: skip
+                    await asyncio.to_thread(_wait_for, functools.partial(_finished, job))
+                sent = await asyncio.to_thread(_wait_for, lambda: fake.sent_messages(chat_id))
+                async with sessions() as db, asyncio.timeout(60):
+                    while (await rows(db, f"confirm:{visit.id}"))[0].status != "sent":
+                        await asyncio.sleep(0.1)
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            assert len(fake.sent_messages(chat_id)) == 1
+        params = sent[0].params
+        assert f"{isolated_env['PUBLIC_BASE_URL']}/c/" in params["text"] and visit.booking_code in params["text"]
+        keyboard = [button["callback_data"] for row in params["reply_markup"]["inline_keyboard"] for button in row]
+        assert keyboard == [f"cf:yes:{visit.id}", f"cf:no:{visit.id}"]
+    finally:
+        await engine.dispose()

@@ -11,14 +11,14 @@ import pytest
 from redis import Redis
 from rq.job import Job, JobStatus
 
-from gateway.settings import Settings
 from tests import harness
 from workers import queues
 
 
 @pytest.fixture
-def worker(child_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(harness.frontdesk_command("worker"), env=child_env, cwd=harness.ROOT)
+def worker(isolated_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker on a database of its own (its sweep must not answer other tests' messages)."""
+    process = subprocess.Popen(harness.frontdesk_command("worker"), env=isolated_env, cwd=harness.ROOT)
     yield process
     process.send_signal(signal.SIGTERM)
     try:
@@ -40,14 +40,14 @@ def _wait(job: Job, timeout: float = 30) -> object:
 
 
 def test_jobs_share_one_loop_engine_and_connection_in_the_worker_process(
-    worker: subprocess.Popen[bytes], settings: Settings, sync_redis: Redis
+    worker: subprocess.Popen[bytes], isolated_env: dict[str, str], sync_redis: Redis
 ) -> None:
-    prefix = settings.FRONTDESK_REDIS_PREFIX
+    prefix = isolated_env["FRONTDESK_REDIS_PREFIX"]
     results = [_wait(queues.enqueue(sync_redis, prefix, "workers.jobs.ping", f"ping {n}")) for n in range(5)]
     assert all(isinstance(r, dict) for r in results)
     first = results[0]
     assert isinstance(first, dict)
-    assert first["database"] == settings.DATABASE_URL.rsplit("/", 1)[1]  # type: ignore[union-attr]
+    assert first["database"] == isolated_env["DATABASE_URL"].rsplit("/", 1)[1]
     assert first["pid"] == worker.pid
     assert {r["pid"] for r in results} == {worker.pid}  # type: ignore[index]
     assert len({r["loop_id"] for r in results}) == 1  # type: ignore[index]
@@ -60,17 +60,18 @@ def test_jobs_share_one_loop_engine_and_connection_in_the_worker_process(
 
 
 def test_a_job_enqueued_for_later_is_run_by_the_scheduler(
-    worker: subprocess.Popen[bytes], settings: Settings, sync_redis: Redis
+    worker: subprocess.Popen[bytes], isolated_env: dict[str, str], sync_redis: Redis
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
+    prefix = isolated_env["FRONTDESK_REDIS_PREFIX"]
     job = queues.enqueue(
         sync_redis,
-        settings.FRONTDESK_REDIS_PREFIX,
+        prefix,
         "workers.jobs.ping",
         "later",
         at=datetime.now(UTC) + timedelta(seconds=1),
-        job_id=f"{settings.FRONTDESK_REDIS_PREFIX}-later-ping",
+        job_id=f"{prefix}-later-ping",
     )
     assert job.get_status() == JobStatus.SCHEDULED
     result = _wait(job, timeout=60)
