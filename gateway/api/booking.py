@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from aiohttp import web
@@ -10,6 +11,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from booking_core.services import availability, booking
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
+from gateway.jobs import enqueue
+
+log = logging.getLogger(__name__)
 
 STAFF = ("owner", "admin", "staff")
 
@@ -201,7 +205,10 @@ async def book_session(request: web.Request, body: BookRequest) -> SessionOut:
             doctor_id=body.doctor_id,
             room_id=body.room_id,
         )
-        return _session_out(session)
+        out = _session_out(session)
+    if out.status == "waiting":  # a visit in the past was recorded, not booked: no confirmation for it
+        await followups_after_booking(request, out.id)
+    return out
 
 
 @api.route(
@@ -261,4 +268,14 @@ async def release_hold(request: web.Request, hold_id: int) -> HoldOut:
 async def convert_hold(request: web.Request, hold_id: int, body: ConvertHoldRequest) -> SessionOut:
     async with transaction(request) as db:
         session = await booking.convert_hold(db, hold_id, actor=caller(request), patient_id=body.patient_id)
-        return _session_out(session)
+        out = _session_out(session)
+    await followups_after_booking(request, out.id)
+    return out
+
+
+async def followups_after_booking(request: web.Request, session_id: int) -> None:
+    """After the booking committed: the confirmation link goes out on the patient's channel (once per session)."""
+    try:
+        await enqueue(request.app, "workers.followups.send_confirmation", session_id, job_id=f"confirm-{session_id}")
+    except Exception:  # Redis down: the booking stands; the confirmation can be resent from the session page
+        log.warning("could not queue the confirmation of session %s", session_id)
