@@ -120,13 +120,9 @@ async def _give_up(rt: runtime.Runtime, reminder_id: int, note: str) -> None:
 async def resync(rt: runtime.Runtime) -> dict[str, int]:
     """Make Redis match the database: send overdue reminders, re-create missing schedules, and announce queue
     places that a concurrent change kept from being announced. Called by every sweep."""
-    import time as _t; _t0 = _t.monotonic()  # DEBUG-TEMP
     summary = {f"reminders_{k}": v for k, v in (await send_due(rt)).items()}
-    log.warning("DEBUG-TEMP send_due %.2fs %s", _t.monotonic() - _t0, summary)  # DEBUG-TEMP
     async with rt.sessionmaker() as db:
         rows = await reminders.pending(db)
     summary["reminders_scheduled"] = schedule(rt, rows)
-    log.warning("DEBUG-TEMP scheduled %.2fs %s rows", _t.monotonic() - _t0, len(rows))  # DEBUG-TEMP
     summary["queue_notices"] = await queue_replies.catch_up(rt)
-    log.warning("DEBUG-TEMP catch_up %.2fs %s", _t.monotonic() - _t0, summary)  # DEBUG-TEMP
     return summary

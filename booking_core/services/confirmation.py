@@ -78,7 +78,7 @@ LINK_SALT = "frontdesk.confirmation-link"
 #: However far ahead a visit is booked, no link is honoured longer than this after it was made.
 MAX_LINK_AGE = timedelta(days=400)
 #: Outbox kinds whose buttons a bare "1".."n" in the chat answers while they are the latest thing we wrote.
-FOLLOWUP_KINDS = ("confirmation", "thank_you")
+FOLLOWUP_KINDS = ("confirmation", "thank_you", "reminder")
 RESCHEDULE_DAYS = 14
 MAX_OPTIONS = 200
 

@@ -18,6 +18,7 @@ from booking_core.db.queries import outbox as queries
 from booking_core.domain.messages import DeliveryFailed, OutboundMessage
 
 MAX_ATTEMPTS = 6
+PLANNED = "frontdesk.outbox.planned"
 STALE_AFTER = timedelta(minutes=2)  # a row 'sending' for longer than this belongs to a dead worker
 
 
@@ -67,6 +68,9 @@ async def add(
     if due_at is not None:
         values["next_attempt_at"] = due_at
     outbox_id = await queries.insert_outbox(db, values)
+    if outbox_id is not None:
+        # Whoever commits this transaction can hand the rows to the workers at once (see planned()).
+        db.info.setdefault(PLANNED, []).append(outbox_id)
     if outbox_id is not None and conversation_id is not None:
         await queries.insert_history(
             db,
@@ -86,6 +90,12 @@ async def add(
             },
         )
     return outbox_id
+
+
+def planned(db: Db) -> list[int]:
+    """Outbox rows added in this session's transaction(s) so far, taken (the list is emptied)."""
+    ids: list[int] = db.info.pop(PLANNED, [])
+    return ids
 
 
 async def deliver(

@@ -343,7 +343,9 @@ async def answer_in_chat(
     data = await _offer_choice(db, identity.id, message)
     if data is None:
         return None
-    lang = conversation.language or default_language
+    # A chat that never talked to the bot has no language of its own yet: the patient's, as the offer used.
+    known = patient.language if patient is not None and patient.language else None
+    lang = (conversation.language if conversation.dialog_state else known or conversation.language) or default_language
     raw = data.removeprefix(BUTTON_PREFIX)
     result = Acceptance("gone")
     if raw.isdigit() and len(raw) <= 12 and patient is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,16 +10,31 @@ from aiohttp import web
 
 from booking_core.db.engine import Db
 from booking_core.domain.actors import Actor
+from booking_core.services import outbox
 from booking_core.services.errors import NotFound
 from gateway.auth import actor_of
+from gateway.jobs import deliver
 from gateway.keys import SESSIONMAKER
+
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def transaction(request: web.Request) -> AsyncIterator[Db]:
-    """One database transaction for the request: committed on success, rolled back on any error."""
-    async with request.app[SESSIONMAKER]() as db, db.begin():
-        yield db
+    """One database transaction for the request: committed on success, rolled back on any error.
+
+    Messages the change planned (outbox rows) are handed to the workers right after the commit, so a patient hears
+    about a staff action at once rather than at the next sweep.
+    """
+    async with request.app[SESSIONMAKER]() as db:
+        async with db.begin():
+            yield db
+        planned = outbox.planned(db)
+    if planned:
+        try:
+            await deliver(request.app, planned)
+        except Exception:  # Redis down: the rows are committed and the sweep sends them
+            log.warning("could not queue delivery of outbox rows %s; the sweep will", planned)
 
 
 def caller(request: web.Request) -> Actor:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -376,3 +378,15 @@ async def test_a_reminder_for_a_visit_that_no_longer_waits_is_skipped(
     [row] = await rows_of(sessionmaker, visit.id)
     assert (row.status, row.note) == ("skipped", "the visit is no longer waiting")
     assert await outbox_rows(sessionmaker, [reminder_id]) == []
+
+
+@given(st.integers(min_value=1, max_value=reminders.MAX_OFFSET_MIN))
+def test_every_offset_has_a_kind_that_names_it(offset: int) -> None:
+    assert reminders.offset_of(reminders.kind_for(offset)) == offset
+    assert len(reminders.kind_for(offset)) <= 10  # the column's width
+
+
+def test_offsets_from_the_settings_ignore_what_is_not_a_whole_number_of_minutes() -> None:
+    assert reminders.offsets([120, 1440, "30", 90.0, 2.5, True, None, 0, -60, 10**9, 120]) == [1440, 120, 90]
+    assert reminders.offsets("24h") == [] and reminders.offsets(None) == []
+    assert (reminders.kind_for(1440), reminders.kind_for(90), reminders.offset_of("soon")) == ("24h", "90m", None)

@@ -316,3 +316,25 @@ async def test_staff_manage_the_waitlist_and_bad_requests_are_refused(
     assert left.status == 200 and (await left.json())["status"] == "cancelled"
     elsewhere = await sign_in("staff", branch_id=other.branch.id)
     assert (await client.delete(f"/api/v1/waitlist/{first['id']}", headers=elsewhere)).status == 404
+
+
+async def test_two_desks_putting_the_same_patient_on_the_list_at_once_make_one_entry(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    clinic = await build_clinic(db)
+    patient, _ = await chatting_patient(db, "Intan")
+    day = local_day(clinic, tuesday_at(10))
+
+    async def join() -> int:
+        async with sessionmaker() as desk, desk.begin():
+            entry = await waitlist.join(
+                desk, actor=DESK, patient_id=patient.id, branch_id=clinic.branch.id,
+                examination_id=clinic.examinations["DENTAL"].id, day=day,
+            )  # fmt: skip
+            return entry.id
+
+    ids = await asyncio.gather(*(join() for _ in range(4)))
+
+    async with sessionmaker() as check:
+        rows = (await check.execute(select(WaitlistEntry).where(WaitlistEntry.patient_id == patient.id))).scalars()
+        assert [row.id for row in rows] == [ids[0]] and len(set(ids)) == 1

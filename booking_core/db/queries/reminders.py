@@ -26,7 +26,9 @@ class VisitRow:
 
 
 async def session(db: AsyncSession, session_id: int) -> Session | None:
-    return await db.get(Session, session_id)
+    """The session as the database has it now (a raw UPDATE of its times earlier in the transaction included)."""
+    result = await db.execute(select(Session).where(Session.id == session_id).execution_options(populate_existing=True))
+    return result.scalar_one_or_none()
 
 
 async def lock_for_session(db: AsyncSession, session_id: int) -> list[Reminder]:

@@ -50,8 +50,9 @@ class OfferFacts:
 
 
 async def lock_patient(db: AsyncSession, patient_id: int) -> Patient | None:
-    """``FOR UPDATE`` on the patient: one patient's joins run one after the other (no duplicate entries)."""
-    result = await db.execute(select(Patient).where(Patient.id == patient_id).with_for_update())
+    """``FOR NO KEY UPDATE`` on the patient: one patient's joins run one after the other (no duplicate entries),
+    while bookings that merely reference the patient are not held up."""
+    result = await db.execute(select(Patient).where(Patient.id == patient_id).with_for_update(key_share=True))
     return result.scalar_one_or_none()
 
 
