@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -33,6 +34,10 @@ async def _ping(rt: runtime.Runtime, note: str) -> dict[str, Any]:
     }
 
 
+#: A rate-limit wait the worker sits out; a longer one puts the message back on the schedule instead.
+SHORT_WAIT = 0.25
+
+
 def deliver(outbox_id: int) -> str:
     """Send one outbox row on its channel (claimed first, so a repeated job never sends twice)."""
     rt = runtime.current()
@@ -46,7 +51,10 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
     async def before_send(message: object) -> None:
         sender = senders.get(message.channel)  # type: ignore[attr-defined]
         limits = [Limit(*item) for item in sender.rate_limits(message)] if sender is not None else []
-        await limiter.acquire(limits)
+        while (wait := await limiter.try_acquire(limits)) > 0:
+            if wait > SHORT_WAIT:  # don't hold the worker: others' messages are ready to go
+                raise outbox.Postpone(wait)
+            await asyncio.sleep(wait)
 
     async with rt.sessionmaker() as db:
         outcome = await outbox.deliver(db, outbox_id, senders, before_send=before_send)
@@ -58,7 +66,7 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
             outbox_id,
             queue=queues.OUTBOUND,
             at=outcome.retry_at,
-            job_id=f"deliver-{outbox_id}-{outcome.attempts}",
+            job_id=f"deliver-{outbox_id}-{outcome.attempts}-{int(outcome.retry_at.timestamp() * 1000)}",
         )
     return outcome.status
 

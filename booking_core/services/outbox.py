@@ -22,6 +22,14 @@ PLANNED = "frontdesk.outbox.planned"
 STALE_AFTER = timedelta(minutes=2)  # a row 'sending' for longer than this belongs to a dead worker
 
 
+class Postpone(Exception):
+    """Raised by ``before_send`` when the row must wait (a rate limit): it goes back to pending, unsent, uncounted."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"postponed {seconds:.2f}s")
+        self.seconds = seconds
+
+
 class Sender(Protocol):
     async def send(self, message: OutboundMessage) -> str: ...
 
@@ -122,7 +130,17 @@ async def deliver(
     if sender is None:
         return await _fail(db, outbox_id, f"no sender is configured for {message.channel}", attempts)
     if before_send is not None:
-        await before_send(message)
+        try:
+            await before_send(message)
+        except Postpone as wait:
+            retry_at = datetime.now(UTC) + timedelta(seconds=wait.seconds)
+            async with db.begin():
+                await queries.finish(
+                    db,
+                    outbox_id,
+                    {"status": "pending", "next_attempt_at": retry_at, "locked_at": None, "attempts": attempts - 1},
+                )
+            return Outcome("retry", outbox_id, retry_at=retry_at, attempts=attempts - 1)
     try:
         provider_id = await sender.send(dataclasses.replace(message, last_inbound_at=last_inbound))
     except DeliveryFailed as exc:
