@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -32,6 +33,11 @@ async def _ping(rt: runtime.Runtime, note: str) -> dict[str, Any]:
         "connections_opened": rt.connections_opened,
         "jobs_run": rt.jobs_run,
     }
+
+
+def _whole_second_after(moment: datetime) -> datetime:
+    """RQ's scheduler keeps whole seconds: schedule on the next one so the job never runs before the row is due."""
+    return moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 #: A rate-limit wait the worker sits out; a longer one puts the message back on the schedule instead.
@@ -65,7 +71,7 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
             "workers.jobs.deliver",
             outbox_id,
             queue=queues.OUTBOUND,
-            at=outcome.retry_at,
+            at=_whole_second_after(outcome.retry_at),
             job_id=f"deliver-{outbox_id}-{outcome.attempts}-{int(outcome.retry_at.timestamp() * 1000)}",
         )
     return outcome.status
