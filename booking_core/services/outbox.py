@@ -19,6 +19,7 @@ from booking_core.domain.messages import DeliveryFailed, OutboundMessage
 
 MAX_ATTEMPTS = 6
 PLANNED = "frontdesk.outbox.planned"
+IN_ORDER_WAIT = timedelta(milliseconds=500)
 STALE_AFTER = timedelta(minutes=2)  # a row 'sending' for longer than this belongs to a dead worker
 
 
@@ -123,6 +124,15 @@ async def deliver(
         row = await queries.claim(db, outbox_id, now=now, stale_before=now - STALE_AFTER)
         if row is None:
             return Outcome("skipped", outbox_id)
+        if await queries.earlier_unsent(db, row, now=now, stale_before=now - STALE_AFTER):
+            # Keep the conversation in order: this one goes after the earlier message to the same person.
+            retry_at = now + IN_ORDER_WAIT
+            await queries.finish(
+                db,
+                outbox_id,
+                {"status": "pending", "next_attempt_at": retry_at, "locked_at": None, "attempts": row.attempts - 1},
+            )
+            return Outcome("retry", outbox_id, retry_at=retry_at, attempts=row.attempts - 1)
         message = OutboundMessage.from_payload(row.payload)
         last_inbound = await queries.identity_last_inbound(db, row.identity_id)
         attempts = row.attempts

@@ -77,3 +77,23 @@ async def due_ids(db: AsyncSession, *, now: datetime, stale_before: datetime, li
         .limit(limit)
     )
     return list(result.scalars())
+
+
+async def earlier_unsent(db: AsyncSession, row: OutboxMessage, *, now: datetime, stale_before: datetime) -> bool:
+    """Is an earlier message to the same recipient still waiting to go? (Messages must arrive in order.)"""
+    from datetime import timedelta
+
+    earlier = await db.execute(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.channel == row.channel,
+            OutboxMessage.recipient == row.recipient,
+            OutboxMessage.id < row.id,
+            or_(
+                (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now + timedelta(seconds=5)),
+                (OutboxMessage.status == "sending") & (OutboxMessage.locked_at >= stale_before),
+            ),
+        )
+        .limit(1)
+    )
+    return earlier.first() is not None
