@@ -58,7 +58,7 @@ from booking_core.domain.dialog_types import (
     VisitCancelled,
     VisitConfirmed,
 )
-from booking_core.domain.messages import Channel, InboundKind, OutboundMessage
+from booking_core.domain.messages import Button, Channel, InboundKind, OutboundMessage
 from booking_core.services import (
     audit,
     availability,
@@ -152,8 +152,7 @@ async def _answer(
     conversation.dialog_state = state.to_json()
     conversation.language = state.lang
     ids = []
-    for index, reply in enumerate(replies):
-        text, buttons = messages.render_reply(state.lang, reply)
+    for index, (text, buttons) in enumerate(_coalesced([messages.render_reply(state.lang, r) for r in replies])):
         channel = cast(Channel, identity.channel)
         outbound = OutboundMessage(channel=channel, recipient=identity.external_id, text=text, buttons=buttons)
         outbox_id = await outbox.add(
@@ -167,6 +166,22 @@ async def _answer(
         if outbox_id is not None:
             ids.append(outbox_id)
     return ids + step.planned
+
+
+#: Texts joined into one message stay well under Telegram's 4,096 characters.
+JOIN_LIMIT = 3000
+
+
+def _coalesced(rendered: list[tuple[str, tuple[Button, ...]]]) -> list[tuple[str, tuple[Button, ...]]]:
+    """One chat message where the dialog said several things in a row: a text without buttons is joined to the
+    next reply. Fewer messages read better and keep a chat inside its provider's per-chat rate limit."""
+    joined: list[tuple[str, tuple[Button, ...]]] = []
+    for text, buttons in rendered:
+        if joined and not joined[-1][1] and len(joined[-1][0]) + len(text) < JOIN_LIMIT:
+            joined[-1] = (f"{joined[-1][0]}\n\n{text}", buttons)
+        else:
+            joined.append((text, buttons))
+    return joined
 
 
 def _event(message: Message) -> Event:
