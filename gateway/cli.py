@@ -258,7 +258,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             [
                 "",
                 "Frontdesk is running" + (" with the demo clinic" if seeded else "") + ".",
-                f"  Staff sign-in:  {base}/login",
+                f"  Booking form:   {base}/book",
+                f"  Web chat demo:  {base}/webchat/demo",
+                f"  Staff sign-in:  POST {base}/api/v1/auth/login with the code below (a bearer token for /api/v1)",
                 f"  Owner code:     {code_text}   (one-time, 10 minutes; more: frontdesk login-code --role owner)",
                 f"  Health:         {base}/health",
                 f"  API:            {base}/api/v1/openapi.json",
