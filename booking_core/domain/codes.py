@@ -72,7 +72,7 @@ def new_coupon_code(prefix: str = "BD") -> str:
 
 
 def new_login_code() -> str:
-    """A fresh one-time staff login code, grouped for typing: ``"XXXXX-XXXXX"``."""
+    """A fresh one-time staff login code, two groups of five for typing, e.g. ``"7KQ4M-X2HPA"``."""
     raw = _draw(LOGIN_CODE_LENGTH)
     half = LOGIN_CODE_LENGTH // 2
     return f"{raw[:half]}-{raw[half:]}"

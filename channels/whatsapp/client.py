@@ -71,7 +71,7 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, seconds)
 
 
-def _form_pairs(data: Any) -> Any:
+def form_pairs(data: Any) -> Any:
     """A dict whose values may be lists (``MediaUrl``) → repeated (key, value) pairs, as Twilio expects."""
     if not isinstance(data, dict):
         return data
@@ -124,7 +124,7 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
             method,
             rewrite_url(url, self.base_url),
             params=params,
-            data=_form_pairs(data),
+            data=form_pairs(data),
             headers=headers,
             auth=None,
             timeout=self.timeout if timeout is None else timeout,

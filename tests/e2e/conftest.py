@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,10 +26,50 @@ from tests import harness
 from tests.fakes.telegram_api import running_fake_telegram
 from tests.fakes.twilio_api import running_fake_twilio
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test`; never `playwright install`
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TOKEN = "424242:e2e-chat-booking"
 SECRET = "e2e-webhook-secret"
 SID, AUTH = "AC" + "1" * 32, "e2e-auth-token"
 SENDER = "whatsapp:+14155238886"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """`frontdesk serve` as a real process whose PUBLIC_BASE_URL is where it listens; yields that URL."""
+    port = harness.free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        harness.frontdesk_command("serve", "--port", str(port)),
+        env={**env, "PUBLIC_BASE_URL": base},
+        cwd=harness.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        harness.wait_for_http(f"{base}/health", timeout=60, process=process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
 
 
 @dataclass

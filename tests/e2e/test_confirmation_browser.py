@@ -6,12 +6,10 @@ and sees the confirmed state with the check-in QR code.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from redis import Redis as SyncRedis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,20 +18,11 @@ from booking_core.db.tables import Session
 from booking_core.domain.links import link_expires_at
 from booking_core.services import confirmation
 from gateway.settings import Settings
-from tests import harness
 from tests.builders import Clinic, build_clinic, insert_session, next_weekday
 from tests.conftest import TEST_SECRET
+from tests.e2e.conftest import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -41,31 +30,8 @@ def gateway_url(child_env: dict[str, str], sync_redis: SyncRedis, settings: Sett
     """`frontdesk serve` as a real process (the browser comes from 127.0.0.1: its rate limits start afresh)."""
     prefix = settings.FRONTDESK_REDIS_PREFIX
     sync_redis.delete(*(f"{prefix}:rate:confirm:{kind}:ip:127.0.0.1" for kind in ("view", "post")))
-    port = harness.free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        harness.frontdesk_command("serve", "--port", str(port)),
-        env={**child_env, "PUBLIC_BASE_URL": base}, cwd=harness.ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        harness.wait_for_http(f"{base}/health", timeout=60, process=process)
+    with serving(child_env) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

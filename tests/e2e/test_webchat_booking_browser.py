@@ -6,24 +6,14 @@ Debian's Chromium through Playwright, a running gateway and worker (real process
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from channels.webchat.token import VisitorTokens
 from tests.e2e.conftest import Stack, choose, last_reply, lead_with_hold
-from tests.e2e.test_webchat_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def test_a_visitor_books_through_the_chat_widget(stack: Stack, browser: Browser) -> None:

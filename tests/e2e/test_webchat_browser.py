@@ -7,13 +7,11 @@ closes with Escape, reloads and finds the conversation again.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,49 +21,17 @@ from booking_core.domain.messages import Button, OutboundMessage
 from booking_core.services import outbox
 from channels.webchat.adapter import WebchatAdapter
 from channels.webchat.token import VisitorTokens
-from tests import harness
 from tests.conftest import TEST_SECRET
+from tests.e2e.conftest import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
 def gateway_url(child_env: dict[str, str]) -> Iterator[str]:
     """`frontdesk serve` as a real process; its PUBLIC_BASE_URL is where it listens (the widget's allowed origin)."""
-    port = harness.free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**child_env, "PUBLIC_BASE_URL": base}
-    process = subprocess.Popen(
-        harness.frontdesk_command("serve", "--port", str(port)),
-        env=env, cwd=harness.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        harness.wait_for_http(f"{base}/health", timeout=60, process=process)
+    with serving(child_env) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def _focused_in_widget(page: Page) -> dict[str, Any]:

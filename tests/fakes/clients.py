@@ -1,6 +1,7 @@
 """Point the real provider clients at a base URL: the public APIs, a local Bot API server, or our fakes.
 
-No test-only imports: the channel adapters use this as it is (``TELEGRAM_API_URL``, ``TWILIO_API_URL``).
+The URL handling is the channels' own (``channels.telegram.client``, ``channels.whatsapp.client``); this module adds
+the test-side conveniences (a sync twilio client, a Bot with session options).
 
 * aiogram: ``Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(url)))``.
 * twilio: the generated resources always build ``https://api.twilio.com/...`` URLs, so the HTTP client
@@ -9,39 +10,29 @@ No test-only imports: the channel adapters use this as it is (``TELEGRAM_API_URL
 
 from __future__ import annotations
 
-import base64
-import re
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-TELEGRAM_API_URL = "https://api.telegram.org"
+from channels.telegram.client import api_server
+from channels.whatsapp.client import basic_authorization, form_pairs
+from channels.whatsapp.client import rewrite_url as rewrite_twilio_url
+
 TWILIO_API_URL = "https://api.twilio.com"
 DEFAULT_TWILIO_TIMEOUT = 15.0
-
-_TWILIO_API_PREFIX = re.compile(r"^https://api(?:\.[a-z0-9-]+)*\.twilio\.com(?=[/?#]|$)", re.IGNORECASE)
-
 
 # --- Telegram ---
 
 
-def telegram_api_server(api_url: str | None) -> TelegramAPIServer:
-    """The Bot API endpoints under ``api_url`` (None or the public URL: Telegram itself)."""
-    if api_url is None or api_url.rstrip("/") == TELEGRAM_API_URL:
-        return PRODUCTION
-    return TelegramAPIServer.from_base(api_url)
-
-
 def telegram_session(api_url: str | None = None, **session_options: Any) -> AiohttpSession:
     """An aiogram session talking to ``api_url``; options go to ``AiohttpSession`` (timeout, limit...)."""
-    return AiohttpSession(api=telegram_api_server(api_url), **session_options)
+    return AiohttpSession(api=api_server(api_url), **session_options)
 
 
 def telegram_bot(
@@ -56,31 +47,6 @@ def telegram_bot(
 
 
 # --- Twilio ---
-
-
-def rewrite_twilio_url(url: str, base_url: str | None) -> str:
-    """``https://api.twilio.com/2010-04-01/...`` → ``<base_url>/2010-04-01/...``; other URLs unchanged."""
-    if base_url is None:
-        return url
-    return _TWILIO_API_PREFIX.sub(lambda _: base_url.rstrip("/"), url, count=1)
-
-
-def basic_authorization(login: str, password: str) -> str:
-    """An ``Authorization: Basic ...`` value (aiohttp 3.14 deprecates ``BasicAuth``; works on any 3.x)."""
-    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
-
-
-def _form_pairs(data: Any) -> Any:
-    """A dict whose values may be lists (``MediaUrl``) → repeated (key, value) pairs, as requests sends."""
-    if not isinstance(data, dict):
-        return data
-    pairs: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, list | tuple):
-            pairs.extend((key, item) for item in value)
-        else:
-            pairs.append((key, value))
-    return pairs
 
 
 class RewritingHttpClient(TwilioHttpClient):
@@ -147,7 +113,7 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
             method,
             rewrite_twilio_url(url, self.base_url),
             params=params,
-            data=_form_pairs(data),
+            data=form_pairs(data),
             headers=headers,
             auth=None,
             timeout=self.timeout if timeout is None else timeout,
