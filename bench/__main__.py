@@ -1,11 +1,13 @@
-"""Run every benchmark: `python -m bench` (or `make bench`). Exit status 1 if a benchmark misses its checks."""
+"""Run every benchmark: `python -m bench` (or `make bench`). Exit status 1 if a benchmark misses its checks.
+
+`python -m bench B5 B6` runs a subset; `--quick` scales B5 and B6 down to a smoke test."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from bench import b1_b3_telegram, b4_availability, b7_booking_race
+from bench import b1_b3_telegram, b4_availability, b5_reminders, b6_delivery_job, b7_booking_race
 from bench.common import Report, bench_database
 from tests import harness
 
@@ -13,7 +15,8 @@ from tests import harness
 async def main() -> int:
     reports: list[Report] = []
     with harness.backing_services() as backing:
-        only = set(sys.argv[1:])  # e.g. `python -m bench B4 B7`; none = all
+        only = {arg for arg in sys.argv[1:] if not arg.startswith("--")}  # e.g. `python -m bench B4 B7`; none = all
+        quick = "--quick" in sys.argv[1:]
 
         def wanted(*names: str) -> bool:
             return not only or bool(only & set(names))
@@ -27,6 +30,12 @@ async def main() -> int:
                     reports.append(await b4_availability.run(engine))
                 if wanted("B7"):
                     reports.append(await b7_booking_race.run(engine))
+        if wanted("B5"):
+            async with bench_database(backing, pool_size=5) as engine:
+                reports.append(await b5_reminders.run(engine, backing, quick=quick))
+        if wanted("B6"):
+            async with bench_database(backing, pool_size=2) as engine:
+                reports.append(await b6_delivery_job.run(engine, backing, quick=quick))
     for report in reports:
         report.print()
     failed = [r.name.split()[0] for r in reports if not r.ok]

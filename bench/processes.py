@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from tests import harness
 
@@ -26,10 +27,19 @@ def bench_env(database_url: str, redis_url: str, prefix: str, **extra: str) -> d
 
 
 @contextlib.contextmanager
-def running(args: list[str], env: dict[str, str], *, wait_url: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a process (our interpreter), wait until ``wait_url`` answers, stop it (SIGTERM, then SIGKILL)."""
+def running(
+    args: list[str], env: dict[str, str], *, wait_url: str | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a process (our interpreter), wait until ``wait_url`` answers, stop it (SIGTERM, then SIGKILL).
+
+    Its output is dropped, or appended to ``log`` (e.g. to see what a bench's workers did)."""
+    output = log.open("ab") if log is not None else None
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-        [sys.executable, *args], env=env, cwd=harness.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, *args],
+        env=env,
+        cwd=harness.ROOT,
+        stdout=output or subprocess.DEVNULL,
+        stderr=output or subprocess.DEVNULL,
     )
     try:
         if wait_url:
@@ -42,3 +52,5 @@ def running(args: list[str], env: dict[str, str], *, wait_url: str | None = None
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if output is not None:
+            output.close()

@@ -13,11 +13,24 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from booking_core.db.engine import make_engine, make_sessionmaker
+from booking_core.db.raw import make_raw_pool
 from gateway import health, routes
 from gateway.auth import require_staff
 from gateway.channels import build_adapters, close_adapters
 from gateway.dialog_runner import DialogRunner
-from gateway.keys import ADAPTERS, DIALOG, ENGINE, METRICS, REDIS, RQ_REDIS, SESSIONMAKER, SETTINGS
+from gateway.group_ingest import GroupIngest
+from gateway.keys import (
+    ADAPTERS,
+    DIALOG,
+    ENGINE,
+    GROUP_INGEST,
+    METRICS,
+    RAW_DB,
+    REDIS,
+    RQ_REDIS,
+    SESSIONMAKER,
+    SETTINGS,
+)
 from gateway.metrics import Metrics
 from gateway.middleware import request_context
 from gateway.settings import Settings, SettingsError
@@ -36,6 +49,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONMAKER] = make_sessionmaker(engine)
     yield
     await engine.dispose()
+
+
+async def _raw_database(app: web.Application) -> AsyncIterator[None]:
+    """The webhooks' hot path: single autocommit statements on a small asyncpg pool (opens connections lazily)."""
+    settings = app[SETTINGS]
+    assert settings.async_database_url is not None
+    pool = await make_raw_pool(settings.async_database_url)
+    app[RAW_DB] = pool
+    app[GROUP_INGEST] = GroupIngest(pool)
+    yield
+    await pool.close()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
@@ -73,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_raw_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_channels)
     health.setup(app)

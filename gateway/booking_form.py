@@ -7,19 +7,21 @@ nothing). Then the form is checked; errors re-render it with the values kept and
 
 from __future__ import annotations
 
-import hmac
-import secrets
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis.exceptions import RedisError
 
 from booking_core.services import webform
+from gateway.csrf import Csrf
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
 from workers.ratelimit import Limit, RateLimiter
+
+log = logging.getLogger(__name__)
 
 CSRF_COOKIE = "fd_book"
 CSRF_SALT = "frontdesk.booking-form.csrf"
@@ -135,38 +137,9 @@ def language(request: web.Request, form: dict[str, Any] | None = None) -> str:
     return best[1] if best else request.app[SETTINGS].DEFAULT_LANGUAGE
 
 
-# --- CSRF: a random value in an HttpOnly cookie, and the same value signed in the form
+# --- CSRF: a random value in an HttpOnly cookie scoped to /book, and the same value signed in the form
 
-
-def _serializer(request: web.Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.app[SETTINGS].SECRET_KEY, salt=CSRF_SALT)
-
-
-def _cookie_value(request: web.Request) -> str | None:
-    value = request.cookies.get(CSRF_COOKIE, "")
-    return value if 20 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum() else None
-
-
-def _csrf_ok(request: web.Request, submitted: object) -> bool:
-    cookie = _cookie_value(request)
-    if cookie is None or not isinstance(submitted, str) or len(submitted) > 200:
-        return False
-    try:
-        signed = _serializer(request).loads(submitted, max_age=CSRF_MAX_AGE)
-    except BadSignature:
-        return False
-    return isinstance(signed, str) and hmac.compare_digest(signed, cookie)
-
-
-def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
-    response.set_cookie(
-        CSRF_COOKIE,
-        value,
-        path="/book",
-        httponly=True,
-        samesite="Lax",
-        secure=request.app[SETTINGS].PUBLIC_BASE_URL.startswith("https://"),
-    )
+CSRF = Csrf(cookie=CSRF_COOKIE, salt=CSRF_SALT, path="/book", max_age=CSRF_MAX_AGE)
 
 
 # --- pages
@@ -197,7 +170,7 @@ def _render_form(
     submission_id: str,
     status: int = 200,
 ) -> web.StreamResponse:
-    cookie = _cookie_value(request) or secrets.token_urlsafe(24)
+    csrf_token, new_cookie = CSRF.token(request)
     branch_names = {b.id: b.name for b in setup.branches}
     texts = TEXTS[lang]
     context = {
@@ -217,7 +190,7 @@ def _render_form(
         ],
         "values": values,
         "errors": {name: texts[code] for name, code in errors.items()},
-        "csrf_token": _serializer(request).dumps(cookie),
+        "csrf_token": csrf_token,
         "submission_id": submission_id,
         "honeypot": HONEYPOT,
         "today": datetime.now(UTC).date().isoformat(),
@@ -225,8 +198,8 @@ def _render_form(
         "max_name": webform.MAX_NAME,
     }
     response = aiohttp_jinja2.render_template("public/book.html", request, context, status=status)
-    if _cookie_value(request) is None:
-        _set_cookie(request, response, cookie)
+    if new_cookie is not None:
+        CSRF.set_cookie(request, response, new_cookie)
     return _private(response)
 
 
@@ -261,17 +234,27 @@ def _submission_id(value: object) -> str:
     return str(uuid.uuid4())
 
 
+async def _limited(app: web.Application, limit: Limit) -> bool:
+    """Over the posting limit? With Redis away the visitor's request is taken (the limit is not counted): a booking
+    must not be lost to an outage; CSRF and the honeypot still apply."""
+    try:
+        return await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0
+    except RedisError:
+        log.warning("the booking form's rate limit is not counted: Redis is unreachable")
+        return False
+
+
 async def submit_form(request: web.Request) -> web.StreamResponse:
     app = request.app
     posted = await request.post()
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
     lang = language(request, form)
     limit = Limit(f"book:ip:{request.remote or 'unknown'}", POSTS_PER_WINDOW, POST_WINDOW)
-    if await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0:
+    if await _limited(app, limit):
         response = _message_page(request, lang, 429, "rate_limited")
         response.headers["Retry-After"] = str(POST_WINDOW)
         return response
-    if not _csrf_ok(request, form.get("csrf_token")):
+    if not CSRF.ok(request, form.get("csrf_token")):
         return _message_page(request, lang, 403, "csrf_failed")
     first_name = (form.get("name") or "").split()[0][:60] if (form.get("name") or "").split() else ""
     if form.get(HONEYPOT):

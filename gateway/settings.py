@@ -2,6 +2,15 @@
 
 Every variable of the contract in DESIGN.md is here. An invalid value stops the program with one line that names the
 variable and says how to fix it (see :func:`load_settings`).
+
+Not part of the public contract, for operators and tests (defaults suit production):
+
+* ``FRONTDESK_REDIS_PREFIX``: prefix of every Redis key and queue name, so several apps (or test runs) share a Redis.
+* ``FRONTDESK_SWEEP_EVERY``: seconds between two sweeps of a worker (default 30): the safety net that answers
+  unanswered messages, re-enqueues due outbox rows and rebuilds reminder schedules after Redis lost them.
+* ``FRONTDESK_OUTBOX_RECLAIM_AFTER``: seconds after which an outbox row still marked ``sending`` is taken to belong
+  to a dead worker and is sent again (default 120). Keep it well above the longest provider call (the Telegram
+  client gives up after 15 s), else a slow but live send could be repeated.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ class Settings(BaseModel):
     DEFAULT_LANGUAGE: Literal["en", "id"] = "en"
     # Not part of the public contract: lets tests and several apps share one Redis without colliding.
     FRONTDESK_REDIS_PREFIX: str = Field(default="fd", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+    FRONTDESK_SWEEP_EVERY: float = Field(default=30.0, ge=1.0, le=3600.0)
+    FRONTDESK_OUTBOX_RECLAIM_AFTER: float = Field(default=120.0, ge=1.0, le=86400.0)
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 
 from booking_core.services import outbox
+from gateway.settings import Settings
 from workers import queues, runtime
 from workers.ratelimit import Limit, RateLimiter
+
+log = logging.getLogger(__name__)
 
 
 def ping(note: str = "") -> dict[str, Any]:
@@ -50,7 +55,9 @@ def deliver(outbox_id: int) -> str:
     return rt.run(_deliver(rt, outbox_id))
 
 
-async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
+async def _deliver(rt: runtime.Runtime, outbox_id: int, *, here_only: bool = False) -> str:
+    """``here_only``: leave a row on a channel this worker has no sender for alone (``skipped``) instead of failing
+    it; :func:`deliver_planned` hands such a row to a deliver job."""
     senders = rt.senders()
     limiter: RateLimiter = rt.limiter()
 
@@ -63,7 +70,14 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
             await asyncio.sleep(wait)
 
     async with rt.sessionmaker() as db:
-        outcome = await outbox.deliver(db, outbox_id, senders, before_send=before_send)
+        outcome = await outbox.deliver(
+            db,
+            outbox_id,
+            senders,
+            before_send=before_send,
+            stale_after=reclaim_after(rt.settings),
+            channels=list(senders) if here_only else None,
+        )
     if outcome.status == "retry" and outcome.retry_at is not None:
         queues.enqueue(
             rt.sync_redis(),
@@ -77,6 +91,21 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int) -> str:
     return outcome.status
 
 
+async def answer(rt: runtime.Runtime, db: Any, message_id: int) -> list[int]:
+    """The chatbot's answer to one inbound message, with what it needs of the settings: its default language, and
+    what signs the link of a visit it books."""
+    from booking_core.services import conversation
+
+    settings = rt.settings
+    return await conversation.handle(
+        db,
+        message_id,
+        default_language=settings.DEFAULT_LANGUAGE,
+        secret=settings.SECRET_KEY,
+        base_url=settings.PUBLIC_BASE_URL,
+    )
+
+
 def dialog(message_ids: list[int]) -> int:
     """Answer acknowledged inbound messages (one transaction each) and queue their replies' delivery."""
     rt = runtime.current()
@@ -84,23 +113,28 @@ def dialog(message_ids: list[int]) -> int:
 
 
 async def _dialog(rt: runtime.Runtime, message_ids: list[int]) -> int:
-    from booking_core.services import conversation
-
     planned: list[int] = []
     for message_id in message_ids:
         async with rt.sessionmaker() as db, db.begin():
-            planned += await conversation.handle(db, message_id, default_language=rt.settings.DEFAULT_LANGUAGE)
+            planned += await answer(rt, db, message_id)
     enqueue_deliveries(rt, planned)
     return len(planned)
 
 
-SWEEP_EVERY = 30  # seconds
+SWEEP_EVERY = 30  # seconds, unless FRONTDESK_SWEEP_EVERY says otherwise
+
+
+def reclaim_after(settings: Settings) -> timedelta:
+    """How long a row may stay 'sending' before it belongs to a dead worker (FRONTDESK_OUTBOX_RECLAIM_AFTER)."""
+    return timedelta(seconds=settings.FRONTDESK_OUTBOX_RECLAIM_AFTER)
 
 
 def sweep() -> dict[str, int]:
-    """The safety net, every 30 s: answer messages a gateway never got to, resend what is due, expire holds.
+    """The safety net, every 30 s (FRONTDESK_SWEEP_EVERY): answer messages a gateway never got to, resend what is
+    due (and what a dead worker left 'sending'), expire holds, rebuild reminder schedules.
 
-    It schedules its own next run under a fixed job id, and every worker start schedules it too, so a flushed
+    It schedules its own next run under an id naming its time slot; every worker start runs one at once, and every
+    worker's housekeeping (``runtime.Worker``) schedules it again if it went missing, so a flushed or restarted
     Redis loses nothing for long.
     """
     rt = runtime.current()
@@ -110,24 +144,34 @@ def sweep() -> dict[str, int]:
         schedule_sweep(rt)
 
 
-def schedule_sweep(rt: runtime.Runtime, *, delay: float = SWEEP_EVERY) -> None:
-    """Schedule the next sweep. Its id names its time slot: every worker asking for the same slot makes one job,
-    and the id never collides with the sweep that is running now."""
-    from datetime import UTC, datetime, timedelta
-
-    at = datetime.now(UTC) + timedelta(seconds=delay)
-    slot = int(at.timestamp() // SWEEP_EVERY)
+def schedule_sweep(rt: runtime.Runtime) -> None:
+    """Make sure the next sweep is scheduled: at the start of the next FRONTDESK_SWEEP_EVERY slot, under an id that
+    names the slot. However many workers ask (each sweep, each worker's housekeeping), and however often, there is
+    one sweep per slot, and the id never collides with the sweep that is running now (it is in an earlier slot)."""
+    every = rt.settings.FRONTDESK_SWEEP_EVERY
+    slot = int(time.time() // every) + 1
     queues.enqueue(
         rt.sync_redis(),
         rt.settings.FRONTDESK_REDIS_PREFIX,
         "workers.jobs.sweep",
-        at=at,
+        at=datetime.fromtimestamp(slot * every, UTC),
         job_id=f"{rt.settings.FRONTDESK_REDIS_PREFIX}-sweep-{slot}",
     )
 
 
+def sweep_now(rt: runtime.Runtime) -> None:
+    """A sweep at once, outside the schedule (a worker start). It needs no scheduler: a worker that replaces one
+    killed with SIGKILL cannot schedule anything until the dead one's scheduler lock expires, but it sweeps."""
+    queues.enqueue(
+        rt.sync_redis(),
+        rt.settings.FRONTDESK_REDIS_PREFIX,
+        "workers.jobs.sweep",
+        job_id=f"{rt.settings.FRONTDESK_REDIS_PREFIX}-sweep-start-{os.getpid()}-{time.time_ns()}",
+    )
+
+
 async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
-    from booking_core.services import booking, conversation, ingest
+    from booking_core.services import booking, ingest
     from workers.reminders import resync
 
     answered = 0
@@ -135,16 +179,33 @@ async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
         waiting = await ingest.unprocessed(db)
     for message_id in waiting:
         async with rt.sessionmaker() as db, db.begin():
-            outbox_ids = await conversation.handle(db, message_id, default_language=rt.settings.DEFAULT_LANGUAGE)
+            outbox_ids = await answer(rt, db, message_id)
         enqueue_deliveries(rt, outbox_ids)
         answered += 1
     async with rt.sessionmaker() as db:
-        due = await outbox.due(db)
+        due = await outbox.due(db, stale_after=reclaim_after(rt.settings))
     enqueue_deliveries(rt, due)
     async with rt.sessionmaker() as db, db.begin():
         expired = await booking.expire_holds(db)
     await resync(rt)  # reminders and queue notices: Redis is rebuilt from the database
     return {"answered": answered, "redelivered": len(due), "expired_holds": expired}
+
+
+async def deliver_planned(rt: runtime.Runtime, outbox_ids: list[int]) -> None:
+    """Send rows a job has just planned and committed from that same job, rather than through a deliver job each:
+    a message costs one job instead of two (for 10,000 reminders due at once, that is what keeps up with the
+    channels' limits on two cores). Everything else is as in :func:`deliver`: a row that must wait (a rate limit,
+    an earlier message to the same person) gets its retry job, a refused one is recorded. A row this worker has
+    no sender for, or whose sending raised, is handed to a deliver job, as every row used to be.
+    """
+    for outbox_id in outbox_ids:
+        try:
+            status = await _deliver(rt, outbox_id, here_only=True)
+        except Exception:
+            log.exception("outbox row %s: sending it where it was planned failed; a deliver job takes it", outbox_id)
+            status = "skipped"
+        if status == "skipped":
+            enqueue_deliveries(rt, [outbox_id])
 
 
 def enqueue_deliveries(rt: runtime.Runtime, outbox_ids: list[int]) -> None:

@@ -38,11 +38,11 @@ def send_reminder(reminder_id: int) -> str:
 
 
 async def send_one(rt: runtime.Runtime, reminder_id: int) -> str:
-    """The job's work: claim and plan the reminder in one transaction, then enqueue its delivery."""
+    """The job's work: claim and plan the reminder in one transaction, then send it (see jobs.deliver_planned)."""
     async with rt.sessionmaker() as db, db.begin():
         result = await reminders.send(db, reminder_id, default_language=rt.settings.DEFAULT_LANGUAGE)
     if result.outbox_id is not None:
-        jobs.enqueue_deliveries(rt, [result.outbox_id])
+        await jobs.deliver_planned(rt, [result.outbox_id])
     return result.status
 
 

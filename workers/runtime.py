@@ -8,14 +8,20 @@ process's single loop, so pools and clients survive from job to job.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import signal
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -117,24 +123,110 @@ def install(runtime: Runtime) -> None:
     _current = runtime
 
 
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker (no fork, so the runtime lives on), made to outlive Redis going away.
+
+    Housekeeping runs every :func:`housekeeping_every` seconds instead of RQ's ten minutes. It is what restarts
+    RQ's scheduler after Redis went away (the scheduler process dies with the connection) and what takes over the
+    scheduler lock of a worker that was killed (the lock outlives it by a minute); here it also puts back the
+    sweep's schedule, which a Redis that restarted empty has lost. When RQ gives up because Redis vanished in the
+    middle of a job, :func:`run_worker` waits for Redis and starts a new one.
+    """
+
+    stopping = False  # a SIGTERM/SIGINT asked this worker to stop (rather than Redis going away)
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.stopping = True
+        try:
+            super().request_stop(signum, frame)
+        except RedisError:  # RQ notes the request in Redis; without it the worker still stops after this job
+            log.warning("worker %s: stopping; Redis is away, so RQ could not record it", self.name)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        from workers.jobs import schedule_sweep
+
+        try:
+            schedule_sweep(current())
+        except RedisError:  # Redis is away again: the next round tries again
+            log.warning("could not schedule the sweep; the next housekeeping round will", exc_info=True)
+
+    def teardown(self) -> None:
+        """RQ's teardown, except that a Redis which is gone does not turn a stop into a crash."""
+        if self.scheduler:
+            self.stop_scheduler()
+        for step in (self.register_death, self.unsubscribe):
+            try:
+                step()
+            except RedisError:
+                log.warning("worker %s: Redis is away, %s skipped", self.name, step.__name__)
+
+
+def housekeeping_every(settings: Settings) -> int:
+    """Seconds between a worker's housekeeping rounds (and the longest it blocks waiting for a job)."""
+    return max(5, min(60, int(2 * settings.FRONTDESK_SWEEP_EVERY)))
+
+
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
-    """Serve the queues (with RQ's scheduler) until stopped. SimpleWorker: no fork, so the runtime lives on."""
-    from rq import SimpleWorker
+    """Serve the queues (with RQ's scheduler) until stopped by a signal (or, with ``burst``, until they are empty).
+
+    Redis going away does not end it: RQ's worker gives up when Redis vanishes in the middle of a job; then this
+    waits until Redis answers again and serves on with a new RQ worker (the same runtime, pools and clients).
+    """
+    from workers.jobs import schedule_sweep, sweep_now
 
     assert settings.REDIS_URL is not None
     runtime = build(settings)
     install(runtime)
     connection = SyncRedis.from_url(settings.REDIS_URL)
-    worker = SimpleWorker(
-        queues.queues(connection, settings.FRONTDESK_REDIS_PREFIX),
-        connection=connection,
-        name=name or f"frontdesk-{os.getpid()}",
-    )
-    log.info("worker %s serving %s", worker.name, [q.name for q in worker.queues])
-    from workers.jobs import schedule_sweep
-
-    schedule_sweep(runtime, delay=1)  # the database is the truth: a worker start re-creates the sweep schedule
+    every = housekeeping_every(settings)
+    base_name = name or f"frontdesk-{os.getpid()}"
+    worked = False
     try:
-        return worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        for round_ in itertools.count(1):
+            worker = Worker(
+                queues.queues(connection, settings.FRONTDESK_REDIS_PREFIX),
+                connection=connection,
+                name=base_name if round_ == 1 else f"{base_name}-{round_}",
+                maintenance_interval=every,
+                worker_ttl=every + 15,  # RQ blocks for a job at most worker_ttl - 15 s, then does its housekeeping
+            )
+            log.info("worker %s serving %s", worker.name, [q.name for q in worker.queues])
+            try:
+                # The database is the truth: a worker start sweeps at once and re-creates the sweep schedule.
+                sweep_now(runtime)
+                schedule_sweep(runtime)
+                worked = worker.work(burst=burst, with_scheduler=True, logging_level="WARNING") or worked
+            except StopRequested:
+                return worked
+            except RedisError:
+                log.warning("worker %s: Redis is away", worker.name, exc_info=True)
+            if burst or worker.stopping:
+                return worked
+            log.warning("worker %s stopped serving; a new one starts once Redis answers", worker.name)
+            if not _wait_for_redis(connection, worker):
+                return worked
+        raise AssertionError("unreachable")
     finally:
         runtime.close()
+
+
+def _wait_for_redis(connection: SyncRedis, worker: Worker) -> bool:
+    """Ping Redis until it answers (True) or a signal asks the worker to stop (False)."""
+    signal.signal(signal.SIGINT, worker.request_stop)
+    signal.signal(signal.SIGTERM, worker.request_stop)
+    delay = 0.5
+    while not worker.stopping:
+        try:
+            connection.ping()
+            return True
+        except RedisError:
+            pass
+        except StopRequested:
+            return False
+        try:
+            time.sleep(delay)
+        except StopRequested:
+            return False
+        delay = min(delay * 2, 5.0)
+    return False

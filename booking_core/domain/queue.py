@@ -26,6 +26,7 @@ __all__ = [
     "QueueError",
     "SortMode",
     "UnknownEntry",
+    "adopt",
     "format_token",
     "move",
     "next_up",
@@ -122,6 +123,18 @@ def order(entries: Sequence[QueueEntry], mode: SortMode) -> list[QueueEntry]:
         in_queue.sort(key=lambda e: e.arrived_at, reverse=True)
         return in_queue
     return sorted(in_queue, key=_SORT_KEYS[mode])
+
+
+def adopt(entries: Sequence[QueueEntry], mode: SortMode) -> dict[int, int]:
+    """Manual ranks that make the manual order what ``mode`` shows (before staff move someone in that view).
+
+    Returns ``{entry_id: new_rank}`` for only the entries whose rank changes; empty when the manual order already
+    is the ``mode`` order. Ranks are respaced ``RANK_GAP`` apart, so the moves that follow have room.
+    """
+    wanted = order(entries, mode)
+    if [e.entry_id for e in wanted] == [e.entry_id for e in order(entries, SortMode.MANUAL)]:
+        return {}
+    return {e.entry_id: RANK_GAP * (k + 1) for k, e in enumerate(wanted) if e.rank != RANK_GAP * (k + 1)}
 
 
 def move(

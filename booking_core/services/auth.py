@@ -58,6 +58,13 @@ async def issue_login_code(
     """Create a single-use code for a (new or existing) staff member of ``role`` named ``name``."""
     if role not in ROLES:
         raise AuthError("invalid_role", f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
+    if created_by.kind == "staff":
+        if created_by.role not in ("owner", "admin"):
+            raise AuthError("forbidden", "Only an owner or admin may create login codes.")
+        if role == "owner" and created_by.role != "owner":
+            raise AuthError("forbidden", "Only an owner may create an owner's login code.")
+        if created_by.branch_id is not None and branch_id != created_by.branch_id:
+            raise AuthError("forbidden", "You may only create login codes for your own branch.")
     name = name.strip() or role.capitalize()
     now = now or datetime.now(UTC)
     code = new_login_code()
@@ -139,3 +146,28 @@ async def revoke(db: Db, token: str, *, secret: str, actor: Actor, now: datetime
     if revoked is not None:
         audit.record(db, actor, "logout", "staff_session", revoked)
     return revoked is not None
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: int
+    name: str
+    role: str
+    branch_id: int | None
+    live_sessions: int
+
+
+async def staff_members(db: Db, *, actor: Actor, now: datetime | None = None) -> list[StaffMember]:
+    """Who can sign in, with how many devices each has signed in (owners and admins see it)."""
+    rows = await queries.staff_with_sessions(db, now=now or datetime.now(UTC), branch_id=actor.branch_id)
+    return [StaffMember(s.id, s.name, s.role, s.branch_id, n) for s, n in rows]
+
+
+async def sign_out_everywhere(db: Db, staff_id: int, *, actor: Actor, now: datetime | None = None) -> int:
+    """Revoke every session of one staff member (a lost phone, someone who left); returns how many."""
+    staff = await db.get(Staff, staff_id)
+    if staff is None or not actor.can_see_branch(staff.branch_id):
+        raise AuthError("not_found", "No such staff member.")
+    revoked = await queries.revoke_staff_sessions(db, staff_id, now=now or datetime.now(UTC))
+    audit.record(db, actor, "staff.signed_out_everywhere", "staff", staff_id, {"sessions": revoked})
+    return revoked

@@ -463,6 +463,7 @@ async def _plan(
         )  # fmt: skip
         return []
     lang = _lang(found.language)
+    await messages.refresh_overrides(db)
     text = messages.render(lang, template, **values)
     sid = await _whatsapp_template(db, kind, found)
     message = OutboundMessage(

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import conversation as queries
-from booking_core.db.tables import ChannelIdentity, Conversation, Message, Patient
+from booking_core.db.tables import ChannelIdentity, Conversation, Lead, Message, Patient
 from booking_core.domain import dialog
 from booking_core.domain.actors import Actor
 from booking_core.domain.dialog_types import (
@@ -69,23 +69,36 @@ from booking_core.services import (
     outbox,
     queue,
     queue_replies,
+    reach,
+    reminders,
     settings,
     waitlist,
 )
-from booking_core.services.errors import Conflict, ServiceError
+from booking_core.services.errors import Conflict, Invalid, NotFound, ServiceError
 
-__all__ = ["handle"]
+__all__ = ["ReplyTarget", "StaffReply", "handle", "reply_target", "set_bot_paused", "staff_reply"]
 
 #: Effects performed per message at most (each outcome may ask for one more step); a guard, not a limit in practice.
 MAX_ROUNDS = 6
 RESCHEDULE_REASON = "patient_request"
 
 
-async def handle(db: Db, message_id: int, *, now: datetime | None = None, default_language: str = "en") -> list[int]:
+async def handle(
+    db: Db,
+    message_id: int,
+    *,
+    now: datetime | None = None,
+    default_language: str = "en",
+    secret: str | None = None,
+    base_url: str | None = None,
+) -> list[int]:
     """Answer inbound message ``message_id`` (and any earlier unanswered one of its chat) in the caller's transaction.
 
     Returns the new outbox ids; the caller enqueues their delivery after commit. While staff have taken over
-    (``bot_paused``) the message is marked processed and nothing is sent.
+    (``bot_paused``) the message is marked processed and nothing is sent. A visit the chat books directly gets the
+    same follow-ups as a lead staff convert: its reminders (with the booking) and, after the reply, the
+    confirmation link, signed with ``secret`` under ``base_url`` (SECRET_KEY, PUBLIC_BASE_URL; without them, as in
+    tests of the dialog alone, no link is written).
     """
     now = now or datetime.now(UTC)
     found = await queries.message(db, message_id)
@@ -97,7 +110,9 @@ async def handle(db: Db, message_id: int, *, now: datetime | None = None, defaul
     outbox_ids: list[int] = []
     for message in await queries.lock_unprocessed(db, conversation.id, up_to=message_id):
         if not conversation.bot_paused:
-            outbox_ids += await _answer(db, conversation, message, now=now, default_language=default_language)
+            outbox_ids += await _answer(
+                db, conversation, message, now=now, default_language=default_language, links=(secret, base_url)
+            )
         await queries.mark_processed(db, message.id, now=now)
     return outbox_ids
 
@@ -113,6 +128,7 @@ class _Step:
     now: datetime
     default_language: str = "en"
     planned: list[int] = field(default_factory=list)  # outbox rows an effect wrote (the check-in QR)
+    booked: list[int] = field(default_factory=list)  # sessions booked by this message: their confirmation follows
 
     @property
     def actor(self) -> Actor:
@@ -121,14 +137,32 @@ class _Step:
 
 
 async def _answer(
-    db: Db, conversation: Conversation, message: Message, *, now: datetime, default_language: str
+    db: Db,
+    conversation: Conversation,
+    message: Message,
+    *,
+    now: datetime,
+    default_language: str,
+    links: tuple[str | None, str | None] = (None, None),
 ) -> list[int]:
     identity = await queries.identity(db, conversation.identity_id)
     if identity is None:
         return []
     patient = await queries.patient(db, conversation.patient_id or identity.patient_id)
     step = _Step(db, conversation, identity, patient, now, default_language)
-    if (accepted := await waitlist.answer_in_chat(db, conversation, identity, patient, message, now=now)) is not None:
+    secret, base_url = links
+
+    async def confirm(session_id: int) -> list[int]:
+        if secret is None or base_url is None:
+            return []
+        return await confirmation.send_confirmation(
+            db, session_id, secret=secret, base_url=base_url, default_language=default_language
+        )
+
+    accepted = await waitlist.answer_in_chat(
+        db, conversation, identity, patient, message, now=now, default_language=default_language, on_booked=confirm
+    )
+    if accepted is not None:
         return accepted  # an "Accept" on a waitlist offer: answered outside the dialog, its state untouched
     ctx = await _context(db, patient, now)
     ctx = replace(ctx, followup=await confirmation.followup_options(db, identity.id))
@@ -152,6 +186,7 @@ async def _answer(
     conversation.dialog_state = state.to_json()
     conversation.language = state.lang
     ids = []
+    await messages.refresh_overrides(db)
     for index, (text, buttons) in enumerate(_coalesced([messages.render_reply(state.lang, r) for r in replies])):
         channel = cast(Channel, identity.channel)
         outbound = OutboundMessage(channel=channel, recipient=identity.external_id, text=text, buttons=buttons)
@@ -165,6 +200,8 @@ async def _answer(
         )
         if outbox_id is not None:
             ids.append(outbox_id)
+    for session_id in step.booked:  # after the "booked" reply, as for a lead staff converted
+        ids += await confirm(session_id)
     return ids + step.planned
 
 
@@ -424,6 +461,7 @@ async def _confirm(step: _Step, effect: ConfirmBooking) -> Outcome:
             )
             lead.status, lead.updated_at = "converted", step.now
             audit.record(db, step.actor, "lead.converted", "lead", lead.id, {"session_id": session.id, "via": "dialog"})
+            step.booked.append(session.id)
             return Booked(session.booking_code, session.starts_at)
     except ServiceError as exc:
         return _refusal(exc)
@@ -536,3 +574,164 @@ _PERFORM: dict[type, Callable[[_Step, Any], Awaitable[Outcome | None]]] = {
     ConfirmVisit: _confirm_visit,
     RateVisit: _rate_visit,
 }
+
+
+# --- staff take over a chat: reply on the patient's channel, pause the bot, hand back to it -------------------
+
+#: Channels a staff reply can go out on (a booking-form request has no chat of its own).
+REPLY_CHANNELS = ("telegram", "whatsapp", "webchat")
+MAX_REPLY = 4000  # under Telegram's 4,096 characters per message
+_REPLY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where staff replies to a lead go: the lead's own chat, else the patient's most recent chat elsewhere."""
+
+    channel: str
+    recipient: str
+    identity_id: int
+    conversation_id: int | None  # None: the identity has no open conversation (one is opened by the reply)
+    display_name: str
+    bot_paused: bool
+
+
+@dataclass(frozen=True)
+class StaffReply:
+    """A reply staff wrote. ``outbox_id`` is None for a repeat of the same form (same key): nothing new is sent."""
+
+    lead_id: int
+    outbox_id: int | None
+    conversation_id: int
+    channel: str
+    paused_now: bool  # the bot was answering this chat and is paused by this reply
+
+
+async def _staff_lead(db: Db, lead_id: int, actor: Actor) -> Lead:
+    lead = await queries.lead(db, lead_id)
+    if lead is None or (lead.branch_id is not None and not actor.can_see_branch(lead.branch_id)):
+        raise NotFound("not_found", f"There is no lead {lead_id}.")
+    return lead
+
+
+async def reply_target(db: Db, lead: Lead) -> ReplyTarget | None:
+    """The chat a reply to ``lead`` goes to, or None when the patient has no chat we can write to."""
+    own = await queries.conversation(db, lead.conversation_id)
+    if own is not None:
+        identity = await queries.identity(db, own.identity_id)
+        if identity is not None and identity.channel in REPLY_CHANNELS:
+            return ReplyTarget(
+                identity.channel, identity.external_id, identity.id, own.id, identity.display_name, own.bot_paused
+            )
+    patient = await queries.patient(db, lead.patient_id)
+    if patient is None:
+        return None
+    found = await reach.patient_reach(db, patient.id, prefer_channel=lead.channel)
+    if found is None:
+        return None
+    chat = await queries.conversation(db, found.conversation_id)
+    identity = await queries.identity(db, found.identity_id)
+    return ReplyTarget(
+        found.channel,
+        found.recipient,
+        found.identity_id,
+        found.conversation_id,
+        identity.display_name if identity else "",
+        bool(chat and chat.bot_paused),
+    )
+
+
+def _no_chat(lead: Lead) -> Conflict:
+    phone = f" Call them at {lead.contact_phone}." if lead.contact_phone else ""
+    return Conflict("no_chat", f"This patient has no chat to reply to (the request came from the booking form).{phone}")
+
+
+async def _target_chat(db: Db, lead: Lead, target: ReplyTarget, now: datetime) -> Conversation:
+    """The target's conversation, locked (the dialog answering a message holds the same lock): opened if needed."""
+    conversation_id = target.conversation_id
+    if conversation_id is None:
+        identity = await queries.identity(db, target.identity_id)
+        assert identity is not None
+        opened = await queries.open_conversation_for(db, identity, now=now)
+        conversation_id = opened.id
+    conversation = await queries.lock_conversation(db, conversation_id)
+    if conversation is None:  # pragma: no cover - deleted between two statements of this transaction
+        raise _no_chat(lead)
+    return conversation
+
+
+async def staff_reply(
+    db: Db, lead_id: int, *, actor: Actor, text: str, key: str | None = None, now: datetime | None = None
+) -> StaffReply:
+    """Write staff's ``text`` to the patient on their channel (an outbox row, delivered after commit) and pause
+    the bot on that chat, so it does not talk over staff. ``key`` (one per reply form) makes a double submit one
+    message. Refusals: ``reply_empty``, ``reply_too_long``, ``no_chat`` (nobody to write to)."""
+    now = now or datetime.now(UTC)
+    text = text.replace("\x00", "").replace("\r\n", "\n").strip()
+    if not text:
+        raise Invalid("reply_empty", "Write a reply first.")
+    if len(text) > MAX_REPLY:
+        raise Invalid("reply_too_long", f"A reply can be at most {MAX_REPLY} characters; this one is {len(text)}.")
+    lead = await _staff_lead(db, lead_id, actor)
+    target = await reply_target(db, lead)
+    if target is None:
+        raise _no_chat(lead)
+    conversation = await _target_chat(db, lead, target, now)
+    # The WhatsApp adapter uses the template only outside WhatsApp's 24-hour window.
+    template = await reminders.whatsapp_template(db, "staff_reply") if target.channel == "whatsapp" else None
+    message = OutboundMessage(
+        channel=cast(Channel, target.channel),
+        recipient=target.recipient,
+        text=text,
+        template=template,
+        template_variables={"1": text} if template else {},
+    )
+    usable_key = key if key and len(key) <= 64 and set(key) <= _REPLY_KEY_CHARS else None
+    outbox_id = await outbox.add(
+        db,
+        message,
+        kind="staff_reply",
+        conversation_id=conversation.id,
+        identity_id=target.identity_id,
+        dedupe_key=f"staff-reply-{lead.id}-{usable_key}" if usable_key else None,
+        author="staff",
+    )
+    if outbox_id is None:  # the same form posted twice
+        return StaffReply(lead.id, None, conversation.id, target.channel, paused_now=False)
+    paused_now = not conversation.bot_paused
+    if paused_now:
+        conversation.bot_paused = True
+        audit.record(
+            db,
+            actor,
+            "conversation.paused",
+            "conversation",
+            conversation.id,
+            {"via": "staff_reply", "lead_id": lead.id},
+        )
+    audit.record(
+        db,
+        actor,
+        "lead.replied",
+        "lead",
+        lead.id,
+        {"outbox_id": outbox_id, "channel": target.channel, "conversation_id": conversation.id},
+    )
+    return StaffReply(lead.id, outbox_id, conversation.id, target.channel, paused_now)
+
+
+async def set_bot_paused(db: Db, lead_id: int, *, actor: Actor, paused: bool) -> bool:
+    """Take the lead's chat over from the bot (``paused=True``) or hand it back; False when it already was so.
+
+    Messages that arrived while the bot was paused stay with staff: the bot answers from the next one on."""
+    lead = await _staff_lead(db, lead_id, actor)
+    target = await reply_target(db, lead)
+    if target is None or target.conversation_id is None:
+        raise _no_chat(lead)
+    conversation = await queries.lock_conversation(db, target.conversation_id)
+    if conversation is None or conversation.bot_paused == paused:
+        return False
+    conversation.bot_paused = paused
+    action = "conversation.paused" if paused else "conversation.resumed"
+    audit.record(db, actor, action, "conversation", conversation.id, {"via": "staff", "lead_id": lead.id})
+    return True

@@ -1,8 +1,10 @@
 """Failures are visible: messages that could not be delivered and jobs that exhausted their retries.
 
 Staff see them with the provider's error, the channel, a masked recipient and the conversation or lead they
-belong to, and can send a failed message again: the row goes back to pending (its attempts kept), its open job
-failures are marked retried, and the caller enqueues a delivery job after commit.
+belong to, and can send a failed message again: the row goes back to pending with a fresh set of attempts (so a
+provider that is still having a bad minute gets the whole backoff again, not one last try), its open job failures
+are marked retried, the attempts it had used and its last error are kept in the audit row (``last_error`` stays
+on the row until it is sent), and the caller enqueues a delivery job after commit.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Failure:
 @dataclass(frozen=True)
 class Retried:
     outbox_id: int
-    attempts: int
+    attempts: int  # the attempts it had used when it failed; it starts again from none
     retry: int  # 1 for the first time staff retried this row, 2 for the second, ...
     job_id: str  # the delivery job to enqueue after commit
     failures_closed: int
@@ -104,13 +106,14 @@ async def list_failures(db: Db, *, actor: Actor, limit: int = 100) -> list[Failu
 
 
 async def retry(db: Db, outbox_id: int, *, actor: Actor, now: datetime | None = None) -> Retried:
-    """Put a failed message back to pending (attempts kept) and close its job failures; 409 unless it failed."""
+    """Put a failed message back to pending with a fresh set of attempts and close its job failures; 409 unless it
+    failed. The attempts it used and its last error go into the audit row."""
     now = now or datetime.now(UTC)
     scope = await queries.outbox_scope(db, outbox_id)
     if scope is None or not actor.can_see_branch(scope.branch_id):
         raise NotFound("not_found", f"There is no failed message {outbox_id}.")
-    attempts = await queries.reset_failed(db, outbox_id, now=now)
-    if attempts is None:  # not failed, or another click retried it a moment ago
+    before = await queries.reset_failed(db, outbox_id, now=now)
+    if before is None:  # not failed, or another click retried it a moment ago
         current = await queries.outbox_scope(db, outbox_id)
         status = current.status if current is not None else "gone"
         if status == "sent":
@@ -124,6 +127,6 @@ async def retry(db: Db, outbox_id: int, *, actor: Actor, now: datetime | None = 
         "outbox.retried",
         "outbox",
         outbox_id,
-        {"attempts": attempts, "retry": number, "failures_closed": closed},
+        {"attempts": before.attempts, "last_error": before.last_error, "retry": number, "failures_closed": closed},
     )
-    return Retried(outbox_id, attempts, number, f"deliver-{outbox_id}-retry-{number}", closed)
+    return Retried(outbox_id, before.attempts, number, f"deliver-{outbox_id}-retry-{number}", closed)

@@ -9,11 +9,14 @@ is none: every channel's messages land in the staff inbox).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import ingest as queries
+from booking_core.db.raw import RawDb
 from booking_core.db.tables import ChannelIdentity, Lead, Patient
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import InboundMessage, clean_text
@@ -39,35 +42,85 @@ def language_for(code: str | None, default: str) -> str:
     return base if base in LANGUAGES else default
 
 
-async def receive(
-    db: Db, inbound: InboundMessage, *, now: datetime | None = None, default_language: str = "en"
-) -> Received:
-    """Persist ``inbound`` (or recognise it as a repeat) within the caller's transaction."""
-    now = now or datetime.now(UTC)
-    contact = inbound.contact
-    text, cut = clean_text(inbound.text)
-    payload = {
+def _payload(inbound: InboundMessage, cut: bool) -> dict[str, Any]:
+    return {
         "kind": inbound.kind,
         "button_data": inbound.button_data,
         "start_payload": inbound.start_payload,
         "media_count": inbound.media_count,
-        "phone": contact.phone,
+        "phone": inbound.contact.phone,
         "text_cut": cut,
         "raw": inbound.raw,
     }
-    if contact.phone is None or inbound.channel == "whatsapp":  # no new phone to resolve a patient by
-        fast = await queries.receive_known_chat(
-            db,
-            {
-                "now": now,
-                "name": contact.display_name[:120],
-                "channel": inbound.channel,
-                "contact": contact.external_id[:120],
-                "external": inbound.external_id[:120],
-                "text": text,
-                "payload": json.dumps(payload),
-            },
-        )
+
+
+def _for_a_known_chat(inbound: InboundMessage) -> bool:
+    """Whether the one-statement path may take the message: no new phone number to resolve a patient by."""
+    return inbound.contact.phone is None or inbound.channel == "whatsapp"
+
+
+def _known_chat_values(inbound: InboundMessage, now: datetime) -> dict[str, Any]:
+    text, cut = clean_text(inbound.text)
+    return {
+        "now": now,
+        "name": inbound.contact.display_name[:120],
+        "channel": inbound.channel,
+        "contact": inbound.contact.external_id[:120],
+        "external": inbound.external_id[:120],
+        "text": text,
+        "payload": json.dumps(_payload(inbound, cut)),
+    }
+
+
+async def receive_known_chats(
+    raw: RawDb, inbounds: Sequence[InboundMessage], *, now: datetime | None = None
+) -> list[Received | None]:
+    """The common case, for several messages at once: each from a chat with an open conversation and lead.
+
+    All of them are stored (or recognised as repeats) in one transaction, committed when this returns: one commit
+    and one WAL flush for messages that arrived together. An entry is None when that message needs the full path
+    (:func:`receive` in a transaction of its own, with ``known_chat_tried=True``): a first message, a chat without an
+    open lead, or a phone number to resolve the patient by. If any statement fails, none of them is stored.
+    """
+    now = now or datetime.now(UTC)
+    known = [(i, _known_chat_values(inbound, now)) for i, inbound in enumerate(inbounds) if _for_a_known_chat(inbound)]
+    # Chat by chat (each chat's messages in the order they came): two transactions that share chats lock their
+    # identity rows in the same order, so they never wait for each other in a circle.
+    known.sort(key=lambda entry: (entry[1]["channel"], entry[1]["contact"]))
+    rows = await queries.receive_known_chats_raw(raw, [values for _, values in known]) if known else []
+    results: list[Received | None] = [None] * len(inbounds)
+    for (i, _values), row in zip(known, rows, strict=True):
+        message_id, conversation_id, lead_id, identity_id, patient_id = row
+        if conversation_id is None or lead_id is None:
+            continue
+        duplicate = message_id is None
+        if duplicate:
+            message_id = await queries.message_id_raw(raw, inbounds[i].channel, inbounds[i].external_id)
+            if message_id is None:  # only if the message was deleted in between: let the full path decide
+                continue
+        results[i] = Received(message_id, conversation_id, lead_id, patient_id, identity_id, duplicate=duplicate)
+    return results
+
+
+async def receive(
+    db: Db,
+    inbound: InboundMessage,
+    *,
+    now: datetime | None = None,
+    default_language: str = "en",
+    known_chat_tried: bool = False,
+) -> Received:
+    """Persist ``inbound`` (or recognise it as a repeat) within the caller's transaction.
+
+    ``known_chat_tried``: :func:`receive_known_chats` already ran for this message and found no open lead, so the
+    one-statement attempt is not repeated here.
+    """
+    now = now or datetime.now(UTC)
+    contact = inbound.contact
+    text, cut = clean_text(inbound.text)
+    payload = _payload(inbound, cut)
+    if _for_a_known_chat(inbound) and not known_chat_tried:
+        fast = await queries.receive_known_chat(db, _known_chat_values(inbound, now))
         message_id, conversation_id, lead_id, identity_id, patient_id = fast
         if conversation_id is not None and lead_id is not None:
             if message_id is not None:

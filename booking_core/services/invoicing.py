@@ -57,6 +57,7 @@ __all__ = [
     "refresh_session_invoice",
     "remove_line",
     "session_invoice",
+    "set_line_quantity",
     "set_loyalty_points",
     "void_draft",
 ]
@@ -545,6 +546,41 @@ async def remove_line(db: Db, session_id: int, line_id: int, *, actor: Actor, no
             "patient_pays": money_str(record.patient_pays, record.currency),
         },
     )
+
+
+async def set_line_quantity(
+    db: Db, session_id: int, line_id: int, quantity: int, *, actor: Actor, now: datetime | None = None
+) -> SessionLine:
+    """Change how many of a line an active session has (1..999) and refresh its invoice; the same number again
+    changes nothing."""
+    session = await _locked_session(db, session_id, actor)
+    _require_open_for_changes(session)
+    current = next((line for line in await session_queries.lines(db, session.id) if line.id == line_id), None)
+    if current is None:
+        raise NotFound("not_found", f"Session {session_id} has no line {line_id}.")
+    quantity = _quantity(quantity, current.name)
+    if quantity == current.quantity:
+        return current
+    before = current.quantity
+    line = await session_queries.set_line_quantity(db, session.id, line_id, quantity)
+    assert line is not None
+    record, _, _ = await _rebuild(db, session, loyalty_points=None, now=now or datetime.now(UTC))
+    audit.record(
+        db,
+        actor,
+        "session.line_changed",
+        "session",
+        session.id,
+        {
+            "line_id": line_id,
+            "name": line.name,
+            "quantity_before": before,
+            "quantity": quantity,
+            "invoice_id": record.id,
+            "patient_pays": money_str(record.patient_pays, record.currency),
+        },
+    )
+    return line
 
 
 async def finalise(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> InvoiceRecord:

@@ -22,8 +22,7 @@ from booking_core.db.tables import Lead, Patient, Session, SlotHold
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import Channel, OutboundMessage
 from booking_core.domain.phones import to_e164
-from booking_core.services import audit, booking, ingest, messages, outbox, reach
-from booking_core.services import settings as clinic_settings
+from booking_core.services import audit, booking, ingest, messages, outbox, reach, reminders
 from booking_core.services.errors import Conflict, Invalid, NotFound
 
 OPEN = ("new", "accepted")  # a lead staff may still decide on
@@ -170,6 +169,7 @@ async def _tell_patient(
     start = None
     if lead.requested_start is not None and branch is not None:
         start = lead.requested_start.astimezone(ZoneInfo(branch.tz)).isoformat(timespec="minutes")
+    await messages.refresh_overrides(db)
     text = messages.render(
         where.language,
         kind,
@@ -180,7 +180,7 @@ async def _tell_patient(
         start=start,
         reason=reason,
     )
-    template = await _whatsapp_template(db, kind)
+    template = await reminders.whatsapp_template(db, kind)
     message = OutboundMessage(
         channel=cast(Channel, where.channel),
         recipient=where.recipient,
@@ -198,12 +198,6 @@ async def _tell_patient(
         dedupe_key=f"lead-{lead.id}-{kind}",
         author="staff",
     )
-
-
-async def _whatsapp_template(db: Db, kind: str) -> str | None:
-    mapping = await clinic_settings.get(db, "whatsapp_templates")
-    sid = mapping.get(kind) if isinstance(mapping, dict) else None
-    return sid if isinstance(sid, str) and sid else None
 
 
 async def convert(
@@ -233,7 +227,7 @@ async def convert(
         raise _refuse(lead_id, lead.status)
     existing = await queries.session_of_lead(db, lead.id)
     if existing is not None:
-        return Conversion(lead.id, existing.patient_id, await _converted(db, existing), created=False)
+        return Conversion(lead.id, existing.patient_id, await converted_session(db, existing), created=False)
     if lead.status == "converted":  # converted once, but its visit is gone (deleted): a new one needs a new lead
         raise _refuse(lead_id, lead.status)
     patient, merged = await _match_patient(db, lead, actor=actor)
@@ -275,7 +269,7 @@ async def convert(
         lead.id,
         {"session_id": session.id, "patient_id": patient.id, "from_hold": held is not None and not picked},
     )
-    return Conversion(lead.id, patient.id, await _converted(db, session), created=True, merged_patient_id=merged)
+    return Conversion(lead.id, patient.id, await converted_session(db, session), created=True, merged_patient_id=merged)
 
 
 def _picked_another_slot(
@@ -373,7 +367,8 @@ async def _match_patient(db: Db, lead: Lead, *, actor: Actor) -> tuple[Patient, 
     return patient, merged
 
 
-async def _converted(db: Db, session: Session) -> ConvertedSession:
+async def converted_session(db: Db, session: Session) -> ConvertedSession:
+    """The session a lead became, with its doctor's and room's names."""
     doctor, room = await queries.doctor_and_room_names(db, doctor_id=session.doctor_id, room_id=session.room_id)
     return ConvertedSession(
         id=session.id,

@@ -3,6 +3,9 @@
 Every change locks the session row first (``SELECT ... FOR UPDATE``), so of two concurrent changes the second
 sees the first one's result and is refused by :func:`booking_core.domain.lifecycle.transition`. Leaving the active
 statuses frees the session's time claim (``occupancies.active = false``) in the same transaction.
+
+When staff cancel a visit, the patient is told on their own channel (:data:`NOTICE`, once per visit); a patient
+who cancels themselves (chat, confirmation link) is answered there and gets nothing more from here.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import billing as billing_queries
+from booking_core.db.queries import confirmation as visit_queries
 from booking_core.db.queries import sessions as queries
 from booking_core.db.tables import Branch, Doctor, Patient, Room, SessionLine
 from booking_core.db.tables import Invoice as InvoiceRecord
@@ -32,10 +37,23 @@ from booking_core.domain.lifecycle import (
     transition,
 )
 from booking_core.domain.lifecycle import auto_complete_past as lies_in_the_past
-from booking_core.services import audit, invoicing, queue_replies, reminders, settings, waitlist
+from booking_core.domain.messages import Button, Channel, OutboundMessage
+from booking_core.services import (
+    audit,
+    invoicing,
+    messages,
+    outbox,
+    queue_replies,
+    reach,
+    reminders,
+    settings,
+    waitlist,
+)
 from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
 
 __all__ = [
+    "NOTICE",
+    "SILENT_CANCEL_REASONS",
     "CancelReasons",
     "DeletedSession",
     "SessionDetail",
@@ -47,6 +65,13 @@ __all__ = [
     "detail",
     "start",
 ]
+
+
+#: The message (template and outbox kind) telling a patient that the clinic cancelled their visit.
+NOTICE = "cancelled_by_clinic"
+#: Reasons after which the patient is not told: a no-show is recorded once they stayed away, and "we had to cancel
+#: your visit" would be wrong.
+SILENT_CANCEL_REASONS: frozenset[str] = frozenset({"no_show"})
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,8 @@ async def _change(
     now: datetime | None,
     reason_code: str | None = None,
     note: str | None = None,
+    booking_link: str | None = None,
+    default_language: str = "en",
 ) -> SessionRecord:
     now = now or datetime.now(UTC)
     session = await _locked(db, session_id, actor)
@@ -183,6 +210,14 @@ async def _change(
     if result.status is SessionStatus.CANCELLED:
         values |= {"cancel_reason": result.reason_code, "cancel_note": result.note}
         data |= {"reason": result.reason_code, "note": result.note}
+        if actor.kind == "staff":  # a patient who cancels is answered where they did it
+            data |= await _tell_patient_cancelled(
+                db,
+                session,
+                reason_code=result.reason_code,
+                booking_link=booking_link,
+                default_language=default_language,
+            )
     action = {
         SessionStatus.OPEN: "session.started",
         SessionStatus.COMPLETED: "session.completed",
@@ -216,14 +251,78 @@ async def cancel(
     reason_code: str | None,
     note: str | None = None,
     now: datetime | None = None,
+    booking_link: str | None = None,
+    default_language: str = "en",
 ) -> SessionRecord:
     """Waiting/open → cancelled with a reason from the clinic's list (and a note where it needs one).
 
-    Frees the time at once and voids the draft invoice.
+    Frees the time at once and voids the draft invoice. When staff cancel, the patient is told on their own channel
+    (:data:`NOTICE`: the visit, the reason in the patient's words where it is one for them, never the note, and how
+    to book again: "book" in the chat, or ``booking_link``, the public booking form, when given); the audit row
+    records whether they could be (``notified``). The caller enqueues delivery after commit.
     """
     return await _change(
-        db, session_id, SessionStatus.CANCELLED, actor=actor, now=now, reason_code=reason_code, note=note
+        db,
+        session_id,
+        SessionStatus.CANCELLED,
+        actor=actor,
+        now=now,
+        reason_code=reason_code,
+        note=note,
+        booking_link=booking_link,
+        default_language=default_language,
     )
+
+
+async def _tell_patient_cancelled(
+    db: Db, session: SessionRecord, *, reason_code: str | None, booking_link: str | None, default_language: str
+) -> dict[str, Any]:
+    """Plan the patient's notice that the clinic cancelled ``session`` (once per visit: a dedupe key) on the channel
+    confirmations use; return what the audit row records about it."""
+    if reason_code in SILENT_CANCEL_REASONS:
+        return {"notified": False, "not_notified": f"not sent after a {reason_code} cancellation"}
+    record = await visit_queries.visit(db, session.id)
+    assert record is not None  # the caller holds the row locked
+    preferred = await visit_queries.lead_channel(db, session.lead_id)
+    where = await reach.patient_reach(
+        db, session.patient_id, prefer_channel=preferred, default_language=default_language
+    )
+    if where is None:
+        return {"notified": False, "not_notified": "no channel to reach the patient"}
+    await messages.refresh_overrides(db)
+    names = record.patient.name.split()
+    text = messages.render(
+        where.language,
+        NOTICE,
+        name=names[0] if names else None,
+        code=session.booking_code,
+        examination=", ".join(e.name for e in record.examinations) or None,
+        doctor=record.doctor.name,
+        branch=record.branch.name,
+        start=session.starts_at.astimezone(ZoneInfo(record.branch.tz)).isoformat(timespec="minutes"),
+        reason=reason_code,  # a code: the template words the patient-facing ones and leaves the rest out
+        link=booking_link,
+    )
+    template = await reminders.whatsapp_template(db, NOTICE)
+    message = OutboundMessage(
+        channel=cast(Channel, where.channel),
+        recipient=where.recipient,
+        text=text,
+        buttons=(Button(messages.label(where.language, "book"), "menu:book"),),
+        # Only the WhatsApp adapter uses a template (outside the 24-hour window); its values hold no line breaks.
+        template=template,
+        template_variables={"1": " ".join(text.split())} if template else {},
+    )
+    outbox_id = await outbox.add(
+        db,
+        message,
+        kind=NOTICE,
+        conversation_id=where.conversation_id,
+        identity_id=where.identity_id,
+        dedupe_key=f"{NOTICE}:{session.id}",
+        author="staff",
+    )
+    return {"notified": True, "channel": where.channel, "outbox_id": outbox_id}
 
 
 async def auto_complete_past(db: Db, *, now: datetime, actor: Actor = SYSTEM, branch_id: int | None = None) -> int:

@@ -8,13 +8,14 @@ marked failed with the provider's error and listed for staff.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import outbox as queries
+from booking_core.db.queries import sending
 from booking_core.domain.messages import DeliveryFailed, OutboundMessage
 
 MAX_ATTEMPTS = 6
@@ -114,28 +115,31 @@ async def deliver(
     *,
     now: datetime | None = None,
     before_send: Any = None,
+    stale_after: timedelta = STALE_AFTER,
+    channels: Collection[str] | None = None,
 ) -> Outcome:
     """Claim, send and record one outbox row. ``db`` must not be in a transaction: each step commits on its own.
 
     ``before_send(message)`` (awaitable) runs between claim and send: the worker uses it for shared rate limits.
+    ``stale_after``: a row 'sending' for longer than this belongs to a dead worker and is claimed again.
+    ``channels``: only a row on one of these is claimed (another is ``skipped``, untouched); None: any channel.
     """
     now = now or datetime.now(UTC)
+    # One statement claims the row, keeps the person's messages in order and reads their 24-hour window (see
+    # booking_core/db/queries/sending.py): a delivery's database work before the send is one round trip.
     async with db.begin():
-        row = await queries.claim(db, outbox_id, now=now, stale_before=now - STALE_AFTER)
-        if row is None:
-            return Outcome("skipped", outbox_id)
-        if await queries.earlier_unsent(db, row, now=now, stale_before=now - STALE_AFTER):
-            # Keep the conversation in order: this one goes after the earlier message to the same person.
-            retry_at = now + IN_ORDER_WAIT
-            await queries.finish(
-                db,
-                outbox_id,
-                {"status": "pending", "next_attempt_at": retry_at, "locked_at": None, "attempts": row.attempts - 1},
-            )
-            return Outcome("retry", outbox_id, retry_at=retry_at, attempts=row.attempts - 1)
-        message = OutboundMessage.from_payload(row.payload)
-        last_inbound = await queries.identity_last_inbound(db, row.identity_id)
-        attempts = row.attempts
+        row = await sending.claim_to_send(
+            db, outbox_id, now=now, stale_before=now - stale_after, in_order_wait=IN_ORDER_WAIT, channels=channels
+        )
+    if row is None:
+        return Outcome("skipped", outbox_id)
+    if row.status != "sending":
+        # Keep the conversation in order: this one goes after the earlier message to the same person, which
+        # may be waiting for its own retry (a 429's retry_after, a backoff after a 5xx).
+        return Outcome("retry", outbox_id, retry_at=row.next_attempt_at, attempts=row.attempts)
+    message = OutboundMessage.from_payload(row.payload)
+    last_inbound = row.last_inbound_at
+    attempts = row.attempts
     sender = senders.get(message.channel)
     if sender is None:
         return await _fail(db, outbox_id, f"no sender is configured for {message.channel}", attempts)
@@ -168,17 +172,7 @@ async def deliver(
             return Outcome("retry", outbox_id, retry_at=retry_at, error=error, attempts=attempts)
         return await _fail(db, outbox_id, error, attempts)
     async with db.begin():
-        await queries.finish(
-            db,
-            outbox_id,
-            {
-                "status": "sent",
-                "provider_id": provider_id,
-                "sent_at": datetime.now(UTC),
-                "last_error": None,
-                "locked_at": None,
-            },
-        )
+        await sending.record_sent(db, outbox_id, provider_id=provider_id, at=datetime.now(UTC))
     return Outcome("sent", outbox_id, provider_id=provider_id, attempts=attempts)
 
 
@@ -189,7 +183,9 @@ async def _fail(db: Db, outbox_id: int, error: str, attempts: int) -> Outcome:
     return Outcome("failed", outbox_id, error=error, attempts=attempts)
 
 
-async def due(db: Db, *, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Ids a sweeper re-enqueues: due but unsent (Redis lost the job, a worker died)."""
+async def due(
+    db: Db, *, now: datetime | None = None, limit: int = 500, stale_after: timedelta = STALE_AFTER
+) -> list[int]:
+    """Ids a sweeper re-enqueues: due but unsent (Redis lost the job, a worker died: 'sending' for ``stale_after``)."""
     now = now or datetime.now(UTC)
-    return await queries.due_ids(db, now=now, stale_before=now - STALE_AFTER, limit=limit)
+    return await queries.due_ids(db, now=now, stale_before=now - stale_after, limit=limit)

@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
+from booking_core.db.queries import clinic as clinic_queries
 from booking_core.db.queries import queue as queries
 from booking_core.db.queries.queue import QueueRow
 from booking_core.db.tables import Branch, Session
@@ -22,25 +24,31 @@ from booking_core.domain import queue as rules
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
 from booking_core.domain.lifecycle import InvalidTransition, SessionStatus, transition
+from booking_core.domain.privacy import public_name, queue_privacy
 from booking_core.domain.queue import Position, QueueError, SortMode
 from booking_core.services import audit, queue_replies, settings
 from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
 
 __all__ = [
+    "CALLING_ORDERS",
     "SORT_SETTING",
     "Board",
     "BoardLine",
     "CheckInOutcome",
     "CheckInResult",
+    "PublicPlace",
     "QueueTicket",
     "board",
     "call_next",
     "check_in",
     "check_in_by_booking_code",
     "default_sort",
+    "find_for_tracker",
     "move",
     "position_for_phone_and_code",
     "position_for_session",
+    "public_place",
+    "set_order",
 ]
 
 #: Clinic setting that holds the board's default sort mode ("arrival" unless staff choose otherwise).
@@ -50,6 +58,10 @@ DEFAULT_SORT = SortMode.ARRIVAL
 ARRIVAL_SKEW = timedelta(minutes=5)
 #: A manual rank for the first entry of a day, and the step each later check-in adds.
 FIRST_RANK = rules.RANK_GAP
+#: The orders patients can be called in ("newest first" is a way to look at the board, not to call people).
+CALLING_ORDERS = (SortMode.ARRIVAL, SortMode.TIME, SortMode.MANUAL)
+#: The clinic setting that says what the public queue tracker shows (see booking_core.domain.privacy).
+PRIVACY_SETTING = "queue_privacy"
 
 
 @dataclass(frozen=True)
@@ -85,17 +97,23 @@ class BoardLine:
     arrived_at: datetime
     started_at: datetime | None
     rank: int
+    examination: str = ""  # the visit's examinations, "General consultation, Vaccination"
 
 
 @dataclass(frozen=True)
 class Board:
-    """The day's queue of one branch in ``sort`` order (waiting and open sessions only)."""
+    """The day's queue of one branch (waiting and open sessions only).
+
+    Positions and ETAs follow ``sort``; the lines are listed in ``view`` order when one was asked for (a way of
+    looking at the board, e.g. newest first), else in ``sort`` order.
+    """
 
     branch_id: int
     day: date
     sort: SortMode
     now: datetime
     lines: list[BoardLine]
+    view: SortMode | None = None
 
 
 class CheckInOutcome(StrEnum):
@@ -214,18 +232,21 @@ async def board(
     day: date | None = None,
     sort: SortMode | None = None,
     now: datetime | None = None,
+    view: SortMode | None = None,
 ) -> Board:
     """The branch's queue for ``day`` (default: today in the branch's time zone) in ``sort`` order.
 
     Sort defaults to the clinic setting. Positions and ETAs are per doctor, against ``now``. A doctor sees only
-    their own patients.
+    their own patients. ``view`` lists the lines in another order without changing positions (the staff board's
+    "newest first"); each line carries its examinations.
     """
     now = _aware(now, "now")
     branch = await _visible_branch(db, branch_id, actor)
     day = day or _local_day(now, branch)
     sort = SortMode(sort) if sort else await default_sort(db)
     rows = await queries.day_rows(db, branch.id, day, active_only=True)
-    return _board(branch.id, day, sort, now, rows, actor)
+    exams = await queries.examination_names(db, [row.session.id for row in rows])
+    return _board(branch.id, day, sort, now, rows, actor, view=SortMode(view) if view else None, exams=exams)
 
 
 async def move(
@@ -236,9 +257,12 @@ async def move(
     before: int | None = None,
     after: int | None = None,
     now: datetime | None = None,
+    within: SortMode | None = None,
 ) -> Board:
     """Move an entry directly before or after another one of the same day's queue (manual order).
 
+    ``within`` is the order the person moving was looking at: when it is not the manual order, the manual order
+    first becomes that one (so "move up" on a board sorted by arrival moves past the patient shown above).
     The day's entries are locked while the new ranks are written. Returns the board in manual order.
     Raises 404 for an unknown entry, 422 ``not_in_this_queue`` when the other entry is of another branch or
     day (or unknown), 422 with the domain's code for a malformed move or an entry that left the queue.
@@ -252,8 +276,11 @@ async def move(
     target = before if before is not None else after
     if target is not None and target not in by_id:
         raise Invalid("not_in_this_queue", "Both entries must be in the same branch's queue on the same day.")
+    entries = [_entry(row) for row in rows]
+    adopted = rules.adopt(entries, SortMode(within)) if within and within is not SortMode.MANUAL else {}
+    entries = [replace(e, rank=adopted[e.entry_id]) if e.entry_id in adopted else e for e in entries]
     try:
-        changes = rules.move([_entry(row) for row in rows], entry_id, before=before, after=after)
+        changes = adopted | rules.move(entries, entry_id, before=before, after=after)
     except QueueError as exc:
         raise Invalid(exc.code, str(exc)) from None
     for changed_id, rank in changes.items():
@@ -265,8 +292,9 @@ async def move(
         "queue.moved",
         "queue_entry",
         entry_id,
-        {"before": before, "after": after, "ranks": {str(k): v for k, v in changes.items()}},
-    )
+        {"before": before, "after": after, "within": SortMode(within).value if within else None,
+         "ranks": {str(k): v for k, v in changes.items()}},
+    )  # fmt: skip
     await queue_replies.queue_changed(db, branch_id=entry.branch_id, day=entry.day, now=now)
     active = [row for row in rows if row.session.status in queries.ACTIVE]
     return _board(entry.branch_id, entry.day, SortMode.MANUAL, now, active, actor)
@@ -362,6 +390,106 @@ async def position_for_phone_and_code(
     if session_id is None:
         return None
     return await position_for_session(db, session_id, now=now)
+
+
+async def set_order(db: Db, sort: SortMode, *, actor: Actor, now: datetime | None = None) -> SortMode:
+    """Choose the order patients are called in, clinic-wide (setting ``queue_sort``): arrival, time or manual.
+
+    "Call next", patients' places (chat, tracker) and the "you are next" notices all follow it. The front desk
+    chooses it (a doctor gets 403); "newest" is refused (422 ``invalid_order``): nobody is called newest first.
+    Today's queues are re-announced under the new order.
+    """
+    now = _aware(now, "now")
+    if actor.kind == "staff" and actor.role == "doctor":
+        raise Forbidden("forbidden", "The front desk chooses the queue order.")
+    try:
+        sort = SortMode(sort)
+    except ValueError:
+        raise Invalid("invalid_order", "Choose arrival, time or manual order.") from None
+    if sort not in CALLING_ORDERS:
+        raise Invalid("invalid_order", "Choose arrival, time or manual order.")
+    previous = await default_sort(db)
+    if previous is sort:
+        return sort
+    await clinic_queries.put_setting(db, SORT_SETTING, sort.value)
+    audit.record(db, actor, "queue.order_changed", "clinic_setting", None, {"from": previous.value, "to": sort.value})
+    for branch_id, day in await queries.active_queue_days(db, since=(now - timedelta(days=1)).date()):
+        await queue_replies.queue_changed(db, branch_id=branch_id, day=day, now=now)  # only today's announce
+    return sort
+
+
+@dataclass(frozen=True)
+class PublicPlace:
+    """A visit as the public queue tracker shows it to whoever has the phone number and the booking code.
+
+    ``state``: ``waiting`` (in the queue: token, position, ETA), ``with_doctor``, ``not_checked_in`` (booked,
+    not yet at the desk), ``finished`` or ``cancelled``. Fields the clinic's privacy setting hides are None
+    (``patient`` is "" when names are hidden).
+    """
+
+    state: Literal["waiting", "with_doctor", "not_checked_in", "finished", "cancelled"]
+    booking_code: str
+    branch_name: str
+    tz: str
+    starts_at: datetime
+    patient: str
+    token: str | None = None
+    position: int | None = None
+    ahead: int | None = None
+    eta: datetime | None = None
+    wait_min: int | None = None
+    doctor_name: str | None = None
+
+
+async def find_for_tracker(db: Db, phone_e164: str | None, booking_code: str) -> int | None:
+    """The session behind a phone number and a booking code, or None alike for a wrong number and a wrong code."""
+    code = normalize_code(booking_code, length=BOOKING_CODE_LENGTH)
+    if code is None or not phone_e164:
+        return None
+    return await queries.session_id_by_code_and_phone(db, code, phone_e164)
+
+
+async def public_place(
+    db: Db, session_id: int, booking_code: str, *, now: datetime | None = None
+) -> PublicPlace | None:
+    """What the tracker shows for a session (None unless ``booking_code`` is still that session's code).
+
+    Masked by the clinic setting ``queue_privacy`` (name: hidden, initial, masked or first name; doctor; ETA).
+    """
+    now = _aware(now, "now")
+    visit = await queries.tracked_visit(db, session_id)
+    if visit is None or visit.session.booking_code != booking_code:
+        return None
+    privacy = queue_privacy(await settings.get(db, PRIVACY_SETTING))
+    session = visit.session
+    status = SessionStatus(session.status)
+    place = PublicPlace(
+        state="not_checked_in",
+        booking_code=session.booking_code,
+        branch_name=visit.branch.name,
+        tz=visit.branch.tz,
+        starts_at=session.starts_at,
+        patient=public_name(visit.patient_name, privacy.show_name),
+        doctor_name=visit.doctor_name if privacy.show_doctor else None,
+    )
+    if status is SessionStatus.CANCELLED:
+        return replace(place, state="cancelled")
+    if status is SessionStatus.COMPLETED:
+        return replace(place, state="finished")
+    ticket = await position_for_session(db, session.id, now=now)
+    if ticket is None:
+        return replace(place, state="with_doctor") if status is SessionStatus.OPEN else place
+    if ticket.status is SessionStatus.OPEN:
+        return replace(place, state="with_doctor", token=ticket.token)
+    return replace(
+        place,
+        state="waiting",
+        token=ticket.token,
+        position=ticket.position,
+        ahead=ticket.ahead,
+        eta=ticket.eta if privacy.show_eta else None,
+        wait_min=ticket.wait_min if privacy.show_eta else None,
+    )
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -482,13 +610,21 @@ def _ticket(row: QueueRow, place: Position) -> QueueTicket:
 
 
 def _board(
-    branch_id: int, day: date, sort: SortMode, now: datetime, rows: list[QueueRow], actor: Actor | None
+    branch_id: int,
+    day: date,
+    sort: SortMode,
+    now: datetime,
+    rows: list[QueueRow],
+    actor: Actor | None,
+    *,
+    view: SortMode | None = None,
+    exams: dict[int, str] | None = None,
 ) -> Board:
     entries = [_entry(row) for row in rows]
     places = rules.positions(entries, sort, now)
     by_id = {row.entry.id: row for row in rows}
     lines = []
-    for entry in rules.order(entries, sort):
+    for entry in rules.order(entries, view or sort):
         row = by_id[entry.entry_id]
         if actor is not None and actor.role == "doctor" and row.session.doctor_id != actor.doctor_id:
             continue  # a doctor's board shows their own patients
@@ -501,6 +637,7 @@ def _board(
                 arrived_at=row.entry.arrived_at,
                 started_at=row.session.started_at,
                 rank=row.entry.rank,
+                examination=(exams or {}).get(row.session.id, ""),
             )
         )
-    return Board(branch_id=branch_id, day=day, sort=sort, now=now, lines=lines)
+    return Board(branch_id=branch_id, day=day, sort=sort, now=now, lines=lines, view=view)

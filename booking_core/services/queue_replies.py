@@ -124,6 +124,7 @@ async def _notify(db: Db, ticket: QueueTicket, patient_id: int, tz: str, *, defa
         "hint": None,
     }
     name = "queue_soon" if ticket.position in NOTIFIED_POSITIONS else "queue_position"
+    await messages.refresh_overrides(db)
     template = await whatsapp_template(db, "queue_position")
     variables = {"1": ticket.token, "2": str(ticket.position), "3": ticket.doctor_name, "4": eta.strftime("%H:%M")}
     message = OutboundMessage(

@@ -201,6 +201,7 @@ async def send(db: Db, reminder_id: int, *, now: datetime | None = None, default
     if where is None:
         return await _skip(db, reminder_id, "no reachable channel: the patient has no chat identity")
     lang = where.language
+    await messages.refresh_overrides(db)
     start = visit.session.starts_at.astimezone(ZoneInfo(visit.branch.tz)).isoformat(timespec="minutes")
     offset = offset_of(row.kind)
     values = {

@@ -12,6 +12,7 @@ told it has gone.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Literal, cast
@@ -215,6 +216,7 @@ async def _send_offer(
     if where is None:
         return None  # nobody to tell: this patient simply is not offered the slot
     lang, values = where.language, _vars(offer, facts)
+    await messages.refresh_overrides(db)
     template = await whatsapp_template(db, "waitlist_offer")
     when = messages.render(lang, "reminder_time", start=values["start"])
     variables = {"1": facts.examination_name, "2": when, "3": facts.doctor_name, "4": facts.branch_name}
@@ -299,6 +301,7 @@ async def _tell_gone(
     """Tell everyone else who was offered the slot that it has gone; they stay on the list for the next one."""
     others = [i for i in await queries.offered_entry_ids(db, offer.id) if i != except_entry]
     await queries.set_entry_status(db, others, "waiting", only_from=("offered",))
+    await messages.refresh_overrides(db)
     written: list[int] = []
     for entry_id in others:
         entry = await queries.entry(db, entry_id)
@@ -337,9 +340,12 @@ async def answer_in_chat(
     *,
     now: datetime,
     default_language: str = "en",
+    on_booked: Callable[[int], Awaitable[list[int]]] | None = None,
 ) -> list[int] | None:
     """Answer a pressed "Accept" (``wl:<offer_id>``, or a bare "1" right after an offer on WhatsApp); None when
-    the message is not about an offer, so the dialog answers it. Returns the new outbox ids."""
+    the message is not about an offer, so the dialog answers it. Returns the new outbox ids.
+
+    ``on_booked(session_id)`` plans what follows a booking (the confirmation link) after the "booked" reply."""
     data = await _offer_choice(db, identity.id, message)
     if data is None:
         return None
@@ -354,6 +360,7 @@ async def answer_in_chat(
             db, int(raw), patient_id=patient.id, actor=actor, conversation_id=conversation.id, now=now,
             default_language=default_language,
         )  # fmt: skip
+    await messages.refresh_overrides(db)
     if result.outcome == "booked" and result.offer is not None and result.session is not None:
         facts = await queries.offer_facts(db, result.offer)
         text = messages.render(lang, "waitlist_booked", code=result.session.booking_code, **_vars(result.offer, facts))
@@ -368,7 +375,10 @@ async def answer_in_chat(
         identity_id=identity.id,
         dedupe_key=f"dialog:{message.id}:0",
     )
-    return [*([outbox_id] if outbox_id is not None else []), *result.notified]
+    followups = []
+    if on_booked is not None and result.outcome == "booked" and result.session is not None:
+        followups = await on_booked(result.session.id)
+    return [*([outbox_id] if outbox_id is not None else []), *result.notified, *followups]
 
 
 async def _offer_choice(db: Db, identity_id: int, message: Message) -> str | None:

@@ -124,11 +124,20 @@ def field_rules(setting: Any) -> tuple[FieldRule, ...]:
 
 
 async def form_setup(db: Db) -> FormSetup:
-    """The form as the clinic configured it, with active branches and the active examinations each one offers."""
-    rules = field_rules(await clinic_settings.get(db, "booking_form"))
-    branches = await catalog_queries.list_branches(db)
+    """The form as the clinic configured it, with active branches and the active examinations each one offers
+    (limited to the branches and examinations the clinic chose to offer on the form, if it chose)."""
+    setting = await clinic_settings.get(db, "booking_form")
+    rules = field_rules(setting)
+    chosen = clinic_settings.booking_form_setup(setting)
+    branches = [
+        b for b in await catalog_queries.list_branches(db) if chosen.branch_ids is None or b.id in chosen.branch_ids
+    ]
     branch_ids = {b.id for b in branches}
-    examinations = await catalog_queries.list_examinations(db, active=True)
+    examinations = [
+        e
+        for e in await catalog_queries.list_examinations(db, active=True)
+        if chosen.examination_ids is None or e.id in chosen.examination_ids
+    ]
     links, _, _ = await catalog_queries.examination_links(db, [e.id for e in examinations])
     offered = [
         ExaminationChoice(e.id, e.name, tuple(b for b in links.get(e.id, []) if b in branch_ids)) for e in examinations

@@ -153,28 +153,9 @@ class TelegramAdapter:
         """
         if not isinstance(raw, dict):
             raise InvalidUpdate("a Telegram Update is a JSON object")
-        try:
-            update = Update.model_validate(raw)
-        except ValidationError as exc:
-            raise InvalidUpdate(f"not a Telegram Update: {exc.error_count()} invalid field(s)") from None
-        try:
-            kind = update.event_type
-        except UpdateTypeLookupError:
-            _ignored(update, "unknown update type")
-            return None
-        if kind in IGNORED_UPDATES:
-            _ignored(update, kind)
-            return None
-        try:
-            stored = _without_nuls(raw)
-        except RecursionError:  # only a forged body nests this deep; Telegram's updates are shallow
-            raise InvalidUpdate("the update is nested too deeply") from None
-        if update.message is not None:
-            return _from_message(update, update.message, stored)
-        if update.callback_query is not None:
-            return _from_callback(update, update.callback_query, stored)
-        _ignored(update, f"{kind} is not handled")
-        return None
+        # Nearly every update is a person writing text: read that straight from the JSON, the rest with aiogram.
+        plain = _plain_text_message(raw)
+        return plain if plain is not None else _parse_update(raw)
 
     async def acknowledge(self, inbound: InboundMessage) -> None:
         """Stop the spinner on a pressed button (``answerCallbackQuery``); best effort, never raises."""
@@ -229,6 +210,32 @@ class TelegramAdapter:
 # --- parsing ---
 
 
+def _parse_update(raw: dict[str, Any]) -> InboundMessage | None:
+    """:meth:`TelegramAdapter.parse` through aiogram's ``Update`` model (every kind of update)."""
+    try:
+        update = Update.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidUpdate(f"not a Telegram Update: {exc.error_count()} invalid field(s)") from None
+    try:
+        kind = update.event_type
+    except UpdateTypeLookupError:
+        _ignored(update, "unknown update type")
+        return None
+    if kind in IGNORED_UPDATES:
+        _ignored(update, kind)
+        return None
+    try:
+        stored = _without_nuls(raw)
+    except RecursionError:  # only a forged body nests this deep; Telegram's updates are shallow
+        raise InvalidUpdate("the update is nested too deeply") from None
+    if update.message is not None:
+        return _from_message(update, update.message, stored)
+    if update.callback_query is not None:
+        return _from_callback(update, update.callback_query, stored)
+    _ignored(update, f"{kind} is not handled")
+    return None
+
+
 def _ignored(update: Update, reason: str) -> None:
     log.info("Telegram update %s ignored: %s", update.update_id, reason)
 
@@ -248,14 +255,7 @@ def _from_message(update: Update, message: Message, raw: dict[str, Any]) -> Inbo
         "raw": raw,
     }
     if message.text is not None:
-        text = _clean(message.text)
-        start = _START.fullmatch(text)
-        if start is not None:
-            payload = (start.group("payload") or "").strip() or None
-            return InboundMessage(
-                **common, contact=_contact(message.chat.id, sender), kind="start", text=text, start_payload=payload
-            )
-        return InboundMessage(**common, contact=_contact(message.chat.id, sender), kind="text", text=text)
+        return _text_message(common, _contact(message.chat.id, sender), message.text)
     if message.contact is not None:
         # Only the sender's own card is their phone; a friend's shared contact must not become the patient's number.
         own = message.contact.user_id == sender.id
@@ -272,6 +272,91 @@ def _from_message(update: Update, message: Message, raw: dict[str, Any]) -> Inbo
         )
     _ignored(update, "service message")
     return None
+
+
+def _text_message(common: dict[str, Any], contact: ContactRef, written: str) -> InboundMessage:
+    text = _clean(written)
+    start = _START.fullmatch(text)
+    if start is not None:
+        payload = (start.group("payload") or "").strip() or None
+        return InboundMessage(**common, contact=contact, kind="start", text=text, start_payload=payload)
+    return InboundMessage(**common, contact=contact, kind="text", text=text)
+
+
+#: The fields of the one shape that is nearly all of the traffic: a person writing text in a private chat. An update
+#: with any other field (or any other type of value) goes through aiogram's model instead.
+_PLAIN_UPDATE: Final = frozenset({"update_id", "message"})
+_PLAIN_MESSAGE: Final = frozenset({"message_id", "from", "chat", "date", "text", "entities"})
+_PLAIN_CHAT: Final = frozenset({"id", "type", "first_name", "last_name", "username"})
+_PLAIN_SENDER: Final = frozenset({"id", "is_bot", "first_name", "last_name", "username", "language_code", "is_premium"})
+#: Formatting in the text (links, bold, custom emoji); kept in the stored payload, not read. A text mention carries a
+#: whole user and goes to the model.
+_PLAIN_ENTITY: Final = frozenset({"type", "offset", "length", "url", "language", "custom_emoji_id"})
+#: Unix seconds up to 2286; pydantic reads larger numbers as milliseconds, so those take the model's path.
+_PLAIN_DATE_MAX: Final = 10**10
+
+
+def _plain_text_message(raw: dict[str, Any]) -> InboundMessage | None:
+    """A private text message from a person, read straight from the JSON; None for anything else.
+
+    What this returns is exactly what the aiogram path makes of the same update: it accepts only the fields (and
+    exact JSON types) named above, each valid for the model, so a forged or unusual update still meets the model.
+    """
+    message = raw.get("message")
+    if raw.keys() != _PLAIN_UPDATE or type(raw["update_id"]) is not int or type(message) is not dict:
+        return None
+    chat, sender, text = message.get("chat"), message.get("from"), message.get("text")
+    date, message_id = message.get("date"), message.get("message_id")
+    if not (
+        message.keys() <= _PLAIN_MESSAGE
+        and type(message_id) is int
+        and type(date) is int
+        and 0 <= date < _PLAIN_DATE_MAX
+        and type(text) is str
+        and type(chat) is dict
+        and type(sender) is dict
+        and chat.keys() <= _PLAIN_CHAT
+        and sender.keys() <= _PLAIN_SENDER
+    ):
+        return None
+    chat_id, first_name, last_name = chat.get("id"), sender.get("first_name"), sender.get("last_name")
+    language_code = sender.get("language_code")
+    if not (
+        type(chat_id) is int
+        and chat.get("type") == "private"
+        and _optional_strings(chat, ("first_name", "last_name", "username"))
+        and type(sender.get("id")) is int
+        and sender.get("is_bot") is False
+        and type(first_name) is str
+        and _optional_strings(sender, ("last_name", "username", "language_code"))
+        and type(sender.get("is_premium", False)) is bool
+        and _plain_entities(message.get("entities", []))
+    ):
+        return None
+    common: dict[str, Any] = {
+        "channel": "telegram",
+        "external_id": f"{chat_id}:{message_id}",
+        "received_at": datetime.fromtimestamp(date, UTC),
+        "raw": _without_nuls(raw),  # the shape checked above is four levels deep at most
+    }
+    return _text_message(common, _person(chat_id, first_name, last_name, language_code), text)
+
+
+def _plain_entities(entities: Any) -> bool:
+    return type(entities) is list and all(
+        type(entity) is dict
+        and entity.keys() <= _PLAIN_ENTITY
+        and type(entity.get("type")) is str
+        and type(entity.get("offset")) is int
+        and type(entity.get("length")) is int
+        and _optional_strings(entity, ("url", "language", "custom_emoji_id"))
+        for entity in entities
+    )
+
+
+def _optional_strings(fields: dict[str, Any], names: tuple[str, ...]) -> bool:
+    """Each of ``names`` is absent or a string (JSON null is left to the model: a few fields do not allow it)."""
+    return all(type(fields.get(name, "")) is str for name in names)
 
 
 def _from_callback(update: Update, query: CallbackQuery, raw: dict[str, Any]) -> InboundMessage | None:
@@ -309,13 +394,19 @@ def _pressed_label(query: CallbackQuery, data: str) -> str:
 
 
 def _contact(chat_id: int, user: User, *, phone: str | None = None) -> ContactRef:
-    name = " ".join(part for part in (user.first_name, user.last_name) if part)
+    return _person(chat_id, user.first_name, user.last_name, user.language_code, phone=phone)
+
+
+def _person(
+    chat_id: int, first_name: str, last_name: str | None, language_code: str | None, *, phone: str | None = None
+) -> ContactRef:
+    name = " ".join(part for part in (first_name, last_name) if part)
     return ContactRef(
         channel="telegram",
         external_id=str(chat_id),
         display_name=_clean(name)[:MAX_NAME],
         phone=_clean(phone or "") or None,
-        language_code=_clean(user.language_code or "") or None,
+        language_code=_clean(language_code or "") or None,
     )
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.methods.base import Response
+from aiogram.types import Message
 
 TELEGRAM_API_URL = "https://api.telegram.org"
+#: pydantic keeps parametrised generic models in a weak cache, so unless someone holds ``Response[Message]`` aiogram
+#: rebuilds that model class (schema and all: ~4 ms) for the next answer it reads whenever the garbage collector has
+#: dropped it, which in a busy worker is every few messages sent. Holding them here keeps one of each for good.
+_RESPONSE_MODELS = (Response[Message], Response[bool])
 #: Seconds a Bot API call may take before it counts as a (transient) network failure.
 DEFAULT_TIMEOUT = 15.0
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from booking_core.services import auth as auth_service
 from gateway.api import api
-from gateway.auth import actor_of, token_from
+from gateway.auth import UNAVAILABLE, actor_of, login_failed, login_wait, token_from
 from gateway.errors import ApiError
 from gateway.keys import SESSIONMAKER, SETTINGS
 
@@ -36,6 +36,11 @@ class Ok(BaseModel):
            body=LoginRequest, response=LoginResponse, auth=False, errors=(401, 429))  # fmt: skip
 async def login(request: web.Request, body: LoginRequest) -> LoginResponse:
     settings = request.app[SETTINGS]
+    wait = await login_wait(request)
+    if wait == UNAVAILABLE:
+        raise ApiError(503, "sign_in_unavailable", "Sign-in is unavailable for a moment; try again in a minute.")
+    if wait > 0:
+        raise ApiError(429, "too_many_attempts", f"Too many sign-in attempts; try again in {wait} seconds.")
     async with request.app[SESSIONMAKER]() as db, db.begin():
         try:
             token, actor = await auth_service.redeem_login_code(
@@ -46,6 +51,7 @@ async def login(request: web.Request, body: LoginRequest) -> LoginResponse:
                 client_ip=request.remote,
             )
         except auth_service.AuthError as exc:
+            await login_failed(request)
             raise ApiError(401, exc.code, exc.message) from None
     return LoginResponse(token=token, role=actor.role or "")
 

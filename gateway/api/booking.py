@@ -8,10 +8,11 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from booking_core.services import availability, booking
+from booking_core.db.engine import Db
+from booking_core.services import availability, booking, confirmation
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
-from gateway.jobs import enqueue
+from gateway.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +207,8 @@ async def book_session(request: web.Request, body: BookRequest) -> SessionOut:
             room_id=body.room_id,
         )
         out = _session_out(session)
-    if out.status == "waiting":  # a visit in the past was recorded, not booked: no confirmation for it
-        await followups_after_booking(request, out.id)
+        if out.status == "waiting":  # a visit in the past was recorded, not booked: no confirmation for it
+            await plan_followups(request, db, out.id)
     return out
 
 
@@ -269,13 +270,25 @@ async def convert_hold(request: web.Request, hold_id: int, body: ConvertHoldRequ
     async with transaction(request) as db:
         session = await booking.convert_hold(db, hold_id, actor=caller(request), patient_id=body.patient_id)
         out = _session_out(session)
-    await followups_after_booking(request, out.id)
+        await plan_followups(request, db, out.id)
     return out
 
 
+async def plan_followups(request: web.Request, db: Db, session_id: int) -> list[int]:
+    """In the booking's own transaction: the confirmation link for the patient's channel, an outbox row (once per
+    session). Not a job: Redis being down or restarting empty loses nothing; :func:`transaction` hands the row to
+    the workers after commit, and the sweep sends it if that fails."""
+    settings = request.app[SETTINGS]
+    return await confirmation.send_confirmation(
+        db,
+        session_id,
+        secret=settings.SECRET_KEY,
+        base_url=settings.PUBLIC_BASE_URL,
+        default_language=settings.DEFAULT_LANGUAGE,
+    )
+
+
 async def followups_after_booking(request: web.Request, session_id: int) -> None:
-    """After the booking committed: the confirmation link goes out on the patient's channel (once per session)."""
-    try:
-        await enqueue(request.app, "workers.followups.send_confirmation", session_id, job_id=f"confirm-{session_id}")
-    except Exception:  # Redis down: the booking stands; the confirmation can be resent from the session page
-        log.warning("could not queue the confirmation of session %s", session_id)
+    """For a booking that committed already: :func:`plan_followups` in a transaction of its own."""
+    async with transaction(request) as db:
+        await plan_followups(request, db, session_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypedDict
 
 from aiohttp import web
 
@@ -14,7 +15,7 @@ from booking_core.services import outbox
 from booking_core.services.errors import NotFound
 from gateway.auth import actor_of
 from gateway.jobs import deliver
-from gateway.keys import SESSIONMAKER
+from gateway.keys import SESSIONMAKER, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,17 @@ async def transaction(request: web.Request) -> AsyncIterator[Db]:
             await deliver(request.app, planned)
         except Exception:  # Redis down: the rows are committed and the sweep sends them
             log.warning("could not queue delivery of outbox rows %s; the sweep will", planned)
+
+
+class PatientFacing(TypedDict):
+    booking_link: str
+    default_language: str
+
+
+def patient_facing(request: web.Request) -> PatientFacing:
+    """What services need to write to patients from a staff action: the public booking form and default language."""
+    settings = request.app[SETTINGS]
+    return PatientFacing(booking_link=f"{settings.PUBLIC_BASE_URL}/book", default_language=settings.DEFAULT_LANGUAGE)
 
 
 def caller(request: web.Request) -> Actor:

@@ -48,7 +48,7 @@ class FailuresOut(BaseModel):
 class RetryOut(BaseModel):
     outbox_id: int
     status: str
-    attempts: int
+    attempts: int = Field(description="Attempts it had used when it failed; the retry starts again from none")
     retry: int = Field(description="How many times staff retried this message, this one included")
     job_id: str
     enqueued: bool = Field(description="False when Redis was unreachable: the worker's sweep sends it instead")
@@ -72,7 +72,7 @@ async def list_failures(request: web.Request, query: FailuresQuery) -> FailuresO
 @api.route(
     "POST",
     "/failures/{outbox_id}/retry",
-    summary="Send a failed message again (its attempts are kept)",
+    summary="Send a failed message again, with a fresh set of attempts",
     tag="failures",
     response=RetryOut,
     roles=FRONT_DESK,

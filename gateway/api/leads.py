@@ -15,12 +15,12 @@ from redis.exceptions import RedisError
 from booking_core.services import lead_actions, leads
 from gateway import jobs
 from gateway.api import api
+from gateway.api.booking import plan_followups
 from gateway.api.common import caller, transaction
 from gateway.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 FRONT_DESK = ("owner", "admin", "staff")
-CONFIRMATION_JOB = "workers.followups.send_confirmation"  # sends the patient their confirmation link
 
 
 class LeadsQuery(BaseModel):
@@ -238,14 +238,8 @@ async def convert_lead(request: web.Request, lead_id: int, body: ConvertRequest)
             examination_ids=body.examination_ids,
             branch_id=body.branch_id,
         )
-    if conversion.created:
-        session_id = conversion.session.id
-        await _after_commit(
-            f"the confirmation of session {session_id}",
-            jobs.enqueue(
-                request.app, "workers.followups.send_confirmation", session_id, job_id=f"confirm-{session_id}"
-            ),
-        )
+        if conversion.created:  # the confirmation link, in the same transaction (delivered after commit)
+            await plan_followups(request, db, conversion.session.id)
     return ConversionOut(
         lead_id=conversion.lead_id,
         patient_id=conversion.patient_id,

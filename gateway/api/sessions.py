@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from booking_core.domain.money import money_str
 from booking_core.services import lifecycle
 from gateway.api import api
-from gateway.api.common import caller, transaction
+from gateway.api.common import caller, patient_facing, transaction
 from gateway.api.registry import MAX_JSON_BODY, validation_details
 from gateway.errors import ApiError
 
@@ -196,7 +196,10 @@ async def complete_session(request: web.Request, session_id: int) -> SessionDeta
            errors=(404, 409))  # fmt: skip
 async def cancel_session(request: web.Request, session_id: int, body: CancelRequest) -> SessionDetailOut:
     async with transaction(request) as db:
-        await lifecycle.cancel(db, session_id, actor=caller(request), reason_code=body.reason_code, note=body.note)
+        await lifecycle.cancel(
+            db, session_id, actor=caller(request), reason_code=body.reason_code, note=body.note,
+            **patient_facing(request),
+        )  # fmt: skip
     return await _respond(request, session_id)
 
 

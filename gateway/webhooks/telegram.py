@@ -19,6 +19,7 @@ from gateway.keys import ADAPTERS
 
 PATH = "/webhooks/telegram"
 MAX_BODY = 1024 * 1024  # Telegram updates are a few kilobytes; a megabyte is generous
+OK = json.dumps({"ok": True}).encode()  # the acknowledgement, serialised once
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
@@ -33,9 +34,11 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     if body is None:
         return _refuse(request, 413, "too_large", f"A Telegram update is at most {MAX_BODY} bytes.")
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, parse_constant=_not_json)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; absurd nesting a RecursionError
         return _refuse(request, 400, "malformed_json", "The body is not JSON.")
+    if b"\\u" in body and _unpaired_surrogate(raw):  # only a \u escape can make one: most bodies skip the check
+        return _refuse(request, 400, "invalid_update", "The update holds text that is not Unicode.")
     try:
         inbound = adapter.parse(raw)
     except InvalidUpdate as exc:
@@ -43,7 +46,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     outcome = await accept(request, inbound, channel="telegram")  # persisted (or recognised as a retry) here
     if inbound is not None and outcome != "ignored":
         await adapter.acknowledge(inbound)  # best effort, after the commit: stops the spinner on a pressed button
-    return web.json_response({"ok": True})
+    return web.Response(body=OK, content_type="application/json")
 
 
 async def _body(request: web.Request) -> bytes | None:
@@ -55,6 +58,22 @@ async def _body(request: web.Request) -> bytes | None:
     except web.HTTPRequestEntityTooLarge:  # chunked bodies past the app's client_max_size
         return None
     return None if len(body) > MAX_BODY else body
+
+
+def _not_json(constant: str) -> None:
+    """Python's json reads NaN and Infinity; JSON (and PostgreSQL's jsonb) has no such numbers."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _unpaired_surrogate(raw: object) -> bool:
+    """Whether the JSON held an escaped half of a surrogate pair alone: no database can store that text."""
+    try:
+        json.dumps(raw, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    except RecursionError:  # nested too deeply for an update: the adapter refuses it
+        return False
+    return False
 
 
 def _refuse(request: web.Request, status: int, code: str, message: str) -> web.Response:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -202,3 +202,27 @@ async def lead_with_hold(stack: Stack, channel: str) -> Lead:
             return lead
 
     return await wait_for(found)  # type: ignore[no-any-return]
+
+
+async def login_code(engine: AsyncEngine, secret_key: str, role: str = "staff", *, branch_id: int | None = None) -> str:
+    """A fresh one-time login code in the stack's database (what the owner's "Login Code" page would show)."""
+    from booking_core.domain.actors import SYSTEM
+    from booking_core.services import auth
+
+    async with make_sessionmaker(engine)() as db, db.begin():
+        issued = await auth.issue_login_code(
+            db, secret=secret_key, role=role, name=f"E2E {role} {secrets.token_hex(2)}",  # type: ignore[arg-type]
+            branch_id=branch_id, created_by=SYSTEM,
+        )  # fmt: skip
+    return issued.code
+
+
+async def staff_page(browser: Browser, stack: Stack, role: str = "staff", *, path: str = "/inbox") -> Page:
+    """A browser tab signed in to the staff app by typing a login code at /login, then opened at ``path``."""
+    context = await browser.new_context(base_url=stack.base, viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(f"/login?next={path}")
+    await page.get_by_label("Login code").fill(await login_code(stack.engine, stack.secret_key, role))
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"**{path}")
+    return page

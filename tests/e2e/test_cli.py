@@ -70,7 +70,8 @@ def test_run_on_a_fresh_home_starts_embedded_services_and_stops_cleanly(
     assert "Frontdesk is running with the demo clinic." in output
     code_line = next(line for line in output.splitlines() if "Owner code:" in line)
     assert len(code_line.split()[2]) == 11  # two groups of five, e.g. 7KQ4M-X2HPA
-    assert f"http://127.0.0.1:{port}/api/v1/auth/login" in output and f"http://127.0.0.1:{port}/book" in output
+    assert f"http://127.0.0.1:{port}/login?code={code_line.split()[2]}" in output
+    assert f"http://127.0.0.1:{port}/book" in output and f"http://127.0.0.1:{port}/queue" in output
     assert "Frontdesk stopped." in output
     assert "Traceback" not in output
     assert _embedded_processes(home) == []

@@ -163,6 +163,11 @@ class FakeTelegram(FakeProvider):
         self._bot_limit = SlidingWindowLimit(messages_per_second)
         self._chat_limit = SlidingWindowLimit(messages_per_chat_per_second)
 
+    @property
+    def limits(self) -> dict[str, SlidingWindowLimit]:
+        """The flood limits it enforces when asked to: "bot" (per bot token) and "chat" (per bot and chat)."""
+        return {"bot": self._bot_limit, "chat": self._chat_limit}
+
     # --- reading what happened ---
 
     def sent_messages(self, chat_id: int | str | None = None) -> list[Recorded]:

@@ -142,6 +142,11 @@ class FakeTwilio(FakeProvider):
         self.messages: dict[str, dict[str, Any]] = {}
         self._sender_limit = SlidingWindowLimit(messages_per_sender_per_second)
 
+    @property
+    def limits(self) -> dict[str, SlidingWindowLimit]:
+        """The limit it enforces when asked to: "sender" (messages per second per From number)."""
+        return {"sender": self._sender_limit}
+
     # --- reading what happened ---
 
     def sent_messages(self, to: str | None = None) -> list[Recorded]:

@@ -28,7 +28,6 @@ from booking_core.db.tables import (
 from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import booking, ingest
-from gateway.settings import Settings
 from tests.builders import Clinic, build_clinic, next_weekday
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -206,7 +205,6 @@ async def test_converting_a_lead_turns_its_hold_into_a_session_with_an_invoice(
     clinic: Clinic,
     sign_in: SignIn,
     sync_redis: SyncRedis,
-    settings: Settings,
 ) -> None:
     received = await _chat_lead(sessionmaker)
     start = next_weekday(1, hour=9, minute=30)
@@ -234,12 +232,12 @@ async def test_converting_a_lead_turns_its_hold_into_a_session_with_an_invoice(
         session = await db.get(Session, visit["id"])
     assert invoice.gross == clinic.examinations["GP"].price
     assert session is not None and session.lead_id == received.lead_id
-    job = Job.fetch(f"confirm-{visit['id']}", connection=sync_redis)
-    assert (job.func_name, job.args, job.origin) == (
-        "workers.followups.send_confirmation",
-        (visit["id"],),
-        f"{settings.FRONTDESK_REDIS_PREFIX}:default",
-    )
+    async with sessionmaker() as db:  # the confirmation link, planned with the booking (no Redis needed)
+        link = (
+            await db.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key == f"confirm:{visit['id']}"))
+        ).scalar_one()
+    assert link.kind == "confirmation" and visit["booking_code"] in link.payload["text"]
+    assert Job.exists(f"deliver-{link.id}", connection=sync_redis)  # and handed to the workers after commit
     assert len(await _audit(sessionmaker, "lead.converted", "lead", received.lead_id or 0)) == 1
 
 

@@ -369,10 +369,25 @@ async def test_a_missing_or_forged_secret_is_refused_and_nothing_is_stored(
 
 
 async def test_malformed_json_is_a_400_never_a_500(gateway: Client) -> None:
-    for body in (b'{"update_id": 1, "message": ', b"\xff\xfe not utf-8", b"", b"[" * 100_000):
+    for body in (b'{"update_id": 1, "message": ', b"\xff\xfe not utf-8", b"", b"[" * 100_000, b'{"update_id": NaN}'):
         response = await gateway.post(PATH, data=body, headers={**SIGNED, "Content-Type": "application/json"})
         assert response.status == 400, body[:20]
         assert (await response.json())["error"]["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize("field", ["text", "first_name"])
+async def test_text_with_half_an_emoji_escape_is_a_400_never_a_500(
+    field: str, gateway: Client, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    data = update("text_message")
+    where = data["message"] if field == "text" else data["message"]["from"]
+    where[field] = "Halo \ud83c"  # the first half of a surrogate pair, alone: JSON allows it, Unicode does not
+
+    status, body = await post(gateway, data)
+
+    assert status == 400
+    assert body["error"]["code"] == "invalid_update"
+    assert await identity_of(sessionmaker, chat_of(data)) is None
 
 
 async def test_json_that_is_not_a_telegram_update_is_a_400(gateway: Client) -> None:

@@ -59,8 +59,11 @@ async def say(
     *,
     text: str = "",
     button: str | None = None,
+    links: tuple[str | None, str | None] = (None, None),
 ) -> list[dict[str, Any]]:
-    """The patient writes (or presses a button) in their chat; returns the bot's replies to them."""
+    """The patient writes (or presses a button) in their chat; returns the bot's replies to them.
+
+    ``links`` = (SECRET_KEY, PUBLIC_BASE_URL), as the worker passes them, for confirmation links."""
     inbound = InboundMessage(
         channel=channel,  # type: ignore[arg-type]
         external_id=f"in{secrets.token_hex(8)}",
@@ -73,10 +76,10 @@ async def say(
     async with sessionmaker() as db, db.begin():
         received = await ingest.receive(db, inbound)
     async with sessionmaker() as db, db.begin():
-        ids = await conversation.handle(db, received.message_id)
+        ids = await conversation.handle(db, received.message_id, secret=links[0], base_url=links[1])
     async with sessionmaker() as db:
         rows = (await db.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))).scalars()
-        return [row.payload for row in sorted(rows, key=lambda r: r.id) if row.recipient == chat]
+        return [{**row.payload, "kind": row.kind} for row in sorted(rows, key=lambda r: r.id) if row.recipient == chat]
 
 
 async def sent_to(sessionmaker: async_sessionmaker[AsyncSession], chat: str, kind: str) -> list[dict[str, Any]]:
@@ -338,3 +341,26 @@ async def test_two_desks_putting_the_same_patient_on_the_list_at_once_make_one_e
     async with sessionmaker() as check:
         rows = (await check.execute(select(WaitlistEntry).where(WaitlistEntry.patient_id == patient.id))).scalars()
         assert [row.id for row in rows] == [ids[0]] and len(set(ids)) == 1
+
+
+async def test_a_visit_taken_from_a_waitlist_offer_gets_its_confirmation_link(
+    client: Client, sign_in: SignIn, clinic: Clinic, sessionmaker: async_sessionmaker[AsyncSession], db: AsyncSession
+) -> None:
+    headers = await sign_in("staff")
+    start = tuesday_at(11)
+    ayu, ayu_chat = await chatting_patient(db, "Ayu")
+    await join_over_api(client, headers, clinic, ayu, local_day(clinic, start))
+    visit = await book_over_api(client, headers, clinic, clinic.patients["siti"], start)
+    cancelled = await client.post(
+        f"/api/v1/sessions/{visit['id']}/cancel", json={"reason_code": "patient_request"}, headers=headers
+    )
+    assert cancelled.status == 200, await cancelled.text()
+    [offer] = await sent_to(sessionmaker, ayu_chat, "waitlist_offer")
+
+    replies = await say(
+        sessionmaker, "telegram", ayu_chat, button=offer["buttons"][0]["data"], links=("s3cret", "https://klinik.test")
+    )
+
+    assert [r["kind"] for r in replies] == ["reply", "confirmation"]  # "It's yours!", then the link
+    assert replies[0]["text"].startswith("It's yours!")
+    assert "https://klinik.test/c/" in replies[1]["text"]

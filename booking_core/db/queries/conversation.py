@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking_core.db.queries import ingest as ingest_queries
 from booking_core.db.tables import (
     AttendanceOverride,
     Branch,
@@ -211,3 +212,24 @@ async def add_lead(db: AsyncSession, values: dict[str, Any]) -> Lead:
     db.add(lead)
     await db.flush()
     return lead
+
+
+async def lead(db: AsyncSession, lead_id: int) -> Lead | None:
+    result = await db.execute(select(Lead).where(Lead.id == lead_id).execution_options(populate_existing=True))
+    return result.scalar_one_or_none()
+
+
+async def conversation(db: AsyncSession, conversation_id: int | None) -> Conversation | None:
+    if conversation_id is None:
+        return None
+    result = await db.execute(
+        select(Conversation).where(Conversation.id == conversation_id).execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def open_conversation_for(db: AsyncSession, identity: ChannelIdentity, *, now: datetime) -> Conversation:
+    """The identity's open conversation, opened now if it has none (staff write first, e.g. after a closed one)."""
+    language = (identity.language_code or "en").split("-")[0].lower()
+    language = language if language in ("en", "id") else "en"
+    return await ingest_queries.open_conversation(db, identity=identity, language=language, now=now)

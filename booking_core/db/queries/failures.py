@@ -106,16 +106,25 @@ async def outbox_scope(db: AsyncSession, outbox_id: int) -> Any:
     return (await db.execute(stmt)).one_or_none()
 
 
-async def reset_failed(db: AsyncSession, outbox_id: int, *, now: datetime) -> int | None:
-    """Failed → pending, due now (attempts kept); the row's attempts, or None when it was not failed."""
+async def reset_failed(db: AsyncSession, outbox_id: int, *, now: datetime) -> Any:
+    """Failed → pending, due now, with a fresh set of attempts (``last_error`` stays until it is sent).
+
+    Returns (attempts, last_error) as they were when it failed, or None when it was not failed.
+    """
+    before = (
+        select(OutboxMessage.id, OutboxMessage.attempts, OutboxMessage.last_error)
+        .where(OutboxMessage.id == outbox_id)
+        .with_for_update()
+        .subquery("before")
+    )
     stmt = (
         update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "failed")
-        .values(status="pending", next_attempt_at=now, locked_at=None)
-        .returning(OutboxMessage.attempts)
+        .where(OutboxMessage.id == before.c.id, OutboxMessage.status == "failed")
+        .values(status="pending", next_attempt_at=now, locked_at=None, attempts=0)
+        .returning(before.c.attempts, before.c.last_error)
         .execution_options(synchronize_session=False)
     )
-    return (await db.execute(stmt)).scalar_one_or_none()
+    return (await db.execute(stmt)).one_or_none()
 
 
 async def mark_retried(db: AsyncSession, outbox_id: int, *, now: datetime) -> int:

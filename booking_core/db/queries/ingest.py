@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +11,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking_core.db.raw import RawDb
 from booking_core.db.tables import ChannelIdentity, Conversation, Lead, Message, Patient
 
 
@@ -162,7 +165,7 @@ async def unprocessed_ids(db: AsyncSession, *, received_before: datetime, limit:
     return list(result.scalars())
 
 
-_FAST = text("""
+_FAST_SQL = """
 WITH ident AS (
     UPDATE channel_identities
        SET last_inbound_at = :now, display_name = COALESCE(NULLIF(:name, ''), display_name)
@@ -182,7 +185,14 @@ WITH ident AS (
 )
 SELECT (SELECT id FROM msg), (SELECT id FROM conv), (SELECT id FROM lead), (SELECT id FROM ident),
        (SELECT patient_id FROM ident)
-""")
+"""
+_FAST = text(_FAST_SQL)
+#: The same statement for asyncpg, which numbers its parameters.
+_FAST_PARAMS = ("now", "name", "channel", "contact", "external", "text", "payload")
+_FAST_NUMBERED = _FAST_SQL
+for _number, _name in enumerate(_FAST_PARAMS, start=1):
+    _FAST_NUMBERED = re.sub(rf":{_name}\b", f"${_number}", _FAST_NUMBERED)
+assert ":" not in _FAST_NUMBERED.replace("::", ""), "every parameter of the fast ingest statement is numbered"
 
 
 async def receive_known_chat(db: AsyncSession, values: dict[str, Any]) -> tuple[Any, ...]:
@@ -193,3 +203,19 @@ async def receive_known_chat(db: AsyncSession, values: dict[str, Any]) -> tuple[
     """
     row = (await db.execute(_FAST, values)).one()
     return tuple(row)
+
+
+async def receive_known_chats_raw(raw: RawDb, many: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """:func:`receive_known_chat` for each of ``many``, in one transaction on the raw pool: one round trip, one commit.
+
+    Atomic: when one statement fails, none of them is stored.
+    """
+    async with raw.acquire() as connection:
+        rows = await connection.fetchmany(_FAST_NUMBERED, [[values[name] for name in _FAST_PARAMS] for values in many])
+    assert len(rows) == len(many)
+    return [tuple(row) for row in rows]
+
+
+async def message_id_raw(raw: RawDb, channel: str, external_id: str) -> int | None:
+    value = await raw.fetchval("SELECT id FROM messages WHERE channel = $1 AND external_id = $2", channel, external_id)
+    return int(value) if value is not None else None

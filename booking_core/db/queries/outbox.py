@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,21 +79,29 @@ async def due_ids(db: AsyncSession, *, now: datetime, stale_before: datetime, li
     return list(result.scalars())
 
 
-async def earlier_unsent(db: AsyncSession, row: OutboxMessage, *, now: datetime, stale_before: datetime) -> bool:
-    """Is an earlier message to the same recipient still waiting to go? (Messages must arrive in order.)"""
+async def earlier_unsent(db: AsyncSession, row: OutboxMessage, *, now: datetime) -> datetime | None:
+    """When an earlier message to the same recipient that is still to go may go (None: nothing is in the way).
+
+    In the way: an earlier row being sent (or stuck with a dead worker until the sweep sends it again), one due
+    within seconds, and one that was tried and waits for its retry (a 429's ``retry_after``, a backoff after a
+    5xx), however long: messages must arrive in order. Not in the way: a row planned for later that was never
+    tried, and a failed one (staff see it in the failures list).
+    """
     from datetime import timedelta
 
     earlier = await db.execute(
-        select(OutboxMessage.id)
-        .where(
+        select(func.min(OutboxMessage.next_attempt_at), func.bool_or(OutboxMessage.status == "sending")).where(
             OutboxMessage.channel == row.channel,
             OutboxMessage.recipient == row.recipient,
             OutboxMessage.id < row.id,
             or_(
-                (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now + timedelta(seconds=5)),
-                (OutboxMessage.status == "sending") & (OutboxMessage.locked_at >= stale_before),
+                (OutboxMessage.status == "pending")
+                & ((OutboxMessage.next_attempt_at <= now + timedelta(seconds=5)) | (OutboxMessage.attempts > 0)),
+                OutboxMessage.status == "sending",
             ),
         )
-        .limit(1)
     )
-    return earlier.first() is not None
+    first_due, sending = earlier.one()
+    if sending:
+        return now
+    return first_due

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking_core.db.queries.calendar import examinations_of
 from booking_core.db.tables import Branch, Doctor, Patient, QueueCounter, QueueEntry, Session
 
 ACTIVE = ("waiting", "open")
@@ -166,3 +167,46 @@ async def open_session_ids(db: AsyncSession, doctor_id: int) -> list[int]:
         select(Session.id).where(Session.doctor_id == doctor_id, Session.status == "open").order_by(Session.id)
     )
     return list(result.scalars())
+
+
+async def examination_names(db: AsyncSession, session_ids: list[int]) -> dict[int, str]:
+    """Each session's examinations as one text ("General consultation, Vaccination"), in the lines' order."""
+    names = await examinations_of(db, session_ids)
+    return {session_id: ", ".join(found) for session_id, found in names.items() if found}
+
+
+@dataclass(frozen=True)
+class TrackedVisit:
+    """A visit as the public queue tracker needs it: the session, whose it is, with whom, where."""
+
+    session: Session
+    patient_name: str
+    doctor_name: str
+    branch: Branch
+
+
+async def tracked_visit(db: AsyncSession, session_id: int) -> TrackedVisit | None:
+    result = await db.execute(
+        select(Session, Patient.name, Doctor.name, Branch)
+        .join(Patient, Patient.id == Session.patient_id)
+        .join(Doctor, Doctor.id == Session.doctor_id)
+        .join(Branch, Branch.id == Session.branch_id)
+        .where(Session.id == session_id)
+    )
+    row = result.one_or_none()
+    if row is None:
+        return None
+    session, patient, doctor, branch = row
+    return TrackedVisit(session, patient or "", doctor, branch)
+
+
+async def active_queue_days(db: AsyncSession, since: date) -> list[tuple[int, date]]:
+    """(branch, day) of every queue with someone waiting or with the doctor, from ``since`` on."""
+    result = await db.execute(
+        select(QueueEntry.branch_id, QueueEntry.day)
+        .join(Session, Session.id == QueueEntry.session_id)
+        .where(QueueEntry.day >= since, Session.status.in_(ACTIVE))
+        .distinct()
+        .order_by(QueueEntry.branch_id, QueueEntry.day)
+    )
+    return [(branch_id, day) for branch_id, day in result.all()]

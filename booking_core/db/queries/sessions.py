@@ -119,6 +119,18 @@ async def delete_line(db: AsyncSession, session_id: int, line_id: int) -> Sessio
     return result.scalar_one_or_none()
 
 
+async def set_line_quantity(db: AsyncSession, session_id: int, line_id: int, quantity: int) -> SessionLine | None:
+    """Change one line's quantity; None when the id is not one of this session's lines."""
+    result = await db.execute(
+        update(SessionLine)
+        .where(SessionLine.id == line_id, SessionLine.session_id == session_id)
+        .values(quantity=quantity)
+        .returning(SessionLine)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
 async def examinations(db: AsyncSession, ids: Sequence[int]) -> dict[int, Examination]:
     if not ids:
         return {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import LoginCode, Staff, StaffSession
@@ -54,3 +54,32 @@ async def revoke_token(db: AsyncSession, token_hash: str, *, now: datetime) -> i
         .returning(StaffSession.id)
     )
     return result.scalar_one_or_none()
+
+
+async def staff_with_sessions(db: AsyncSession, *, now: datetime, branch_id: int | None) -> list[tuple[Staff, int]]:
+    """Active staff (of one branch, or all) with their count of live sessions, newest first."""
+    live = (
+        select(StaffSession.staff_id, func.count().label("n"))
+        .where(StaffSession.revoked_at.is_(None), StaffSession.expires_at > now)
+        .group_by(StaffSession.staff_id)
+        .subquery()
+    )
+    query = (
+        select(Staff, func.coalesce(live.c.n, 0))
+        .outerjoin(live, live.c.staff_id == Staff.id)
+        .where(Staff.active.is_(True))
+        .order_by(Staff.created_at.desc(), Staff.id.desc())
+    )
+    if branch_id is not None:
+        query = query.where(Staff.branch_id == branch_id)
+    return [(staff, int(n)) for staff, n in (await db.execute(query)).all()]
+
+
+async def revoke_staff_sessions(db: AsyncSession, staff_id: int, *, now: datetime) -> int:
+    result = await db.execute(
+        update(StaffSession)
+        .where(StaffSession.staff_id == staff_id, StaffSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(StaffSession.id)
+    )
+    return len(result.all())

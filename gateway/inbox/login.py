@@ -1,0 +1,151 @@
+"""Signing in and out of the staff app, and the owner's "Login Code for Clinic App" with its QR.
+
+``/login`` takes a typed code or one scanned from the QR (camera); ``POST /logout`` ends this device's session;
+``/inbox/staff`` lets owners and admins create login codes (role, branch; shown once, as QR and text) and sign a
+staff member out on every device.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import aiohttp_jinja2
+import segno
+from aiohttp import web
+
+from booking_core.domain.actors import ROLES, Actor
+from booking_core.services import auth as auth_service
+from booking_core.services import catalog
+from gateway import csrf
+from gateway.auth import COOKIE, UNAVAILABLE, current_actor, login_failed, login_wait, set_session_cookie, token_from
+from gateway.inbox.web import MANAGERS, back, form_of, message_page, private, render, safe_next, staff_page
+from gateway.keys import SESSIONMAKER, SETTINGS
+
+
+def _login_page(request: web.Request, *, code: str = "", error: str = "", status: int = 200) -> web.StreamResponse:
+    token, new_cookie = csrf.STAFF.token(request)
+    context = {
+        "lang": "en",
+        "csrf_token": token,
+        "code": code[:40],
+        "error": error,
+        "next": safe_next(request.query.get("next")),
+    }
+    response = aiohttp_jinja2.render_template("inbox/login.html", request, context, status=status)
+    if new_cookie is not None:
+        csrf.STAFF.set_cookie(request, response, new_cookie)
+    return private(response)
+
+
+async def show_login(request: web.Request) -> web.StreamResponse:
+    if await current_actor(request) is not None:
+        raise web.HTTPSeeOther(safe_next(request.query.get("next")))
+    # A scanned QR opens /login?code=...: the code is filled in, never used until the person presses Sign in
+    # (link previews and prefetchers must not burn a one-time code).
+    return _login_page(request, code=request.query.get("code", ""))
+
+
+async def submit_login(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    code = form.get("code", "")
+    if not csrf.STAFF.ok(request, form.get(csrf.FIELD)):
+        return _login_page(request, code=code, error="This page has expired. Please try again.", status=403)
+    wait = await login_wait(request)
+    if wait == UNAVAILABLE:
+        return _login_page(request, code=code, error="Sign-in is unavailable for a moment; try again in a minute.",
+                           status=503)  # fmt: skip
+    if wait > 0:
+        response = _login_page(
+            request, error=f"Too many attempts. Wait {wait // 60 + 1} minutes and try again.", status=429
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    settings = request.app[SETTINGS]
+    try:
+        async with request.app[SESSIONMAKER]() as db, db.begin():
+            token, _actor = await auth_service.redeem_login_code(
+                db, code, secret=settings.SECRET_KEY,
+                user_agent=request.headers.get("User-Agent", ""), client_ip=request.remote,
+            )  # fmt: skip
+    except auth_service.AuthError as exc:
+        await login_failed(request)
+        return _login_page(request, code=code, error=exc.message, status=401)
+    response = web.HTTPSeeOther(safe_next(form.get("next")))
+    set_session_cookie(request, response, token)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    if not csrf.STAFF.ok(request, form.get(csrf.FIELD)):
+        return message_page(request, 403, "csrf_failed", "This page has expired. Reload it and sign out again.")
+    actor = await current_actor(request)
+    token = token_from(request)
+    if actor is not None and token is not None:
+        async with request.app[SESSIONMAKER]() as db, db.begin():
+            await auth_service.revoke(db, token, secret=request.app[SETTINGS].SECRET_KEY, actor=actor)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+# --- staff and login codes (owners and admins)
+
+
+async def _staff_context(request: web.Request, actor: Actor) -> dict[str, object]:
+    async with request.app[SESSIONMAKER]() as db:
+        members = await auth_service.staff_members(db, actor=actor)
+        branches = await catalog.list_branches(db, actor=actor)
+    roles = [r for r in ROLES if actor.role == "owner" or r != "owner"]
+    return {"members": members, "branches": branches, "roles": roles, "issued": None,
+            "branch_names": {b.id: b.name for b in branches}}  # fmt: skip
+
+
+@staff_page(MANAGERS)
+async def staff_list(request: web.Request, actor: Actor) -> web.StreamResponse:
+    return render(request, actor, "inbox/staff.html", await _staff_context(request, actor), title="Staff & login codes")
+
+
+@staff_page(MANAGERS, refused_to="/inbox/staff")
+async def create_code(request: web.Request, actor: Actor) -> web.StreamResponse:
+    form = await form_of(request)
+    role = form.get("role", "")
+    branch_raw = form.get("branch", "")
+    branch_id = int(branch_raw) if branch_raw.isdigit() else None
+    if actor.branch_id is not None:
+        branch_id = actor.branch_id
+    async with request.app[SESSIONMAKER]() as db, db.begin():
+        issued = await auth_service.issue_login_code(
+            db, secret=request.app[SETTINGS].SECRET_KEY, role=role if role in ROLES else "staff",
+            name=form.get("name", "")[:120], branch_id=branch_id, created_by=actor,
+        )  # fmt: skip
+    link = f"{request.app[SETTINGS].PUBLIC_BASE_URL}/login?code={quote(issued.code)}"
+    context = await _staff_context(request, actor)
+    context["issued"] = {
+        "code": issued.code,
+        "role": issued.role,
+        "name": issued.name,
+        "minutes": max(1, int((issued.expires_at - datetime.now(UTC)).total_seconds() // 60)),
+        "qr_svg": segno.make(link, error="m").svg_inline(scale=5, dark="#14213d"),
+        "link": link,
+    }
+    # Shown once, on this response only (the code is stored hashed): no redirect that would lose it.
+    return render(request, actor, "inbox/staff.html", context, title="Login code created")
+
+
+@staff_page(MANAGERS, refused_to="/inbox/staff")
+async def sign_out_everywhere(request: web.Request, actor: Actor) -> web.StreamResponse:
+    staff_id = int(request.match_info["staff_id"])
+    async with request.app[SESSIONMAKER]() as db, db.begin():
+        count = await auth_service.sign_out_everywhere(db, staff_id, actor=actor)
+    return back(request, "/inbox/staff", notice=f"Signed out of {count} device(s).")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/login", show_login)
+    app.router.add_post("/login", submit_login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/inbox/staff", staff_list)
+    app.router.add_post("/inbox/staff/codes", create_code)
+    app.router.add_post(r"/inbox/staff/{staff_id:\d+}/sign-out", sign_out_everywhere)

@@ -1,0 +1,211 @@
+"""The front desk's QR scanner, ``/inbox/scanner``: check patients in and redeem Best Deal coupons.
+
+The camera (``Frontdesk.scanQR``) or a typed code posts to ``POST /inbox/scanner``. A check-in QR (``FD:`` and the
+booking code, or the booking code typed) checks the visit in at the scanner's branch and gives the day's token; a
+coupon code is validated and redeemed once. Each outcome is a result the page shows once after the redirect
+(post/redirect/get; the result rides in a short-lived signed cookie, so a reload never posts the code again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from booking_core.db.engine import Db
+from booking_core.domain.actors import Actor
+from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
+from booking_core.domain.links import CHECKIN_PREFIX
+from booking_core.services import catalog, coupons, lifecycle
+from booking_core.services import queue as queue_service
+from booking_core.services.catalog import BranchView
+from booking_core.services.errors import Invalid, ServiceError
+from booking_core.services.queue import CheckInOutcome, QueueTicket
+from gateway.api.common import transaction
+from gateway.inbox.web import DESK, form_of, render, staff_page
+from gateway.keys import SESSIONMAKER, SETTINGS
+
+PAGE = "/inbox/scanner"
+RESULT_COOKIE = "fd_scan"
+MAX_CODE = 200
+
+#: How each result looks: (style, heading). Styles: ok (green), warn (amber), bad (red).
+RESULTS: dict[str, tuple[str, str]] = {
+    "checked_in": ("ok", "Checked in"),
+    "already_checked_in": ("warn", "Already checked in"),
+    "not_accepted": ("warn", "Not accepted yet"),
+    "other_branch": ("bad", "Booked at another branch"),
+    "cancelled": ("bad", "Visit cancelled"),
+    "not_waiting": ("bad", "Already seen"),
+    "wrong_day": ("bad", "Not today"),
+    "unknown": ("bad", "Unknown code"),
+    "coupon_redeemed": ("ok", "Coupon redeemed"),
+    "coupon_used": ("bad", "Coupon already used"),
+    "coupon_expired": ("bad", "Coupon expired"),
+    "coupon_not_yet_valid": ("bad", "Coupon not valid yet"),
+    "coupon_void": ("bad", "Coupon voided"),
+    "coupon_other_branch": ("bad", "Coupon for another branch"),
+}
+_EXPLAINED = {
+    "not_accepted": "This visit was never accepted or confirmed. Check the details with the patient, then accept "
+    "it and check them in.",
+    "other_branch": "This visit is booked at another branch. Send the patient there, or change the booking first.",
+    "cancelled": "This visit was cancelled. Book a new visit if the patient still wants to be seen.",
+    "not_waiting": "This visit is already with the doctor or finished.",
+    "wrong_day": "This visit is on another day; patients check in on the day of their visit.",
+    "unknown": "This is not a check-in QR or coupon we know. Check the code and try again, or look the patient up "
+    "in Appointments.",
+}
+#: Every field a result may carry (the template reads each; absent ones are None).
+_RESULT_FIELDS = ("token", "patient", "doctor", "position", "ahead", "eta", "wait_min", "session_id", "accepted",
+                  "message", "title", "owner", "examination", "hint", "code")  # fmt: skip
+_COUPON_RESULTS = {
+    "already_redeemed": "coupon_used",
+    "expired": "coupon_expired",
+    "not_yet_valid": "coupon_not_yet_valid",
+    "void": "coupon_void",
+    "other_branch": "coupon_other_branch",
+    "unknown": "unknown",
+}
+
+
+def _results(request: web.Request) -> URLSafeSerializer:
+    return URLSafeSerializer(request.app[SETTINGS].SECRET_KEY, salt="frontdesk.staff.scan-result")
+
+
+def booking_code_in(text: str) -> str | None:
+    """The booking code in a check-in QR (``FD:K7MX2PQA``) or typed on its own; None for anything else."""
+    text = text.strip()
+    if text.upper().startswith(CHECKIN_PREFIX):
+        text = text[len(CHECKIN_PREFIX) :]
+    return normalize_code(text, length=BOOKING_CODE_LENGTH)
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and len(text) < 10 else None
+
+
+async def _desk(db: Db, actor: Actor, wanted: int | None) -> tuple[list[BranchView], BranchView | None]:
+    branches = await catalog.list_branches(db, actor=actor)
+    chosen = next((b for b in branches if b.id == wanted), None) or (branches[0] if branches else None)
+    return branches, chosen
+
+
+def _ticket_facts(ticket: QueueTicket, tz: str) -> dict[str, Any]:
+    return {
+        "token": ticket.token,
+        "doctor": ticket.doctor_name,
+        "position": ticket.position,
+        "ahead": ticket.ahead,
+        "eta": ticket.eta.astimezone(ZoneInfo(tz)).strftime("%H:%M"),
+        "wait_min": ticket.wait_min,
+    }
+
+
+async def _check_in(db: Db, actor: Actor, code: str, branch: BranchView) -> dict[str, Any]:
+    found = await queue_service.check_in_by_booking_code(db, code, branch.id, actor=actor)
+    result: dict[str, Any] = {"kind": found.outcome.value, "code": code}
+    if found.session_id is not None and found.outcome is not CheckInOutcome.OTHER_BRANCH:
+        detail = await lifecycle.detail(db, found.session_id, actor=actor)
+        result |= {"session_id": found.session_id, "patient": detail.patient.name, "doctor": detail.doctor.name}
+    if found.ticket is not None:
+        result |= _ticket_facts(found.ticket, branch.tz)
+    return result
+
+
+async def _redeem(db: Db, actor: Actor, code: str, branch: BranchView, secret: str) -> dict[str, Any]:
+    try:
+        coupon = await coupons.redeem(db, code, actor=actor, secret=secret, branch_id=branch.id)
+    except ServiceError as exc:
+        kind = _COUPON_RESULTS.get(exc.code, "unknown")
+        return {"kind": kind, "message": exc.message if kind != "unknown" else ""}
+    return {
+        "kind": "coupon_redeemed",
+        "title": coupon.title,
+        "owner": coupon.owner,
+        "examination": coupon.examination_name or "",
+        "hint": coupon.code_hint,
+    }
+
+
+def _answer(request: web.Request, branch_id: int | None, result: dict[str, Any]) -> web.HTTPSeeOther:
+    response = web.HTTPSeeOther(f"{PAGE}?branch={branch_id}" if branch_id else PAGE)
+    response.set_cookie(
+        RESULT_COOKIE, _results(request).dumps(result), path=PAGE, httponly=True, samesite="Strict", max_age=120
+    )
+    return response
+
+
+@staff_page(DESK)
+async def scan(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """A scanned or typed code: a check-in QR or booking code checks in; anything else is tried as a coupon."""
+    form = await form_of(request)
+    text = form.get("code", "").strip()[:MAX_CODE]
+    if not text:
+        raise Invalid("code_required", "Scan a QR code or type the code first.")
+    async with transaction(request) as db:
+        _branches, branch = await _desk(db, actor, _int(form.get("branch")))
+        if branch is None:
+            raise Invalid("no_branch", "There is no branch to check patients in at.")
+        booking_code = booking_code_in(text)
+        if booking_code is not None:
+            result = await _check_in(db, actor, booking_code, branch)
+        else:
+            result = await _redeem(db, actor, text, branch, request.app[SETTINGS].SECRET_KEY)
+    return _answer(request, branch.id, result)
+
+
+@staff_page(DESK)
+async def accept_and_check_in(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """The "not accepted yet" answer's button: accept the visit and check the patient in."""
+    form = await form_of(request)
+    session_id = _int(form.get("session_id"))
+    if session_id is None:
+        raise Invalid("invalid_form", "Scan the code again.")
+    async with transaction(request) as db:
+        _branches, branch = await _desk(db, actor, _int(form.get("branch")))
+        ticket = await queue_service.check_in(db, session_id, actor=actor)
+        detail = await lifecycle.detail(db, session_id, actor=actor)
+    tz = branch.tz if branch is not None and branch.id == ticket.branch_id else detail.branch.tz
+    result = {"kind": "checked_in", "session_id": session_id, "patient": detail.patient.name, "accepted": True}
+    return _answer(request, branch.id if branch else None, result | _ticket_facts(ticket, tz))
+
+
+def _take_result(request: web.Request) -> dict[str, Any] | None:
+    raw = request.cookies.get(RESULT_COOKIE)
+    if not raw:
+        return None
+    try:
+        value = _results(request).loads(raw)
+    except BadSignature:
+        return None
+    if not isinstance(value, dict) or value.get("kind") not in RESULTS:
+        return None
+    style, heading = RESULTS[value["kind"]]
+    shown = {key: None for key in _RESULT_FIELDS} | value
+    return {**shown, "style": style, "heading": heading, "explained": _EXPLAINED.get(value["kind"], "")}
+
+
+@staff_page(DESK)
+async def scanner_page(request: web.Request, actor: Actor) -> web.StreamResponse:
+    async with request.app[SESSIONMAKER]() as db:
+        branches, branch = await _desk(db, actor, _int(request.query.get("branch")))
+    result = _take_result(request)
+    context = {
+        "branches": branches,
+        "branch": branch,
+        "pick_branch": actor.branch_id is None and len(branches) > 1,
+        "result": result,
+    }
+    response = render(request, actor, "inbox/scanner.html", context, title="Scanner")
+    if RESULT_COOKIE in request.cookies:
+        response.del_cookie(RESULT_COOKIE, path=PAGE)
+    return response
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get(PAGE, scanner_page)
+    app.router.add_post(PAGE, scan)
+    app.router.add_post(f"{PAGE}/accept", accept_and_check_in)

@@ -1,0 +1,301 @@
+"""The session page (``/inbox/sessions/{id}``): one visit, its examination lines and invoice, its lifecycle.
+
+Lines are added, re-counted and removed through the invoicing service (forms that post here; the page's script
+sends them without a reload and previews the invoice through ``POST /api/v1/invoices/preview`` while staff
+choose). Only the lifecycle changes the transition table allows from the current status are offered; the owner
+alone may delete a visit for good, by typing ``DELETE <booking code>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from booking_core.db.engine import Db
+from booking_core.domain.actors import Actor
+from booking_core.domain.archive import confirmation_phrase
+from booking_core.domain.lifecycle import ACTIVE_STATUSES, SessionStatus, can_transition
+from booking_core.domain.money import money_str
+from booking_core.services import appointments, catalog, invoicing, lifecycle, queue
+from booking_core.services.errors import Invalid
+from gateway.api.common import patient_facing, transaction
+from gateway.inbox.calendar import as_int, calendar_url, hhmm, local, money, route_id, when
+from gateway.inbox.web import ALL, DESK, View, back, form_of, render, staff_page
+from gateway.keys import SESSIONMAKER, SETTINGS
+
+TOTALS = (
+    ("gross", "Examinations"),
+    ("package_covered", "Covered by package"),
+    ("insurer_pays", "Insurer pays"),
+    ("tax", "Tax"),
+    ("consumables", "Consumables"),
+    ("loyalty_discount", "Loyalty points"),
+)
+REASON_LABELS = {
+    "patient_request": "Patient asked",
+    "no_show": "Did not come (no-show)",
+    "doctor_unavailable": "Doctor unavailable",
+    "clinic_closed": "Clinic closed",
+    "duplicate": "Duplicate booking",
+    "other": "Other (write why)",
+}
+
+
+def _session_id(request: web.Request) -> int:
+    return route_id(request, "session_id")
+
+
+def _here(session_id: int) -> str:
+    return f"/inbox/sessions/{session_id}"
+
+
+def _invoice_context(view: invoicing.InvoiceView) -> dict[str, Any]:
+    cur, breakdown = view.currency, view.breakdown
+    totals = breakdown.get("totals", {})
+    return {
+        "status": view.status,
+        "lines": [
+            {
+                "name": line["name"],
+                "kind": line["kind"],
+                "quantity": line["quantity"],
+                "patient_amount": money(line["patient_amount"], cur),
+                "insurer_amount": money(line["insurer_amount"], cur) if Decimal(str(line["insurer_amount"])) else "",
+                "steps": [
+                    {"explanation": s["explanation"], "amount": money(s["amount"], cur), "kind": s["kind"]}
+                    for s in line["steps"]
+                ],
+            }
+            for line in breakdown.get("lines", [])
+        ],
+        "totals": [
+            {"key": key, "label": label, "amount": money(totals[key], cur)}
+            for key, label in TOTALS
+            if key in totals and (key == "gross" or Decimal(str(totals[key])))
+        ],
+        "patient_pays": money(totals.get("patient_pays", "0"), cur),
+        "requested_points": int(breakdown.get(invoicing.LOYALTY_REQUESTED, 0) or 0),
+    }
+
+
+@staff_page(ALL)
+async def show(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id = _session_id(request)
+    now = datetime.now(UTC)
+    async with request.app[SESSIONMAKER]() as db:
+        found = await lifecycle.detail(db, session_id, actor=actor)
+        invoice = await invoicing.session_invoice(db, session_id, actor=actor, now=now)
+        ticket = await queue.position_for_session(db, session_id, now=now)
+        reasons = (await lifecycle.cancel_reasons(db)).reasons
+        exams = await catalog.list_examinations(db, actor=actor, branch_id=found.branch.id, active=True)
+    s, tz, cur = found.session, found.branch.tz, found.branch.currency
+    status = SessionStatus(s.status)
+    desk = actor.role in DESK
+    active = status in ACTIVE_STATUSES
+    today = local(now, tz).date()
+    actions = {
+        "accept": desk and status is SessionStatus.WAITING and not s.accepted,
+        "check_in": desk
+        and status is SessionStatus.WAITING
+        and ticket is None
+        and local(s.starts_at, tz).date() == today,
+        "start": can_transition(status, SessionStatus.OPEN),
+        "complete": can_transition(status, SessionStatus.COMPLETED),
+        "cancel": desk and can_transition(status, SessionStatus.CANCELLED),
+        "no_show": desk and status is SessionStatus.WAITING and "no_show" in reasons,
+        "delete": actor.role == "owner",
+    }
+    context = {
+        "s": s,
+        "branch": found.branch,
+        "patient": found.patient,
+        "doctor": found.doctor,
+        "room": found.room,
+        "day_link": calendar_url(found.branch.id, local(s.starts_at, tz).date(), "doctors"),
+        "when": when(s.starts_at, tz),
+        "until": hhmm(s.ends_at, tz),
+        "checked_in_waiting_day": local(s.starts_at, tz).date() != today,
+        "ticket": ticket,
+        "eta": hhmm(ticket.eta, tz) if ticket else "",
+        "editable": active,
+        "lines": [
+            {
+                "id": line.id,
+                "kind": line.kind,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price": money(line.unit_price, cur),
+                "examination_id": line.examination_id,
+            }
+            for line in found.lines
+        ],
+        "examination_count": sum(1 for line in found.lines if line.kind == "examination"),
+        "examinations": [{"id": e.id, "name": e.name, "price": money(e.price, e.currency)} for e in exams],
+        "invoice": _invoice_context(invoice),
+        "preview_data": {
+            "branch_id": found.branch.id,
+            "patient_id": found.patient.id,
+            "loyalty_points": int(invoice.breakdown.get(invoicing.LOYALTY_REQUESTED, 0) or 0),
+            "examinations": [
+                {"line_id": line.id, "examination_id": line.examination_id, "quantity": line.quantity}
+                for line in found.lines
+                if line.kind == "examination"
+            ],
+            "consumables": [
+                {
+                    "line_id": line.id,
+                    "name": line.name,
+                    "unit_price": money_str(line.unit_price, cur),
+                    "quantity": line.quantity,
+                    "taxable": line.taxable,
+                }
+                for line in found.lines
+                if line.kind == "consumable"
+            ],
+            "names": {str(e.id): e.name for e in exams},
+        },
+        "actions": actions,
+        "reasons": [(r, REASON_LABELS.get(r, r.replace("_", " ").capitalize())) for r in reasons],
+        "phrase": confirmation_phrase(s.booking_code),
+        "commission": actor.role in ("owner", "admin") and s.doctor_commission is not None,
+        "doctor_commission": money(s.doctor_commission, cur) if s.doctor_commission is not None else "",
+        "manager_commission": money(s.manager_commission, cur) if s.manager_commission is not None else "",
+    }
+    return render(request, actor, "inbox/session.html", context, title=f"Session {s.booking_code}")
+
+
+# --- lines
+
+
+@staff_page(ALL)
+async def add_line(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id = _session_id(request)
+    form = await form_of(request)
+    exam_id = as_int(form.get("examination_id"))
+    if exam_id is None:
+        raise Invalid("examination_required", "Choose the examination to add.")
+    quantity = as_int(form.get("quantity")) or 0
+    async with transaction(request) as db:
+        line = await invoicing.add_line(db, session_id, actor=actor, examination_id=exam_id, quantity=quantity)
+        name, count = line.name, line.quantity
+    return back(request, _here(session_id), notice=f"Added {count} × {name}; the invoice is updated.")
+
+
+@staff_page(ALL)
+async def set_quantity(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id, line_id = _session_id(request), route_id(request, "line_id")
+    form = await form_of(request)
+    quantity = as_int(form.get("quantity")) or 0
+    async with transaction(request) as db:
+        line = await invoicing.set_line_quantity(db, session_id, line_id, quantity, actor=actor)
+        name, count = line.name, line.quantity
+    return back(request, _here(session_id), notice=f"{name}: quantity {count}; the invoice is updated.")
+
+
+@staff_page(ALL)
+async def remove_line(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id, line_id = _session_id(request), route_id(request, "line_id")
+    async with transaction(request) as db:
+        await invoicing.remove_line(db, session_id, line_id, actor=actor)
+    return back(request, _here(session_id), notice="Line removed; the invoice is updated.")
+
+
+# --- lifecycle
+
+
+@staff_page(DESK)
+async def accept(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id = _session_id(request)
+    async with transaction(request) as db:
+        done = await appointments.accept(
+            db, session_id, actor=actor, default_language=request.app[SETTINGS].DEFAULT_LANGUAGE
+        )
+    notice = "Accepted; the patient is sent their check-in QR." if done.changed else "This visit was already accepted."
+    return back(request, _here(session_id), notice=notice)
+
+
+@staff_page(DESK)
+async def check_in(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id = _session_id(request)
+    async with transaction(request) as db:
+        ticket = await queue.check_in(db, session_id, actor=actor)
+    return back(
+        request, _here(session_id), notice=f"Checked in: queue number {ticket.token}, position {ticket.position}."
+    )
+
+
+def _step(roles: Iterable[str], change: Callable[[Db, int, Actor], Awaitable[object]], notice: str) -> View:
+    """A lifecycle button: apply ``change`` to the session, then back to its page with ``notice``."""
+
+    @staff_page(roles)
+    async def step(request: web.Request, actor: Actor) -> web.StreamResponse:
+        session_id = _session_id(request)
+        async with transaction(request) as db:
+            await change(db, session_id, actor)
+        return back(request, _here(session_id), notice=notice)
+
+    return step
+
+
+start = _step(
+    ALL, lambda db, session_id, actor: lifecycle.start(db, session_id, actor=actor), "The visit has started (open)."
+)
+complete = _step(
+    ALL,
+    lambda db, session_id, actor: lifecycle.complete(db, session_id, actor=actor),
+    "The visit is completed and its invoice finalised.",
+)
+
+
+@staff_page(DESK)
+async def cancel(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id = _session_id(request)
+    form = await form_of(request)
+    async with transaction(request) as db:
+        await lifecycle.cancel(
+            db, session_id, actor=actor, reason_code=form.get("reason") or None, note=form.get("note") or None,
+            **patient_facing(request),
+        )  # fmt: skip
+    return back(request, _here(session_id), notice="The visit is cancelled; its time is free again.")
+
+
+no_show = _step(
+    DESK,
+    lambda db, session_id, actor: lifecycle.cancel(db, session_id, actor=actor, reason_code="no_show"),
+    "Recorded as a no-show; the visit is cancelled.",
+)
+
+
+@staff_page(DESK)
+async def delete(request: web.Request, actor: Actor) -> web.StreamResponse:
+    session_id = _session_id(request)
+    form = await form_of(request)
+    async with transaction(request) as db:
+        found = await lifecycle.detail(db, session_id, actor=actor)
+        branch_id, tz, starts_at = found.branch.id, found.branch.tz, found.session.starts_at
+        deleted = await lifecycle.delete_permanently(db, session_id, actor=actor, confirm=form.get("confirm"))
+    kept = " Its invoice is kept in the archive." if deleted.invoice_id else ""
+    return back(
+        request,
+        calendar_url(branch_id, local(starts_at, tz).date(), "doctors"),
+        notice=f"Session {deleted.booking_code} deleted for good.{kept}",
+    )
+
+
+def setup(app: web.Application) -> None:
+    base = r"/inbox/sessions/{session_id:\d+}"
+    app.router.add_get(base, show)
+    app.router.add_post(base + "/lines", add_line)
+    app.router.add_post(base + r"/lines/{line_id:\d+}/quantity", set_quantity)
+    app.router.add_post(base + r"/lines/{line_id:\d+}/remove", remove_line)
+    app.router.add_post(base + "/accept", accept)
+    app.router.add_post(base + "/check-in", check_in)
+    app.router.add_post(base + "/start", start)
+    app.router.add_post(base + "/complete", complete)
+    app.router.add_post(base + "/cancel", cancel)
+    app.router.add_post(base + "/no-show", no_show)
+    app.router.add_post(base + "/delete", delete)
