@@ -121,6 +121,7 @@ async def run(engine: AsyncEngine, backing: harness.Backing, *, quick: bool = Fa
             TELEGRAM_BOT_TOKEN=TOKEN,
             TELEGRAM_WEBHOOK_SECRET=SECRET,
             TELEGRAM_API_URL=telegram.base_url,
+            B6_PROFILE=os.environ.get('B6_PROFILE', ''),
         )
         sessions_before = await postgres_sessions(engine)
         worker = await asyncio.create_subprocess_exec(
@@ -181,4 +182,11 @@ def serve_lifted() -> bool:
 
 
 if __name__ == "__main__":
-    serve_lifted()
+    if os.environ.get("B6_PROFILE") == "timing":
+        sys.path.insert(0, "/tmp"); import b6timing  # noqa
+        serve_lifted()
+    elif os.environ.get("B6_PROFILE"):
+        import cProfile
+        cProfile.run("serve_lifted()", os.environ["B6_PROFILE"])
+    else:
+        serve_lifted()

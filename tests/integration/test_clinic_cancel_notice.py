@@ -38,8 +38,10 @@ def tuesday_ten() -> datetime:
 
 
 async def telegram_patient(sessionmaker: Sessions, *, language: str = "en", name: str = "Dewi Anggraini") -> Chat:
-    """A patient who said hello to the clinic's Telegram bot (so the clinic knows their chat and language)."""
-    patient = Chat(sessionmaker=sessionmaker, now=next_weekday(0, hour=9), name=name, language=language)
+    """A patient who said hello to the clinic's Telegram bot (so the clinic knows their chat and language), on the
+    Monday morning before the coming Tuesday's visits, whatever day the suite runs."""
+    monday_nine = next_weekday(1, hour=9) - timedelta(days=1)
+    patient = Chat(sessionmaker=sessionmaker, now=monday_nine, name=name, language=language)
     await patient.send("hello")
     return patient
 

@@ -1,8 +1,8 @@
 """The two statements on a delivery's hot path, each one round trip in a transaction of its own (autocommit).
 
-:func:`claim_to_send` does in one ``UPDATE`` what ``outbox.claim``, ``outbox.earlier_unsent`` and
-``outbox.identity_last_inbound`` do one by one (locking the row with ``SKIP LOCKED``, keeping a person's messages in
-order, reading their 24-hour window), so a worker pays one round trip instead of six before it sends. Its commit
+:func:`claim_to_send` does in one ``UPDATE`` what would otherwise take several statements (locking the row with
+``SKIP LOCKED``, keeping a person's messages in order, reading their 24-hour window), so a worker pays one round trip
+before it sends. Its commit
 does not wait for the disk: losing it in a PostgreSQL crash leaves the row as it was, to be claimed and sent again,
 which is what a crash between its commit and the send leaves anyway. :func:`record_sent` commits durably.
 """
