@@ -50,14 +50,17 @@ SHORT_WAIT = 0.25
 
 
 def deliver(outbox_id: int) -> str:
-    """Send one outbox row on its channel (claimed first, so a repeated job never sends twice)."""
+    """Send one outbox row on its channel (claimed first, so a repeated job never sends twice).
+
+    The record of a sent row (its provider id, one UPDATE) is started before the job returns and finishes while RQ
+    files the job away; the worker waits for it before it takes another job."""
     rt = runtime.current()
-    return rt.run(_deliver(rt, outbox_id))
+    return rt.run(_deliver(rt, outbox_id, record_later=True))
 
 
-async def _deliver(rt: runtime.Runtime, outbox_id: int, *, here_only: bool = False) -> str:
+async def _deliver(rt: runtime.Runtime, outbox_id: int, *, here_only: bool = False, record_later: bool = False) -> str:
     """``here_only``: leave a row on a channel this worker has no sender for alone (``skipped``) instead of failing
-    it; :func:`deliver_planned` hands such a row to a deliver job."""
+    it; :func:`deliver_planned` hands such a row to a deliver job. ``record_later``: see :func:`deliver`."""
     senders = rt.senders()
     limiter: RateLimiter = rt.limiter()
 
@@ -77,7 +80,11 @@ async def _deliver(rt: runtime.Runtime, outbox_id: int, *, here_only: bool = Fal
             before_send=before_send,
             stale_after=reclaim_after(rt.settings),
             channels=list(senders) if here_only else None,
+            hot=await rt.sending_pool(),
+            record_later=rt.after_job if record_later else None,
         )
+    if rt.unfinished:
+        await asyncio.sleep(0)  # the record's statement goes out now, so the database works on it meanwhile
     if outcome.status == "retry" and outcome.retry_at is not None:
         queues.enqueue(
             rt.sync_redis(),

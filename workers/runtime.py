@@ -8,6 +8,7 @@ process's single loop, so pools and clients survive from job to job.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -26,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
+from booking_core.db.raw import RawDb, make_raw_pool
 from gateway.settings import Settings, load_settings
 from workers import queues
 
@@ -45,6 +47,8 @@ class Runtime:
     connections_opened: int = 0
     jobs_run: int = 0
     extras: dict[str, Any] = field(default_factory=dict)  # channel clients, added by the channels as they come
+    #: Work a job left running when it returned (see :meth:`after_job`); finished before the next job starts.
+    unfinished: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def senders(self) -> dict[str, Any]:
         """The channel adapters used for sending, built on first use and kept for the process's life."""
@@ -53,6 +57,25 @@ class Runtime:
 
             self.extras["senders"] = build_adapters(self.settings, self.redis)
         return self.extras["senders"]
+
+    async def sending_pool(self) -> RawDb:
+        """A small asyncpg pool of its own for a delivery's two statements (the claim and the record of a sent
+        row): no session around them, and plans kept generic, since those two statements always look rows up by
+        their ids and planning the claim anew each time costs more than running it. Made on first use."""
+        if "sending_pool" not in self.extras:
+            assert self.settings.async_database_url is not None
+
+            def opened() -> None:
+                self.connections_opened += 1
+
+            self.extras["sending_pool"] = await make_raw_pool(
+                self.settings.async_database_url,
+                max_size=2,
+                settings={"plan_cache_mode": "force_generic_plan"},
+                on_connect=opened,
+            )
+        pool: RawDb = self.extras["sending_pool"]
+        return pool
 
     def limiter(self) -> Any:
         if "limiter" not in self.extras:
@@ -68,10 +91,30 @@ class Runtime:
         return self.extras["sync_redis"]
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        self.finish_unfinished()
         self.jobs_run += 1
         return self.loop.run_until_complete(coro)
 
+    def after_job(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` past the end of the job: started now, it goes on while RQ files the job away and is waited
+        for before this worker takes its next job (:meth:`finish_unfinished`), so no later job of this worker runs
+        before it is done. An error is logged: the job has already said what it did."""
+        task = self.loop.create_task(coro)
+        self.unfinished.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.unfinished.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("work left running after a job failed", exc_info=task.exception())
+
+    def finish_unfinished(self) -> None:
+        if self.unfinished and not self.loop.is_closed():
+            self.loop.run_until_complete(asyncio.gather(*self.unfinished, return_exceptions=True))
+
     def close(self) -> None:
+        self.finish_unfinished()
+
         async def _close() -> None:
             senders = self.extras.pop("senders", {})
             for client in [*senders.values(), *self.extras.values()]:
@@ -142,6 +185,10 @@ class Worker(SimpleWorker):
         except RedisError:  # RQ notes the request in Redis; without it the worker still stops after this job
             log.warning("worker %s: stopping; Redis is away, so RQ could not record it", self.name)
 
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        current().finish_unfinished()  # before waiting for the next job: nothing is left half-done while idle
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         from workers.jobs import schedule_sweep
@@ -167,6 +214,21 @@ def housekeeping_every(settings: Settings) -> int:
     return max(5, min(60, int(2 * settings.FRONTDESK_SWEEP_EVERY)))
 
 
+def prepare(runtime: Runtime) -> None:
+    """Before the first job: build the channel clients (aiogram's and twilio's imports take a second or more, which
+    the first patient's message would otherwise wait for), then freeze what the process has made so far. It lives
+    as long as the process, and frozen, the garbage collector stops walking it (the hundreds of thousands of
+    objects behind aiogram's and pydantic's models) in every full collection a busy worker runs."""
+
+    async def build_senders() -> None:  # on the loop, where the clients will run
+        runtime.senders()
+        await runtime.sending_pool()
+
+    runtime.loop.run_until_complete(build_senders())
+    gc.collect()
+    gc.freeze()
+
+
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     """Serve the queues (with RQ's scheduler) until stopped by a signal (or, with ``burst``, until they are empty).
 
@@ -178,6 +240,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     assert settings.REDIS_URL is not None
     runtime = build(settings)
     install(runtime)
+    prepare(runtime)
     connection = SyncRedis.from_url(settings.REDIS_URL)
     every = housekeeping_every(settings)
     base_name = name or f"frontdesk-{os.getpid()}"

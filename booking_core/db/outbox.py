@@ -24,6 +24,14 @@ class OutboxMessage(Base):
         UniqueConstraint("dedupe_key"),
         Index("ix_outbox_due", "next_attempt_at", postgresql_where=text("status IN ('pending', 'sending')")),
         Index("ix_outbox_provider_id", "provider_id"),
+        # "Is an earlier message to this person still to go?", asked by every delivery (messages arrive in order).
+        Index(
+            "ix_outbox_unsent_by_recipient",
+            "channel",
+            "recipient",
+            "id",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -9,6 +9,7 @@ SQLAlchemy engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -26,16 +27,29 @@ async def _keep_as_is(connection: Any) -> None:
     """
 
 
-async def make_raw_pool(url: str, *, max_size: int = 10) -> RawDb:
+async def make_raw_pool(
+    url: str,
+    *,
+    max_size: int = 10,
+    settings: dict[str, str] | None = None,
+    on_connect: Callable[[], None] | None = None,
+) -> RawDb:
     """An asyncpg pool for ``url`` (``postgresql://`` or ``postgresql+asyncpg://``); connects lazily.
 
     No connection is opened here, so the gateway starts (and answers /health with 503) while the database is down.
+    ``settings``: more PostgreSQL settings for its connections; ``on_connect`` is called for each one it opens.
     """
     dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def opened(connection: Any) -> None:
+        if on_connect is not None:
+            on_connect()
+
     return await asyncpg.create_pool(
         dsn,
         min_size=0,
         max_size=max_size,
         reset=_keep_as_is,
-        server_settings={"application_name": "frontdesk", "timezone": "UTC"},
+        init=opened,
+        server_settings={"application_name": "frontdesk", "timezone": "UTC", **(settings or {})},
     )

@@ -8,7 +8,8 @@ marked failed with the provider's error and listed for staff.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+import functools
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from booking_core.db.engine import Db
 from booking_core.db.queries import outbox as queries
 from booking_core.db.queries import sending
+from booking_core.db.raw import RawDb
 from booking_core.domain.messages import DeliveryFailed, OutboundMessage
 
 MAX_ATTEMPTS = 6
@@ -117,20 +119,34 @@ async def deliver(
     before_send: Any = None,
     stale_after: timedelta = STALE_AFTER,
     channels: Collection[str] | None = None,
+    hot: RawDb | None = None,
+    record_later: Callable[[Coroutine[Any, Any, None]], None] | None = None,
 ) -> Outcome:
     """Claim, send and record one outbox row. ``db`` must not be in a transaction: each step commits on its own.
 
     ``before_send(message)`` (awaitable) runs between claim and send: the worker uses it for shared rate limits.
     ``stale_after``: a row 'sending' for longer than this belongs to a dead worker and is claimed again.
     ``channels``: only a row on one of these is claimed (another is ``skipped``, untouched); None: any channel.
+    ``hot``: a pool the claim and the record of a sent row run on (a worker's), instead of ``db``'s connection.
+    ``record_later`` (with ``hot``): given the record of a sent row, started, to finish while the caller goes on
+    (a worker's job hands it over so that it completes while RQ files the job away); None: awaited here.
     """
     now = now or datetime.now(UTC)
     # One statement claims the row, keeps the person's messages in order and reads their 24-hour window (see
     # booking_core/db/queries/sending.py): a delivery's database work before the send is one round trip.
-    async with db.begin():
-        row = await sending.claim_to_send(
-            db, outbox_id, now=now, stale_before=now - stale_after, in_order_wait=IN_ORDER_WAIT, channels=channels
-        )
+    claim = functools.partial(
+        sending.claim_to_send,
+        outbox_id=outbox_id,
+        now=now,
+        stale_before=now - stale_after,
+        in_order_wait=IN_ORDER_WAIT,
+        channels=channels,
+    )
+    if hot is not None:
+        row = await claim(hot)
+    else:
+        async with db.begin():
+            row = await claim(db)
     if row is None:
         return Outcome("skipped", outbox_id)
     if row.status != "sending":
@@ -171,8 +187,15 @@ async def deliver(
                 )
             return Outcome("retry", outbox_id, retry_at=retry_at, error=error, attempts=attempts)
         return await _fail(db, outbox_id, error, attempts)
-    async with db.begin():
-        await sending.record_sent(db, outbox_id, provider_id=provider_id, at=datetime.now(UTC))
+    if hot is not None:
+        record = sending.record_sent(hot, outbox_id, provider_id=provider_id, at=datetime.now(UTC))
+        if record_later is None:
+            await record
+        else:
+            record_later(record)
+    else:
+        async with db.begin():
+            await sending.record_sent(db, outbox_id, provider_id=provider_id, at=datetime.now(UTC))
     return Outcome("sent", outbox_id, provider_id=provider_id, attempts=attempts)
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis import Redis
+from rq.registry import FinishedJobRegistry
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +32,7 @@ from booking_core.services import auth, outbox
 from tests.builders import build_clinic, next_weekday
 from tests.e2e import faults_support as faults
 from tests.e2e.faults_support import eventually, new_chat_id, patient_writes
+from workers import queues
 
 pytestmark = pytest.mark.e2e
 
@@ -282,3 +285,43 @@ async def test_a_throttling_and_failing_provider_gets_every_message_once_in_orde
                 else:
                     wait = outbox.backoff(attempt).total_seconds()
                 assert then.at - refused.at >= wait, (text, attempt, refused.status)
+
+
+# --- the record of a sent message, finished after the job ----------------------------------------------------
+
+
+async def test_a_sent_message_is_recorded_even_when_its_worker_then_has_nothing_to_do(
+    isolated_env: dict[str, str],
+) -> None:
+    """A deliver job hands the record of the sent row (its provider id) over to finish while RQ files the job away.
+    A worker with no next job must still finish it, not leave the row 'sending' until a sweep comes (an hour here)
+    and another worker sends the message again."""
+    async with faults.fake_telegram() as telegram, faults.database(isolated_env) as sessions:
+        env = faults.fault_env(isolated_env, telegram, FRONTDESK_SWEEP_EVERY="3600")
+        chat = new_chat_id()
+        async with faults.running(env, "worker"):
+            with Redis.from_url(env["REDIS_URL"]) as redis:
+                await eventually(lambda: start_sweep_done(redis, env), seconds=60, what="the worker's start")
+            outbox_id = await plan(sessions, chat, "Klinik Sehat: your visit is tomorrow at 09:30")
+            with Redis.from_url(env["REDIS_URL"]) as redis:  # as a request does after its commit
+                queues.enqueue(redis, env["FRONTDESK_REDIS_PREFIX"], "workers.jobs.deliver", outbox_id,
+                               queue=queues.OUTBOUND, job_id=f"deliver-{outbox_id}")  # fmt: skip
+            await eventually(lambda: telegram.sent_messages(chat), seconds=60, what="the deliver job")
+            sent = await eventually(
+                lambda: recorded_sent(sessions, outbox_id), seconds=10, what="the record of the sent row"
+            )
+
+    [message] = telegram.sent_messages(chat)
+    assert sent.provider_id == str(message.response["result"]["message_id"]) and sent.attempts == 1
+
+
+async def recorded_sent(sessions: Sessions, outbox_id: int) -> OutboxMessage | None:
+    found = await row(sessions, outbox_id)
+    return found if found.status == "sent" else None
+
+
+def start_sweep_done(redis: Redis, env: dict[str, str]) -> bool:
+    """The sweep a worker runs when it starts has finished: with the next one an hour away, the worker is idle."""
+    prefix = env["FRONTDESK_REDIS_PREFIX"]
+    finished = FinishedJobRegistry(queues.queue_name(prefix, queues.DEFAULT), connection=redis)
+    return any(job_id.startswith(f"{prefix}-sweep-start-") for job_id in finished.get_job_ids())

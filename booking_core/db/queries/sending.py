@@ -9,17 +9,23 @@ which is what a crash between its commit and the send leaves anyway. :func:`reco
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import DateTime, String, bindparam, case, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY, asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
+from booking_core.db.raw import RawDb
 from booking_core.db.tables import ChannelIdentity, OutboxMessage
+
+#: Where the two statements run: the caller's session (on its connection) or a pool of their own (a worker's
+#: :func:`sending_pool`), which skips the session's work around every statement.
+Executor: TypeAlias = AsyncSession | RawDb
 
 #: An earlier message to the same person planned within this much of now is waiting to go, so it is in the way.
 SOON = timedelta(seconds=5)
@@ -58,10 +64,12 @@ class _Compiled:
         compiled = statement.compile(dialect=asyncpg.dialect())
         return cls(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
 
-    async def fetchrow(self, db: AsyncSession, values: dict[str, Any]) -> Any:
-        raw = await (await _autocommit(db)).get_raw_connection()
+    async def fetchrow(self, db: Executor, values: dict[str, Any]) -> Any:
         args = [values[name] if name in values else self.constants[name] for name in self.order]
-        return await raw.driver_connection.fetchrow(self.sql, *args)  # type: ignore[union-attr]
+        if isinstance(db, AsyncSession):
+            raw = await (await _autocommit(db)).get_raw_connection()
+            return await raw.driver_connection.fetchrow(self.sql, *args)  # type: ignore[union-attr]
+        return await db.fetchrow(self.sql, *args)
 
 
 def _claim_statement(*, on_channels: bool) -> Any:
@@ -143,7 +151,7 @@ _SENT = _Compiled.of(
 
 
 async def claim_to_send(
-    db: AsyncSession,
+    db: Executor,
     outbox_id: int,
     *,
     now: datetime,
@@ -158,7 +166,7 @@ async def claim_to_send(
     unless an earlier message to the same recipient is still to go: being sent, due within :data:`SOON`, or tried
     and waiting for its retry (a failed one is not in the way). Then the row stays 'pending' until
     ``max(now + in_order_wait, when that one may go)`` (now, if it is being sent), attempts unchanged.
-    Must be the first statement of ``db``'s transaction; the caller ends the transaction.
+    A session: this must be the first statement of its transaction, which the caller ends.
     """
     params: dict[str, Any] = {
         "outbox_id": outbox_id,
@@ -175,14 +183,14 @@ async def claim_to_send(
     return Claimed(
         id=row["id"],
         status=row["status"],
-        payload=row["payload"],
+        payload=row["payload"] if isinstance(row["payload"], dict) else json.loads(row["payload"]),
         attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"],
         last_inbound_at=row["last_inbound_at"],
     )
 
 
-async def record_sent(db: AsyncSession, outbox_id: int, *, provider_id: str, at: datetime) -> None:
+async def record_sent(db: Executor, outbox_id: int, *, provider_id: str, at: datetime) -> None:
     """Mark the row sent with the provider's id, in one statement that commits (durably) on its own.
-    Must be the first statement of ``db``'s transaction; the caller ends the transaction."""
+    A session: this must be the first statement of its transaction, which the caller ends."""
     await _SENT.fetchrow(db, {"outbox_id": outbox_id, "provider_id": provider_id, "at": at})
