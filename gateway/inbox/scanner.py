@@ -130,8 +130,9 @@ async def _redeem(db: Db, actor: Actor, code: str, branch: BranchView, secret: s
     }
 
 
-def _answer(request: web.Request, branch_id: int | None, result: dict[str, Any]) -> web.HTTPSeeOther:
-    response = web.HTTPSeeOther(f"{PAGE}?branch={branch_id}" if branch_id else PAGE)
+def _answer(request: web.Request, branch_id: int | None, result: dict[str, Any]) -> web.Response:
+    """Back to the scanner (303), the result in a short-lived signed cookie for the page to show once."""
+    response = web.Response(status=303, headers={"Location": f"{PAGE}?branch={branch_id}" if branch_id else PAGE})
     response.set_cookie(
         RESULT_COOKIE, _results(request).dumps(result), path=PAGE, httponly=True, samesite="Strict", max_age=120
     )
