@@ -44,9 +44,10 @@ WARM_UP = 20  # of each kind, not counted: imports, templates, pools and the Bot
 TOKEN = "555000222:bench-delivery-job"
 SECRET = "bench-webhook-secret"
 FIRST_CHAT = 800_000_000
-#: The empty job runs in the queue a worker serves first, so nothing else (the sweep a worker start schedules) can
-#: run between two of them; the deliveries run next, the ``ping`` last.
-EMPTY_QUEUE = queues.DIALOG
+#: The empty jobs go first into the deliveries' own queue, so both kinds are dequeued alike (in burst mode RQ asks
+#: each queue in turn: both find the chatbot's queue empty first) and nothing else (the sweep a worker start
+#: schedules, in the default queue) runs between two of them; the deliveries run next, the ``ping`` last.
+EMPTY_QUEUE = queues.OUTBOUND
 LIFTED_BOT_LIMIT = 1_000_000  # messages per second: never reached
 
 

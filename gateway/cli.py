@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from gateway import embedded
 from gateway.embedded import EmbeddedError, Services
+from gateway.loop import new_event_loop
 from gateway.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("frontdesk")
@@ -236,12 +237,8 @@ async def _serve(
 
 
 def _run_gateway(main: Coroutine[Any, Any, int]) -> int:
-    """Run the gateway's loop: uvloop when it is installed (a faster loop and transports), else asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; it has no Windows build
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    """Run the gateway on :func:`gateway.loop.new_event_loop` (uvloop)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)
 
 

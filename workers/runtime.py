@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.raw import RawDb, make_raw_pool
+from gateway.loop import new_event_loop
 from gateway.settings import Settings, load_settings
 from workers import queues
 
@@ -135,7 +136,7 @@ _current: Runtime | None = None
 
 def build(settings: Settings) -> Runtime:
     assert settings.async_database_url is not None and settings.REDIS_URL is not None
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()  # uvloop
     asyncio.set_event_loop(loop)
     engine = make_engine(settings.async_database_url, pool_size=4)
     runtime = Runtime(
