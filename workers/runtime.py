@@ -109,9 +109,21 @@ class Runtime:
         if not task.cancelled() and task.exception() is not None:
             log.error("work left running after a job failed", exc_info=task.exception())
 
-    def finish_unfinished(self) -> None:
-        if self.unfinished and not self.loop.is_closed():
-            self.loop.run_until_complete(asyncio.gather(*self.unfinished, return_exceptions=True))
+    def finish_unfinished(self, *, seconds: float = 30.0) -> None:
+        """Wait for what jobs left running; what is not done within ``seconds`` (a database that hangs) is
+        cancelled and logged. A record cancelled so leaves its row 'sending', for the sweep to reclaim."""
+        if not self.unfinished or self.loop.is_closed():
+            return
+
+        async def settle() -> None:
+            _done, late = await asyncio.wait(set(self.unfinished), timeout=seconds)
+            for task in late:
+                log.error("work left running after a job did not finish within %s s; cancelled", seconds)
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+        self.loop.run_until_complete(settle())
 
     def close(self) -> None:
         self.finish_unfinished()
