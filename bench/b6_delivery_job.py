@@ -57,8 +57,9 @@ def nothing() -> None:
     """The empty job: what RQ and the worker cost on their own."""
 
 
-async def seed(engine: AsyncEngine, count: int) -> list[int]:
-    """``count`` Telegram chats, each with one planned reply in the outbox (through the outbox service)."""
+async def seed(engine: AsyncEngine, count: int) -> tuple[list[int], dict[int, str]]:
+    """``count`` Telegram chats, each with one planned reply in the outbox (through the outbox service); the rows'
+    ids and where they go (``outbox.routes``, as whoever plans messages hands them to the workers)."""
     maker = make_sessionmaker(engine)
     async with maker() as db, db.begin():
         identity_ids = list(
@@ -83,7 +84,7 @@ async def seed(engine: AsyncEngine, count: int) -> list[int]:
             outbox_id = await outbox.add(db, message, kind="confirmation", identity_id=identity_id)
             assert outbox_id is not None
             outbox_ids.append(outbox_id)
-    return outbox_ids
+    return outbox_ids, outbox.routes(db)
 
 
 def _fetched(ids: list[str], redis: Redis) -> list[Job]:
@@ -127,19 +128,15 @@ async def run(engine: AsyncEngine, backing: harness.Backing, *, quick: bool = Fa
     report = Report(f"B6  delivery job throughput on one worker vs an empty RQ job ({count:,} of each)")
     database_url = engine.url.render_as_string(hide_password=False)
     prefix = f"fdb{harness.new_name('')[-6:]}"
-    outbox_ids = await seed(engine, WARM_UP + count)
+    outbox_ids, routes = await seed(engine, WARM_UP + count)
     redis = Redis.from_url(backing.redis_url())
 
     def empty_jobs(n: int) -> list[str]:
         return [queues.enqueue(redis, prefix, f"{__name__}.nothing", queue=EMPTY_QUEUE).id for _ in range(n)]
 
-    def delivery_jobs(ids: list[int]) -> list[str]:
-        return [
-            queues.enqueue(
-                redis, prefix, "workers.jobs.deliver", outbox_id, queue=queues.OUTBOUND, job_id=f"deliver-{outbox_id}"
-            ).id
-            for outbox_id in ids
-        ]
+    def delivery_jobs(ids: list[int]) -> list[str]:  # as a request or a job hands its committed rows over
+        queues.enqueue_deliveries(redis, prefix, ids, routes)
+        return [f"deliver-{outbox_id}" for outbox_id in ids]
 
     # Warm-up first, then the two kinds in alternating blocks: a stretch of the machine being slow falls on both.
     empty, deliveries = [empty_jobs(WARM_UP)], [delivery_jobs(outbox_ids[:WARM_UP])]

@@ -26,14 +26,6 @@ MAX_BATCH = 50
 MIN_INTERVAL = 0.025
 
 
-def enqueue_deliveries(connection: SyncRedis, prefix: str, outbox_ids: Sequence[int]) -> None:
-    """One deterministic job per outbox row (a repeat is harmless: delivery claims the row first)."""
-    for outbox_id in outbox_ids:
-        queues.enqueue(
-            connection, prefix, "workers.jobs.deliver", outbox_id, queue=queues.OUTBOUND, job_id=f"deliver-{outbox_id}"
-        )
-
-
 def enqueue_dialog(connection: SyncRedis, prefix: str, message_ids: Sequence[int]) -> None:
     queues.enqueue(
         connection,

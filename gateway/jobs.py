@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from aiohttp import web
 
-from gateway.dialog_runner import enqueue_deliveries
 from gateway.keys import RQ_REDIS, SETTINGS
 from workers import queues
 
@@ -22,6 +21,9 @@ async def enqueue(
     )
 
 
-async def deliver(app: web.Application, outbox_ids: Sequence[int]) -> None:
+async def deliver(app: web.Application, outbox_ids: Sequence[int], routes: Mapping[int, str] | None = None) -> None:
+    """Hand committed outbox rows to the workers (``routes``: where they go, from ``outbox.routes``)."""
     if outbox_ids:
-        await asyncio.to_thread(enqueue_deliveries, app[RQ_REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX, outbox_ids)
+        await asyncio.to_thread(
+            queues.enqueue_deliveries, app[RQ_REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX, outbox_ids, routes
+        )

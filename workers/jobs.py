@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
 from gateway.settings import Settings
 from workers import queues, runtime
@@ -49,40 +50,67 @@ def _whole_second_after(moment: datetime) -> datetime:
 SHORT_WAIT = 0.25
 
 
-def deliver(outbox_id: int) -> str:
+def deliver(outbox_id: int, route: str | None = None) -> str:
     """Send one outbox row on its channel (claimed first, so a repeated job never sends twice).
 
-    The record of a sent row (its provider id, one UPDATE) is started before the job returns and finishes while RQ
-    files the job away; the worker waits for it before it takes another job."""
+    ``route`` (``outbox.route``), when the enqueuer knew where the row goes: the row's place in the channel's rate
+    limits is asked for in Redis while the row is claimed in PostgreSQL, rather than after. The record of a sent row
+    (its provider id, one UPDATE) is started before the job returns and finishes while RQ files the job away; the
+    worker waits for it before it takes another job."""
     rt = runtime.current()
-    return rt.run(_deliver(rt, outbox_id, record_later=True))
+    return rt.run(_deliver(rt, outbox_id, record_later=True, route=route))
 
 
-async def _deliver(rt: runtime.Runtime, outbox_id: int, *, here_only: bool = False, record_later: bool = False) -> str:
+def _limits(sender: Any, message: OutboundMessage) -> list[Limit]:
+    return [Limit(*item) for item in sender.rate_limits(message)] if sender is not None else []
+
+
+async def _deliver(
+    rt: runtime.Runtime,
+    outbox_id: int,
+    *,
+    here_only: bool = False,
+    record_later: bool = False,
+    route: str | None = None,
+) -> str:
     """``here_only``: leave a row on a channel this worker has no sender for alone (``skipped``) instead of failing
-    it; :func:`deliver_planned` hands such a row to a deliver job. ``record_later``: see :func:`deliver`."""
+    it; :func:`deliver_planned` hands such a row to a deliver job. ``record_later``, ``route``: see :func:`deliver`."""
     senders = rt.senders()
     limiter: RateLimiter = rt.limiter()
+    early: asyncio.Future[float] | None = None  # the rate limits asked for while the row is claimed
+    if route is not None:
+        channel, recipient = outbox.unroute(route)
+        expected = OutboundMessage(channel=channel, recipient=recipient, text="")  # type: ignore[arg-type]
+        early = asyncio.ensure_future(limiter.try_acquire(_limits(senders.get(channel), expected)))
 
-    async def before_send(message: object) -> None:
-        sender = senders.get(message.channel)  # type: ignore[attr-defined]
-        limits = [Limit(*item) for item in sender.rate_limits(message)] if sender is not None else []
-        while (wait := await limiter.try_acquire(limits)) > 0:
+    async def before_send(message: OutboundMessage) -> None:
+        nonlocal early
+        limits = _limits(senders.get(message.channel), message)
+        if early is not None and route == outbox.route(message.channel, message.recipient):
+            wait, early = await early, None
+        else:
+            wait = await limiter.try_acquire(limits)
+        while wait > 0:
             if wait > SHORT_WAIT:  # don't hold the worker: others' messages are ready to go
                 raise outbox.Postpone(wait)
             await asyncio.sleep(wait)
+            wait = await limiter.try_acquire(limits)
 
-    async with rt.sessionmaker() as db:
-        outcome = await outbox.deliver(
-            db,
-            outbox_id,
-            senders,
-            before_send=before_send,
-            stale_after=reclaim_after(rt.settings),
-            channels=list(senders) if here_only else None,
-            hot=await rt.sending_pool(),
-            record_later=rt.after_job if record_later else None,
-        )
+    try:
+        async with rt.sessionmaker() as db:
+            outcome = await outbox.deliver(
+                db,
+                outbox_id,
+                senders,
+                before_send=before_send,
+                stale_after=reclaim_after(rt.settings),
+                channels=list(senders) if here_only else None,
+                hot=await rt.sending_pool(),
+                record_later=rt.after_job if record_later else None,
+            )
+    finally:
+        if early is not None:  # the row was not sent (already sent, or waiting its turn): the answer goes unused
+            await asyncio.gather(early, return_exceptions=True)
     if rt.unfinished:
         await asyncio.sleep(0)  # the record's statement goes out now, so the database works on it meanwhile
     if outcome.status == "retry" and outcome.retry_at is not None:
@@ -121,10 +149,12 @@ def dialog(message_ids: list[int]) -> int:
 
 async def _dialog(rt: runtime.Runtime, message_ids: list[int]) -> int:
     planned: list[int] = []
+    routes: dict[int, str] = {}
     for message_id in message_ids:
         async with rt.sessionmaker() as db, db.begin():
             planned += await answer(rt, db, message_id)
-    enqueue_deliveries(rt, planned)
+        routes |= outbox.routes(db)
+    enqueue_deliveries(rt, planned, routes)
     return len(planned)
 
 
@@ -215,14 +245,6 @@ async def deliver_planned(rt: runtime.Runtime, outbox_ids: list[int]) -> None:
             enqueue_deliveries(rt, [outbox_id])
 
 
-def enqueue_deliveries(rt: runtime.Runtime, outbox_ids: list[int]) -> None:
-    """One deterministic deliver job per outbox row (from inside a job)."""
-    for outbox_id in outbox_ids:
-        queues.enqueue(
-            rt.sync_redis(),
-            rt.settings.FRONTDESK_REDIS_PREFIX,
-            "workers.jobs.deliver",
-            outbox_id,
-            queue=queues.OUTBOUND,
-            job_id=f"deliver-{outbox_id}",
-        )
+def enqueue_deliveries(rt: runtime.Runtime, outbox_ids: list[int], routes: dict[int, str] | None = None) -> None:
+    """One deterministic deliver job per outbox row (from inside a job); ``routes`` as ``outbox.routes`` gives them."""
+    queues.enqueue_deliveries(rt.sync_redis(), rt.settings.FRONTDESK_REDIS_PREFIX, outbox_ids, routes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,3 +49,16 @@ def enqueue(
     if at is not None:
         return q.enqueue_at(at, func, *args, **options)
     return q.enqueue(func, *args, **options)
+
+
+def enqueue_deliveries(
+    connection: Redis, prefix: str, outbox_ids: Sequence[int], routes: Mapping[int, str] | None = None
+) -> None:
+    """One deterministic ``deliver`` job per outbox row (a repeat is harmless: delivery claims the row first).
+
+    ``routes`` (``outbox.routes``): where each row goes, when the caller knows; the job then takes the row's place
+    in the channel's rate limits while it claims the row."""
+    for outbox_id in outbox_ids:
+        known = routes.get(outbox_id) if routes else None
+        args: tuple[Any, ...] = (outbox_id,) if known is None else (outbox_id, known)
+        enqueue(connection, prefix, "workers.jobs.deliver", *args, queue=OUTBOUND, job_id=f"deliver-{outbox_id}")

@@ -22,6 +22,7 @@ from booking_core.domain.messages import DeliveryFailed, OutboundMessage
 
 MAX_ATTEMPTS = 6
 PLANNED = "frontdesk.outbox.planned"
+ROUTES = "frontdesk.outbox.routes"
 IN_ORDER_WAIT = timedelta(milliseconds=500)
 STALE_AFTER = timedelta(minutes=2)  # a row 'sending' for longer than this belongs to a dead worker
 
@@ -83,6 +84,7 @@ async def add(
     if outbox_id is not None:
         # Whoever commits this transaction can hand the rows to the workers at once (see planned()).
         db.info.setdefault(PLANNED, []).append(outbox_id)
+        db.info.setdefault(ROUTES, {})[outbox_id] = route(message.channel, message.recipient)
     if outbox_id is not None and conversation_id is not None:
         await queries.insert_history(
             db,
@@ -108,6 +110,23 @@ def planned(db: Db) -> list[int]:
     """Outbox rows added in this session's transaction(s) so far, taken (the list is emptied)."""
     ids: list[int] = db.info.pop(PLANNED, [])
     return ids
+
+
+def route(channel: str, recipient: str) -> str:
+    """Where a row goes, as its deliver job may carry it ("telegram:12345"): enough for the sender to take its place
+    in the channel's rate limits while the row is being claimed, rather than after."""
+    return f"{channel}:{recipient}"
+
+
+def unroute(value: str) -> tuple[str, str]:
+    channel, _, recipient = value.partition(":")
+    return channel, recipient
+
+
+def routes(db: Db) -> dict[int, str]:
+    """Where the rows added in this session so far go, by id (taken: the map is emptied)."""
+    found: dict[int, str] = db.info.pop(ROUTES, {})
+    return found
 
 
 async def deliver(

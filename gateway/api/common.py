@@ -30,10 +30,10 @@ async def transaction(request: web.Request) -> AsyncIterator[Db]:
     async with request.app[SESSIONMAKER]() as db:
         async with db.begin():
             yield db
-        planned = outbox.planned(db)
+        planned, routes = outbox.planned(db), outbox.routes(db)
     if planned:
         try:
-            await deliver(request.app, planned)
+            await deliver(request.app, planned, routes)
         except Exception:  # Redis down: the rows are committed and the sweep sends them
             log.warning("could not queue delivery of outbox rows %s; the sweep will", planned)
 
