@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from tests.builders import Clinic, build_clinic, unique
 from tests.conftest import TEST_SECRET
+from tests.integration.telegram_bot import Bot, running_bot
 
 
 @pytest.fixture
@@ -49,3 +50,10 @@ def sign_in(client: TestClient[object, object], db: AsyncSession) -> Callable[..
         return {"Authorization": f"Bearer {(await response.json())['token']}"}
 
     return sign_in
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[Bot]:
+    """The clinic's Telegram bot: the fake Bot API and the real adapter pointed at it."""
+    async with running_bot() as telegram:
+        yield telegram

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from redis import Redis as SyncRedis
@@ -20,17 +20,16 @@ from booking_core.db.tables import OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
 from gateway.settings import Settings
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from tests.fakes.telegram_api import FakeTelegram
+from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers import jobs, queues, runtime
 
-BOT_TOKEN = "424243:routes-bot"
 Sessions = async_sessionmaker[AsyncSession]
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with running_fake_telegram(tokens={BOT_TOKEN}) as fake:
-        yield fake
+def telegram(bot: Bot) -> FakeTelegram:
+    return bot.fake
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def worker_settings(settings: Settings, telegram: FakeTelegram) -> Settings:
         update={
             "FRONTDESK_REDIS_PREFIX": f"rt{secrets.token_hex(4)}",
             "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_WEBHOOK_SECRET": "routes-secret",
+            "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "TELEGRAM_API_URL": telegram.base_url,
         }
     )

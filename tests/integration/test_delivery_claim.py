@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,32 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
-from channels.telegram.adapter import TelegramAdapter
 from gateway.settings import Settings
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers import jobs
 from workers.runtime import Runtime
 
 Sessions = async_sessionmaker[AsyncSession]
-BOT_TOKEN = "123456:clinic-bot-token"
-WEBHOOK_SECRET = "clinic-webhook-secret_0123456789"
-
-
-@dataclass
-class Bot:
-    fake: FakeTelegram
-    adapter: TelegramAdapter
-
-    def texts(self, chat: str) -> list[str]:
-        return [m.params["text"] for m in self.fake.sent_messages(int(chat))]
-
-
-@pytest.fixture
-async def bot() -> AsyncIterator[Bot]:
-    async with running_fake_telegram(tokens={BOT_TOKEN}) as fake:
-        adapter = TelegramAdapter(token=BOT_TOKEN, webhook_secret=WEBHOOK_SECRET, api_url=fake.base_url)
-        yield Bot(fake, adapter)
-        await adapter.close()
 
 
 @pytest.fixture

@@ -4,10 +4,9 @@ whole backoff again instead of failing the message at once, and the last error s
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,21 +15,10 @@ from booking_core.db.tables import AuditEntry, JobFailure, OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
 from channels.telegram.adapter import TelegramAdapter
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from tests.integration.telegram_bot import Bot
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Sessions = async_sessionmaker[AsyncSession]
-BOT_TOKEN = "123456:clinic-retry-bot"
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[tuple[FakeTelegram, TelegramAdapter]]:
-    async with running_fake_telegram(tokens={BOT_TOKEN}) as fake:
-        adapter = TelegramAdapter(token=BOT_TOKEN, webhook_secret="retry-secret", api_url=fake.base_url)
-        try:
-            yield fake, adapter
-        finally:
-            await adapter.close()
 
 
 async def _deliver_when_due(sessions: Sessions, outbox_id: int, adapter: TelegramAdapter) -> outbox.Outcome:
@@ -47,9 +35,9 @@ async def test_a_retried_message_gets_a_fresh_set_of_attempts_and_survives_one_m
     client: TestClient[object, object],
     sessionmaker: Sessions,
     sign_in: SignIn,
-    telegram: tuple[FakeTelegram, TelegramAdapter],
+    bot: Bot,
 ) -> None:
-    fake, adapter = telegram
+    fake, adapter = bot.fake, bot.adapter
     chat = 5_100_000_000 + secrets.randbelow(10**8)
     text = f"Your visit on Tuesday at 10:00 is confirmed (ref {secrets.token_hex(3)})"
     async with sessionmaker() as db, db.begin():

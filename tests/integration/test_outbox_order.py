@@ -4,30 +4,17 @@ time for its retry (a 429's ``retry_after``, a backoff after a 5xx)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
 from channels.telegram.adapter import TelegramAdapter
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from tests.integration.telegram_bot import Bot
 
 Sessions = async_sessionmaker[AsyncSession]
-BOT_TOKEN = "123456:clinic-order-bot"
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[tuple[FakeTelegram, TelegramAdapter]]:
-    async with running_fake_telegram(tokens={BOT_TOKEN}) as fake:
-        adapter = TelegramAdapter(token=BOT_TOKEN, webhook_secret="order-secret", api_url=fake.base_url)
-        try:
-            yield fake, adapter
-        finally:
-            await adapter.close()
 
 
 async def _plan(sessions: Sessions, chat: int, text: str) -> int:
@@ -43,9 +30,9 @@ async def _deliver(sessions: Sessions, outbox_id: int, adapter: TelegramAdapter,
 
 
 async def test_a_reply_waits_behind_an_earlier_one_that_telegram_asked_to_retry_in_half_a_minute(
-    sessionmaker: Sessions, telegram: tuple[FakeTelegram, TelegramAdapter]
+    sessionmaker: Sessions, bot: Bot
 ) -> None:
-    fake, adapter = telegram
+    fake, adapter = bot.fake, bot.adapter
     chat = 5_200_000_000 + secrets.randbelow(10**8)
     first = await _plan(sessionmaker, chat, "Which day suits you?")
     second = await _plan(sessionmaker, chat, "We are open Monday to Saturday, 08:00-20:00.")
@@ -73,10 +60,8 @@ async def test_a_reply_waits_behind_an_earlier_one_that_telegram_asked_to_retry_
     ]
 
 
-async def test_a_message_planned_for_later_does_not_hold_up_the_ones_after_it(
-    sessionmaker: Sessions, telegram: tuple[FakeTelegram, TelegramAdapter]
-) -> None:
-    fake, adapter = telegram
+async def test_a_message_planned_for_later_does_not_hold_up_the_ones_after_it(sessionmaker: Sessions, bot: Bot) -> None:
+    fake, adapter = bot.fake, bot.adapter
     chat = 5_300_000_000 + secrets.randbelow(10**8)
     now = datetime.now(UTC)
     async with sessionmaker() as db, db.begin():
