@@ -377,7 +377,11 @@ def _fake_providers(settings: Settings, env: dict[str, str]) -> Iterator[tuple[S
             "TWILIO_API_URL": f"http://127.0.0.1:{twilio_port}",
         }
         env.update(fake)
-        note = f"local fakes (Telegram {fake['TELEGRAM_API_URL']}, Twilio {fake['TWILIO_API_URL']})"
+        note = (
+            f"local fakes (Telegram {fake['TELEGRAM_API_URL']}, Twilio {fake['TWILIO_API_URL']})\n"
+            f"  Try Telegram:   POST Update JSON to /webhooks/telegram with header "
+            f"X-Telegram-Bot-Api-Secret-Token: {fake['TELEGRAM_WEBHOOK_SECRET']}"
+        )
         yield settings.model_copy(update=fake), note
     finally:
         _stop_child(child)
