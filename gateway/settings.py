@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +54,9 @@ class Settings(BaseModel):
     FRONTDESK_REDIS_PREFIX: str = Field(default="fd", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
     FRONTDESK_SWEEP_EVERY: float = Field(default=30.0, ge=1.0, le=3600.0)
     FRONTDESK_OUTBOX_RECLAIM_AFTER: float = Field(default=120.0, ge=1.0, le=86400.0)
+    #: Addresses or networks (comma-separated, e.g. "127.0.0.1,10.0.0.0/8") of reverse proxies whose
+    #: ``X-Forwarded-For`` is believed; empty (the default): the connection's own address is the client's.
+    FRONTDESK_TRUSTED_PROXIES: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -99,6 +103,16 @@ class Settings(BaseModel):
             1 <= len(value) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
         ):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ or -")
+        return value
+
+    @field_validator("FRONTDESK_TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+            except ValueError:
+                raise ValueError("must be a comma-separated list of addresses or networks, e.g. 10.0.0.0/8") from None
         return value
 
     @property
