@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
 from rq.exceptions import StopRequested
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -31,6 +31,8 @@ from booking_core.db.raw import RawDb, make_raw_pool
 from gateway.loop import new_event_loop
 from gateway.settings import Settings, load_settings
 from workers import queues
+from workers.scheduler import ThreadScheduler
+from workers.scheduler import epoch_key as scheduler_epoch_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -116,7 +118,10 @@ class Runtime:
             return
 
         async def settle() -> None:
-            _done, late = await asyncio.wait(set(self.unfinished), timeout=seconds)
+            running = set(self.unfinished)  # what is still running now: some may have finished meanwhile
+            if not running:
+                return
+            _done, late = await asyncio.wait(running, timeout=seconds)
             for task in late:
                 log.error("work left running after a job did not finish within %s s; cancelled", seconds)
                 task.cancel()
@@ -190,6 +195,8 @@ class Worker(SimpleWorker):
     """
 
     stopping = False  # a SIGTERM/SIGINT asked this worker to stop (rather than Redis going away)
+    #: RQ waits up to a minute between tries while Redis is away; a clinic's patients should not.
+    max_connection_wait_time = 1.0
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stopping = True
@@ -201,6 +208,54 @@ class Worker(SimpleWorker):
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         current().finish_unfinished()  # before waiting for the next job: nothing is left half-done while idle
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def _start_scheduler(self, burst: bool = False, logging_level: Any = "INFO", *args: Any, **kwargs: Any) -> None:
+        """RQ's scheduler, but as a thread of this process (see workers/scheduler.py), started whether or not this
+        worker holds the scheduler locks now: it takes them when their holder dies or Redis comes back."""
+        prefix = current().settings.FRONTDESK_REDIS_PREFIX
+        self.scheduler = ThreadScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            serializer=self.serializer,
+            epoch_key=scheduler_epoch_key(prefix),
+            on_redis_lost=self._redis_lost,
+        )
+        if burst:
+            if self.scheduler.acquire_locks():
+                try:
+                    self.scheduler.register_birth()
+                    self.scheduler.enqueue_scheduled_jobs()
+                finally:
+                    self.scheduler.release_locks()
+                    self.scheduler.register_death()
+            return
+        self.scheduler.start()
+
+    def stop_scheduler(self) -> None:
+        if isinstance(self.scheduler, ThreadScheduler):
+            self.scheduler.stop()
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        """RQ stops the scheduler and unregisters the worker when its command channel loses Redis; here both ride
+        the outage out (the scheduler thread reconnects by itself, :meth:`_redis_lost` re-registers)."""
+        log.warning("worker %s: the command channel lost Redis (%s); it reconnects", self.name, exc)
+
+    def _redis_lost(self) -> None:
+        """Redis came back without its data (or was flushed): register this worker again and rebuild at once what
+        was lost (the sweep re-enqueues due deliveries and unanswered messages and rebuilds reminders)."""
+        from workers.jobs import schedule_sweep, sweep_now
+
+        try:
+            with self.connection.pipeline() as pipeline:
+                pipeline.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, pipeline)
+                pipeline.expire(self.key, self.worker_ttl + 60)
+                pipeline.execute()
+            sweep_now(current())
+            schedule_sweep(current())
+        except RedisError:  # gone again: the next round notices
+            log.warning("worker %s: could not rebuild after Redis lost its data", self.name, exc_info=True)
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
@@ -277,6 +332,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
                 return worked
             except RedisError:
                 log.warning("worker %s: Redis is away", worker.name, exc_info=True)
+            finally:
+                worker.stop_scheduler()  # this round's scheduler thread ends with it; the next round starts its own
             if burst or worker.stopping:
                 return worked
             log.warning("worker %s stopped serving; a new one starts once Redis answers", worker.name)

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+#: Every connection of ours says who it is and reasons in UTC, and none can pin locks for long: a transaction left
+#: open and idle (its process killed while something still held its socket, a bug awaiting the network inside a
+#: transaction) is ended by PostgreSQL after 15 s, and a peer that vanished without closing its socket is noticed
+#: by TCP keepalives within about a minute.
+SESSION_SETTINGS = {
+    "application_name": "frontdesk",
+    "timezone": "UTC",
+    "idle_in_transaction_session_timeout": "15s",
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+}
+
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An asyncpg engine; ``url`` must be ``postgresql+asyncpg://…``."""
@@ -16,7 +29,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         pool_pre_ping=False,
         pool_recycle=1800,
         echo=echo,
-        connect_args={"server_settings": {"application_name": "frontdesk", "timezone": "UTC"}},
+        connect_args={"server_settings": dict(SESSION_SETTINGS)},
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import Pool
 
+from booking_core.db.engine import SESSION_SETTINGS
+
 #: The type the hot-path services take: a pool whose connections never keep session state between uses.
 RawDb: TypeAlias = Pool
 
@@ -51,5 +53,5 @@ async def make_raw_pool(
         max_size=max_size,
         reset=_keep_as_is,
         init=opened,
-        server_settings={"application_name": "frontdesk", "timezone": "UTC", **(settings or {})},
+        server_settings={**SESSION_SETTINGS, **(settings or {})},
     )
