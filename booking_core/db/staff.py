@@ -38,7 +38,8 @@ class LoginCode(Base):
     role: Mapped[str] = mapped_column(String(10))
     name: Mapped[str] = mapped_column(String(120))
     branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"))
-    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    #: The one staff record this code signs in (never looked up by name), chosen or created when the code is made.
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = now_column()
     expires_at: Mapped[datetime]

@@ -7,6 +7,11 @@ from typing import Literal
 
 Role = Literal["owner", "admin", "staff", "doctor"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "staff", "doctor")
+#: Who outranks whom: an owner above admins, admins above front-desk staff and doctors (who are peers).
+RANK: dict[str, int] = {"owner": 3, "admin": 2, "staff": 1, "doctor": 1}
+#: Who works the front desk: the lead inbox and patients' conversations, bookings, check-in. A doctor sees the queue,
+#: the calendar and sessions, not the inbox. The staff app's pages and the API both refuse by this one set.
+FRONT_DESK: frozenset[str] = frozenset({"owner", "admin", "staff"})
 
 
 @dataclass(frozen=True)

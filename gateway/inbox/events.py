@@ -3,6 +3,7 @@
 Each gateway process keeps one listening connection and fans each change out to its open ``/inbox/events``
 streams; a page re-reads what it shows when a change of a table it watches arrives. Staff tied to a branch get
 only that branch's changes (and the branch-less ones, e.g. a new message, which carry no patient data).
+A stream ends as soon as its session is revoked or expires (the revocation is announced on the same channel).
 If the listening connection drops, it is re-opened and every stream is told to refresh ("resync").
 """
 
@@ -13,14 +14,17 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from booking_core.domain.actors import Actor
-from gateway.inbox.web import ALL, staff_page
-from gateway.keys import SETTINGS
+from booking_core.services import auth as auth_service
+from gateway.auth import token_from
+from gateway.inbox.web import ALL, message_page, staff_page
+from gateway.keys import SESSIONMAKER, SETTINGS
 from gateway.settings import to_asyncpg_url
 
 log = logging.getLogger(__name__)
@@ -117,29 +121,70 @@ async def change_hub(app: web.Application) -> AsyncIterator[None]:
     await hub.stop()
 
 
+#: Changes about sign-in itself: they end streams, and are never sent to a page.
+SIGN_IN_TABLES = frozenset({"staff_sessions", "staff"})
+
+
 def _visible(change: dict[str, Any], actor: Actor) -> bool:
+    if change.get("table") in SIGN_IN_TABLES:
+        return False
     branch = change.get("branch_id")
     return branch is None or actor.can_see_branch(branch if isinstance(branch, int) else None)
 
 
+def _concerns(change: dict[str, Any], session: auth_service.SignedIn) -> bool:
+    """Whether a change may have ended this stream's session: its own session row, its member, or a resync (the
+    listening connection was lost, so an announcement may have been missed)."""
+    table, row_id = change.get("table"), change.get("id")
+    return (
+        change.get("op") == "resync"
+        or (table == "staff_sessions" and row_id == session.session_id)
+        or (table == "staff" and row_id == session.actor.id)
+    )
+
+
+async def _still_signed_in(request: web.Request, token: str, session: auth_service.SignedIn) -> bool:
+    """The session is live and its member unchanged (a new role or branch re-opens the stream with the new scope)."""
+    async with request.app[SESSIONMAKER]() as db:
+        now = await auth_service.signed_in(db, token, secret=request.app[SETTINGS].SECRET_KEY)
+    return now is not None and now.session_id == session.session_id and now.actor == session.actor
+
+
 @staff_page(ALL)
 async def events(request: web.Request, actor: Actor) -> web.StreamResponse:
-    """``GET /inbox/events``: text/event-stream of ``change`` events ({"table", "op", "id", "branch_id"})."""
+    """``GET /inbox/events``: text/event-stream of ``change`` events ({"table", "op", "id", "branch_id"}).
+
+    The stream lives only as long as its session: a revocation (sign out, "sign out everywhere", the member leaving)
+    arrives on the same NOTIFY channel and ends it before any later change is sent; a heartbeat also re-checks the
+    session, and the stream ends when the session expires.
+    """
     hub = request.app[HUB]
+    token = token_from(request)
+    async with request.app[SESSIONMAKER]() as db:
+        session = await auth_service.signed_in(db, token or "", secret=request.app[SETTINGS].SECRET_KEY)
+    if token is None or session is None or session.actor != actor:
+        return message_page(request, 401, "unauthorized", "Your session has ended. Sign in again.")
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
-    queue = hub.subscribe()
+    queue = hub.subscribe()  # before the last check: a revocation from here on is heard
     try:
+        await response.prepare(request)
         await response.write(b"retry: 2000\nevent: ready\ndata: {}\n\n")
         while True:
+            left = (session.expires_at - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                break
             try:
-                change = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                change = await asyncio.wait_for(queue.get(), min(HEARTBEAT, left))
             except TimeoutError:
+                if not await _still_signed_in(request, token, session):
+                    break
                 await response.write(b": keep-alive\n\n")
                 continue
             if change.get("op") == "closing":
+                break
+            if _concerns(change, session) and not await _still_signed_in(request, token, session):
                 break
             if _visible(change, actor):
                 await response.write(f"event: change\ndata: {json.dumps(change)}\n\n".encode())

@@ -16,7 +16,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from booking_core.domain.actors import ROLES, Actor
+from booking_core.domain.actors import FRONT_DESK, ROLES, Actor
 from booking_core.services.auth import AuthError
 from booking_core.services.errors import ServiceError
 from gateway import csrf
@@ -28,7 +28,7 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ALL = frozenset(ROLES)
 MANAGERS = frozenset({"owner", "admin"})
-DESK = frozenset({"owner", "admin", "staff"})
+DESK = FRONT_DESK  # the inbox, conversations, bookings: the same rule as the API's (a doctor is refused both)
 NOTICE_COOKIE = "fd_notice"
 
 

@@ -23,18 +23,26 @@ async def consume_login_code(
     return result.scalar_one_or_none()
 
 
-async def staff_for_login(db: AsyncSession, login: LoginCode) -> Staff | None:
-    if login.staff_id is not None:
-        return await db.get(Staff, login.staff_id)
+async def active_staff_named(db: AsyncSession, *, name: str, role: str, branch_id: int | None) -> Staff | None:
+    """The operator's (CLI's) way to continue a member: the oldest active one of this name, role and branch."""
     result = await db.execute(
-        select(Staff).where(Staff.name == login.name, Staff.role == login.role, Staff.active.is_(True)).limit(1)
+        select(Staff)
+        .where(
+            Staff.name == name,
+            Staff.role == role,
+            Staff.branch_id.is_not_distinct_from(branch_id),
+            Staff.active.is_(True),
+        )
+        .order_by(Staff.id)
+        .limit(1)
     )
     return result.scalar_one_or_none()
 
 
-async def staff_by_token(db: AsyncSession, token_hash: str, *, now: datetime) -> Staff | None:
+async def session_by_token(db: AsyncSession, token_hash: str, *, now: datetime) -> tuple[Staff, StaffSession] | None:
+    """The active member and their live (unrevoked, unexpired) session for a token hash."""
     result = await db.execute(
-        select(Staff)
+        select(Staff, StaffSession)
         .join(StaffSession, Staff.id == StaffSession.staff_id)
         .where(
             StaffSession.token_hash == token_hash,
@@ -43,7 +51,8 @@ async def staff_by_token(db: AsyncSession, token_hash: str, *, now: datetime) ->
             Staff.active.is_(True),
         )
     )
-    return result.scalar_one_or_none()
+    row = result.one_or_none()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def revoke_token(db: AsyncSession, token_hash: str, *, now: datetime) -> int | None:
