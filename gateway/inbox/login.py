@@ -1,8 +1,9 @@
 """Signing in and out of the staff app, and the owner's "Login Code for Clinic App" with its QR.
 
 ``/login`` takes a typed code or one scanned from the QR (camera); ``POST /logout`` ends this device's session;
-``/inbox/staff`` lets owners and admins create login codes (role, branch; shown once, as QR and text) and sign a
-staff member out on every device.
+``/inbox/staff`` lets owners and admins create login codes (shown once, as QR and text) and sign a staff member out
+on every device. A code names the one staff record it signs in: a new member (name, role, branch) or an existing one
+picked from the list; the service refuses codes above the creator's role or outside their branch.
 """
 
 from __future__ import annotations
@@ -107,19 +108,35 @@ async def staff_list(request: web.Request, actor: Actor) -> web.StreamResponse:
     return render(request, actor, "inbox/staff.html", await _staff_context(request, actor), title="Staff & login codes")
 
 
+#: Ids from a form are PostgreSQL integers: anything longer is no id of ours (and never reaches the database).
+_MAX_ID = 2**31 - 1
+
+
+def _form_id(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= _MAX_ID else None
+
+
 @staff_page(MANAGERS, refused_to="/inbox/staff")
 async def create_code(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """A code for a new member (name, role, branch) or for one existing member (``staff_id``, from their row)."""
     form = await form_of(request)
+    staff_id = _form_id(form.get("staff_id", ""))
+    if form.get("staff_id") and staff_id is None:
+        return back(request, "/inbox/staff", error="No such staff member.")
     role = form.get("role", "")
-    branch_raw = form.get("branch", "")
-    branch_id = int(branch_raw) if branch_raw.isdigit() else None
+    branch_id = _form_id(form.get("branch", ""))
     if actor.branch_id is not None:
         branch_id = actor.branch_id
     async with request.app[SESSIONMAKER]() as db, db.begin():
-        issued = await auth_service.issue_login_code(
-            db, secret=request.app[SETTINGS].SECRET_KEY, role=role if role in ROLES else "staff",
-            name=form.get("name", "")[:120], branch_id=branch_id, created_by=actor,
-        )  # fmt: skip
+        if staff_id is not None:  # the member's own role and branch; the service checks them against the actor
+            issued = await auth_service.issue_login_code(
+                db, secret=request.app[SETTINGS].SECRET_KEY, staff_id=staff_id, created_by=actor
+            )
+        else:
+            issued = await auth_service.issue_login_code(
+                db, secret=request.app[SETTINGS].SECRET_KEY, role=role if role in ROLES else "staff",
+                name=form.get("name", "")[:120], branch_id=branch_id, created_by=actor,
+            )  # fmt: skip
     link = f"{request.app[SETTINGS].PUBLIC_BASE_URL}/login?code={quote(issued.code)}"
     context = await _staff_context(request, actor)
     context["issued"] = {
@@ -136,9 +153,14 @@ async def create_code(request: web.Request, actor: Actor) -> web.StreamResponse:
 
 @staff_page(MANAGERS, refused_to="/inbox/staff")
 async def sign_out_everywhere(request: web.Request, actor: Actor) -> web.StreamResponse:
-    staff_id = int(request.match_info["staff_id"])
-    async with request.app[SESSIONMAKER]() as db, db.begin():
-        count = await auth_service.sign_out_everywhere(db, staff_id, actor=actor)
+    staff_id = _form_id(request.match_info["staff_id"])
+    if staff_id is None:
+        return message_page(request, 404, "not_found", "No such staff member.")
+    try:
+        async with request.app[SESSIONMAKER]() as db, db.begin():
+            count = await auth_service.sign_out_everywhere(db, staff_id, actor=actor)
+    except auth_service.AuthError as exc:  # refused outright (an owner's sessions), not a notice to dismiss
+        return message_page(request, 403 if exc.code == "forbidden" else 404, exc.code, exc.message)
     return back(request, "/inbox/staff", notice=f"Signed out of {count} device(s).")
 
 
