@@ -36,6 +36,7 @@ from booking_core.domain.messages import (
     clean_text,
 )
 from channels.base import RateLimit, Refused
+from channels.network import may_have_reached
 from channels.whatsapp import options
 from channels.whatsapp.client import DEFAULT_TIMEOUT, Throttled, twilio_client
 from channels.whatsapp.status import StatusReport, report_of
@@ -56,6 +57,10 @@ STATUS_CALLBACK_PATH = "/webhooks/whatsapp/status"
 VERIFIED_FORM: web.RequestKey[dict[str, str]] = web.RequestKey("whatsapp_verified_form", dict)
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
+#: A Twilio Message sid: SM (text) or MM (media) and 32 hex digits. Anything else is not a form Twilio wrote.
+MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-fA-F]{32}")
+#: Twilio sends at most 10 media items per WhatsApp message; ``NumMedia`` is their count, written in digits.
+MAX_MEDIA = 10
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 MAX_NAME = 200
 
@@ -86,11 +91,18 @@ def display_name(profile_name: str) -> str:
     return " ".join(kept.split())[:MAX_NAME]
 
 
-def _count(value: str | None) -> int:
-    try:
-        return max(0, int(value or 0))
-    except ValueError:
+def _media_count(value: str | None) -> int:
+    """``NumMedia`` as Twilio writes it (absent means 0); :class:`Refused` (400) for anything else."""
+    if value is None:
         return 0
+    if not (value.isascii() and value.isdigit() and len(value) <= 2 and int(value) <= MAX_MEDIA):
+        raise Refused(400, f"NumMedia must be a whole number from 0 to {MAX_MEDIA}")
+    return int(value)
+
+
+def _number_of(address: str) -> str:
+    """``whatsapp:+62…`` or ``+62…`` → ``+62…`` (a Twilio address without its channel prefix)."""
+    return address.partition(":")[2].strip() if ":" in address else address.strip()
 
 
 def _utcnow() -> datetime:
@@ -155,12 +167,17 @@ class WhatsAppAdapter:
     def parse(self, raw: Mapping[str, str]) -> InboundMessage | None:
         """The patient's message in a Twilio inbound form; None for senders on other channels (ignored on purpose).
 
-        Raises :class:`Refused` (400) for a form that names no message or no sender.
+        Raises :class:`Refused`: 400 for a form that names no message or no sender, a ``MessageSid`` that is not a
+        Twilio sid (or differs from ``SmsMessageSid``/``SmsSid``), a ``NumMedia`` that is not 0-10; 403 for a
+        WhatsApp message not addressed to our sender (``To``). Twilio's signature joins the sorted names and values
+        without separators, so a captured signed form can be re-cut (``MessageSid`` swallowing the fields after it)
+        and still verify: these checks are what refuse such a form before anything is stored.
         """
         external_id = (raw.get("MessageSid") or raw.get("SmsMessageSid") or raw.get("SmsSid") or "").strip()
         sender = (raw.get("From") or "").strip()
         if not external_id or not sender:
             raise Refused(400, "an inbound message needs MessageSid and From")
+        _check_sid(raw, external_id, ("MessageSid", "SmsMessageSid", "SmsSid"))
         channel = sender_channel(sender)
         if channel != "whatsapp":
             if channel not in IGNORED_SENDER_CHANNELS:
@@ -169,9 +186,11 @@ class WhatsAppAdapter:
         number = sender[len(ADDRESS_PREFIX) :].strip()
         if not number:
             raise Refused(400, "From names no WhatsApp user")
+        if _number_of(raw.get("To") or "") != _number_of(self.sender):
+            raise Refused(403, "the message is not addressed to this clinic's WhatsApp sender (To)")
         text, _ = clean_text(raw.get("Body") or "")
         button_data = (raw.get("ButtonPayload") or "").strip() or None
-        media_count = _count(raw.get("NumMedia"))
+        media_count = _media_count(raw.get("NumMedia"))
         kind: InboundKind = "text"
         if button_data is not None:
             kind = "button"
@@ -196,11 +215,16 @@ class WhatsAppAdapter:
         )
 
     def parse_status(self, raw: Mapping[str, str]) -> StatusReport:
-        """A status callback form; :class:`Refused` (400) when it names no message or no status."""
+        """A status callback form; :class:`Refused`: 400 when it names no message or no status or its sid is not a
+        Twilio Message sid, 403 when it is not about a message from our sender (``From``)."""
         try:
-            return report_of(raw)
+            report = report_of(raw)
         except ValueError as exc:
             raise Refused(400, str(exc)) from None
+        _check_sid(raw, report.provider_id, ("MessageSid", "SmsSid"))
+        if _number_of(raw.get("From") or "") != _number_of(self.sender):
+            raise Refused(403, "the callback is not about a message from this clinic's WhatsApp sender (From)")
+        return report
 
     # --- outbound ---
 
@@ -255,9 +279,15 @@ class WhatsAppAdapter:
         except (TwilioRestException, TwilioServiceException) as exc:
             raise _failure(exc) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            if may_have_reached(exc):
+                raise DeliveryFailed(
+                    f"no answer from Twilio: {type(exc).__name__}", transient=True, code="uncertain", uncertain=True
+                ) from exc
             raise DeliveryFailed(f"cannot reach Twilio: {type(exc).__name__}", transient=True, code="network") from exc
-        except TwilioException as exc:  # an answer we could not read: it may have been sent, so do not resend
-            raise DeliveryFailed(f"unreadable answer from Twilio: {exc}", transient=False, code="bad_answer") from exc
+        except TwilioException as exc:  # an answer we could not read: it may have been sent
+            raise DeliveryFailed(
+                f"unreadable answer from Twilio: {exc}", transient=True, code="bad_answer", uncertain=True
+            ) from exc
         if not created.sid:
             raise DeliveryFailed("Twilio answered without a message sid", transient=False, code="bad_answer")
         return created.sid
@@ -274,6 +304,14 @@ class WhatsAppAdapter:
         client, self._client = self._client, None
         if client is not None:
             await client.http_client.close()
+
+
+def _check_sid(raw: Mapping[str, str], sid: str, fields: tuple[str, ...]) -> None:
+    """:class:`Refused` (400) unless ``sid`` is a Twilio Message sid and every sid field present repeats it."""
+    if not MESSAGE_SID.fullmatch(sid):
+        raise Refused(400, "MessageSid is not a Twilio Message sid (SM or MM and 32 hex digits)")
+    if any(field in raw and raw[field].strip() != sid for field in fields):
+        raise Refused(400, f"{' and '.join(f for f in fields if f in raw)} differ")
 
 
 def _failure(exc: TwilioRestException | TwilioServiceException) -> DeliveryFailed:

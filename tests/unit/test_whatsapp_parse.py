@@ -22,7 +22,8 @@ adapter = WhatsAppAdapter(
 
 
 def form(**fields: str) -> dict[str, str]:
-    return {"MessageSid": "SM" + "1" * 32, "From": "whatsapp:+6281234567890", "Body": "Halo", **fields}
+    return {"MessageSid": "SM" + "1" * 32, "From": "whatsapp:+6281234567890", "To": "whatsapp:+14155238886",
+            "Body": "Halo", **fields}  # fmt: skip
 
 
 def test_the_patient_is_known_by_their_number_without_the_whatsapp_prefix() -> None:
@@ -83,10 +84,16 @@ def test_a_pressed_template_button_without_a_body_takes_the_button_text() -> Non
     assert (inbound.kind, inbound.text, inbound.button_data) == ("button", "Confirm", "confirm:81")
 
 
-def test_an_unreadable_media_count_counts_as_none() -> None:
-    inbound = adapter.parse(form(Body="", NumMedia="lots"))
+@pytest.mark.parametrize("count", ["lots", "11", "-1", " 1", "0NumSegments1", "\uff11", "1" * 400])
+def test_a_media_count_twilio_would_not_write_is_a_bad_request(count: str) -> None:
+    with pytest.raises(Refused) as refused:
+        adapter.parse(form(Body="", NumMedia=count))
 
-    assert inbound is not None and (inbound.kind, inbound.media_count) == ("text", 0)
+    assert refused.value.status == 400
+
+
+def test_media_counts_from_none_to_ten_are_read() -> None:
+    assert [adapter.parse(form(NumMedia=str(n))).media_count for n in (0, 1, 10)] == [0, 1, 10]  # type: ignore[union-attr]
 
 
 def test_a_number_that_is_not_e164_keeps_its_id_but_gives_no_phone() -> None:
