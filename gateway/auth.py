@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+from dataclasses import dataclass
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -12,58 +14,112 @@ from booking_core.services import auth as auth_service
 from gateway import csrf
 from gateway.errors import ApiError
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
+from gateway.limits import limit_address
 
 COOKIE = "fd_session"
 ACTOR_KEY = web.RequestKey("actor", Actor)
-#: Failed sign-in attempts allowed per client address, and for the whole clinic (a distributed guesser), per window.
-#: Codes are 10 characters of a 31-letter alphabet and live 10 minutes, so guessing is hopeless within these limits,
-#: while staff who mistype are never locked out by a colleague's successful sign-ins (only failures count).
-LOGIN_FAILURES = {"client": (10, 10 * 60), "all": (300, 60)}
 
+# --- sign-in limits
+#
+# Codes are 10 characters of a 31-letter alphabet (49.5 bits, uniformly random, so no prefix says anything) and live
+# 10 minutes: guessing one is hopeless within these limits. What the limits must never do is keep staff out.
+#
+# * Per address (IPv6: per /64, see gateway.limits): an attempt takes its place in the address's budget *before* its
+#   code is checked (one atomic Lua call: count, then decide), so concurrent guesses cannot all slip under the limit.
+#   A right code gives its place back; a wrong one keeps it. Once ADDRESS_FAILURES places are taken, that address is
+#   refused (429, even with a right code: otherwise it could go on testing guesses) until its window ends.
+# * Clinic-wide: wrong codes are counted for everyone. Above CLINIC_FAILURES per window the code is still checked —
+#   a right code always signs in — and a wrong one is answered 429 with Retry-After instead of 401, and logged.
 
-def _failure_keys(request: web.Request) -> dict[str, str]:
-    prefix = request.app[SETTINGS].FRONTDESK_REDIS_PREFIX
-    return {
-        "client": f"{prefix}:login-failures:ip:{request.remote or 'unknown'}",
-        "all": f"{prefix}:login-failures:all",
-    }
+#: Wrong codes one address may try per window (a colleague's successful sign-ins never count).
+ADDRESS_FAILURES = 10
+ADDRESS_WINDOW = 10 * 60
+#: Wrong codes from everyone per window above which wrong codes are answered 429 (right codes still sign in).
+CLINIC_FAILURES = 300
+CLINIC_WINDOW = 60
 
-
-#: ``login_wait`` when the attempt counters cannot be read: sign-in fails closed (already signed-in staff carry on).
+#: ``LoginAttempt.wait`` when the counters cannot be reached: sign-in fails closed (signed-in staff carry on).
 UNAVAILABLE = -1
 
+log = logging.getLogger(__name__)
 
-async def login_wait(request: web.Request) -> int:
-    """Seconds until this client may try a login code again (0: go ahead; ``UNAVAILABLE``: Redis is down)."""
-    redis = request.app[REDIS]
-    wait = 0
+# KEYS[1] the address's count. ARGV: limit, window (s). Returns {count after taking a place, 0} or {0, ttl} refused.
+_TAKE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if count > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 1 then ttl = 1 end
+  return {0, ttl}
+end
+return {count, 0}
+"""
+# KEYS[1] the address's count: a right code gives its place back (never below 0, never re-creating an expired key).
+_GIVE_BACK = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+# KEYS[1] the clinic-wide count. ARGV: window (s). Returns {count, ttl}.
+_FAILED = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('TTL', KEYS[1])}
+"""
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """One attempt's place in its address's budget, taken before the code is checked (see ``take_login_attempt``)."""
+
+    address: str
+    #: 0: check the code; > 0: refused, seconds until this address may try again; ``UNAVAILABLE``: Redis is away.
+    wait: int
+    #: The address's count including this attempt (``ADDRESS_FAILURES`` means this is its last try of the window).
+    count: int = 0
+
+
+def _key(request: web.Request, name: str) -> str:
+    return f"{request.app[SETTINGS].FRONTDESK_REDIS_PREFIX}:login-failures:{name}"
+
+
+async def take_login_attempt(request: web.Request) -> LoginAttempt:
+    """Count this attempt against the client's address, then decide whether its code may be checked."""
+    address = limit_address(request)
     try:
-        for scope, key in _failure_keys(request).items():
-            limit, _window = LOGIN_FAILURES[scope]
-            count = await redis.get(key)
-            if count is not None and int(count) >= limit:
-                wait = max(wait, int(await redis.ttl(key)), 1)
+        count, ttl = await request.app[REDIS].eval(  # type: ignore[misc]
+            _TAKE, 1, _key(request, f"ip:{address}"), ADDRESS_FAILURES, ADDRESS_WINDOW
+        )
     except RedisError:
-        return UNAVAILABLE
-    return wait
+        return LoginAttempt(address, UNAVAILABLE)
+    if int(count) == 0:
+        return LoginAttempt(address, int(ttl))
+    return LoginAttempt(address, 0, int(count))
 
 
-async def login_failed(request: web.Request) -> None:
-    """Count a refused code against this client and the clinic-wide budget."""
+async def give_back_login_attempt(request: web.Request, attempt: LoginAttempt) -> None:
+    """The code was right (or never judged, e.g. the database was away): the attempt's place goes back."""
     with contextlib.suppress(RedisError):
-        await _count_failure(request)
+        await request.app[REDIS].eval(_GIVE_BACK, 1, _key(request, f"ip:{attempt.address}"))  # type: ignore[misc]
 
 
-async def _count_failure(request: web.Request) -> None:
-    async with request.app[REDIS].pipeline(transaction=False) as pipe:
-        keys = _failure_keys(request)
-        for key in keys.values():
-            pipe.incr(key)
-        counts = await pipe.execute()
-        for (scope, key), count in zip(keys.items(), counts, strict=True):
-            if int(count) == 1:
-                pipe.expire(key, LOGIN_FAILURES[scope][1])
-        await pipe.execute()
+async def login_failed(request: web.Request, attempt: LoginAttempt) -> int:
+    """The code was wrong: the attempt keeps its place; count it clinic-wide.
+
+    Returns 0 (answer 401), or the seconds until the clinic-wide window ends when it is over its limit (answer 429).
+    """
+    if attempt.count == ADDRESS_FAILURES:
+        log.warning("sign-in: %s tried %d wrong login codes; refused for up to %d s", attempt.address,
+                    ADDRESS_FAILURES, ADDRESS_WINDOW)  # fmt: skip
+    try:
+        count, ttl = await request.app[REDIS].eval(_FAILED, 1, _key(request, "all"), CLINIC_WINDOW)  # type: ignore[misc]
+    except RedisError:
+        return 0
+    if int(count) == CLINIC_FAILURES + 1:
+        log.warning("sign-in: more than %d wrong login codes in %d s from all addresses; wrong codes now get 429",
+                    CLINIC_FAILURES, CLINIC_WINDOW)  # fmt: skip
+    return max(1, int(ttl)) if int(count) > CLINIC_FAILURES else 0
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:

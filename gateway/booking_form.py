@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from booking_core.services import webform
 from gateway.csrf import Csrf
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
+from gateway.limits import limit_address, retry_after
 from workers.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -234,14 +235,14 @@ def _submission_id(value: object) -> str:
     return str(uuid.uuid4())
 
 
-async def _limited(app: web.Application, limit: Limit) -> bool:
-    """Over the posting limit? With Redis away the visitor's request is taken (the limit is not counted): a booking
-    must not be lost to an outage; CSRF and the honeypot still apply."""
+async def _limited(app: web.Application, limit: Limit) -> float:
+    """Seconds until the posting limit has room (0: go ahead). With Redis away the visitor's request is taken (the
+    limit is not counted): a booking must not be lost to an outage; CSRF and the honeypot still apply."""
     try:
-        return await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0
+        return await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit])
     except RedisError:
         log.warning("the booking form's rate limit is not counted: Redis is unreachable")
-        return False
+        return 0.0
 
 
 async def submit_form(request: web.Request) -> web.StreamResponse:
@@ -249,10 +250,11 @@ async def submit_form(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
     lang = language(request, form)
-    limit = Limit(f"book:ip:{request.remote or 'unknown'}", POSTS_PER_WINDOW, POST_WINDOW)
-    if await _limited(app, limit):
+    limit = Limit(f"book:ip:{limit_address(request)}", POSTS_PER_WINDOW, POST_WINDOW)
+    wait = await _limited(app, limit)
+    if wait > 0:
         response = _message_page(request, lang, 429, "rate_limited")
-        response.headers["Retry-After"] = str(POST_WINDOW)
+        response.headers["Retry-After"] = retry_after(wait)
         return response
     if not CSRF.ok(request, form.get("csrf_token")):
         return _message_page(request, lang, 403, "csrf_failed")

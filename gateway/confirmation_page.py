@@ -30,6 +30,7 @@ from booking_core.services import confirmation
 from booking_core.services.errors import NotFound, ServiceError
 from gateway import jobs
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
+from gateway.limits import limit_address, retry_after
 from workers.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -224,21 +225,21 @@ def _gone(request: web.Request, lang: str) -> web.StreamResponse:
     return _private(response)
 
 
-async def _limited(request: web.Request, key: str, count: int) -> bool:
-    """Over the limit? With Redis away the patient's request is taken uncounted: the link is signed, and confirming
-    or moving a visit must not fail because of an outage."""
+async def _limited(request: web.Request, key: str, count: int) -> float:
+    """Seconds until the limit has room (0: go ahead). With Redis away the patient's request is taken uncounted:
+    the link is signed, and confirming or moving a visit must not fail because of an outage."""
     app = request.app
-    limit = Limit(f"confirm:{key}:ip:{request.remote or 'unknown'}", count, WINDOW)
+    limit = Limit(f"confirm:{key}:ip:{limit_address(request)}", count, WINDOW)
     try:
-        return await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0
+        return await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit])
     except RedisError:
         log.warning("the confirmation page's rate limit is not counted: Redis is unreachable")
-        return False
+        return 0.0
 
 
-def _too_many(request: web.Request, lang: str) -> web.StreamResponse:
+def _too_many(request: web.Request, lang: str, wait: float) -> web.StreamResponse:
     response = _message_page(request, lang, 429, "rate_limited")
-    response.headers["Retry-After"] = str(WINDOW)
+    response.headers["Retry-After"] = retry_after(wait)
     return response
 
 
@@ -378,8 +379,8 @@ def _notice_fits(notice: str, state: str) -> bool:
 async def show(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     chosen = _chosen_language(request)
-    if await _limited(request, "view", VIEWS_PER_WINDOW):
-        return _too_many(request, chosen or settings.DEFAULT_LANGUAGE)
+    if (wait := await _limited(request, "view", VIEWS_PER_WINDOW)) > 0:
+        return _too_many(request, chosen or settings.DEFAULT_LANGUAGE, wait)
     token = request.match_info["token"]
     claim = confirmation.read_link(settings.SECRET_KEY, token)
     if claim is None:
@@ -412,8 +413,8 @@ async def act(request: web.Request) -> web.StreamResponse:
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
     chosen = _chosen_language(request, form)
     fallback = chosen or settings.DEFAULT_LANGUAGE
-    if await _limited(request, "post", POSTS_PER_WINDOW):
-        return _too_many(request, fallback)
+    if (wait := await _limited(request, "post", POSTS_PER_WINDOW)) > 0:
+        return _too_many(request, fallback, wait)
     token = request.match_info["token"]
     claim = confirmation.read_link(settings.SECRET_KEY, token)
     if claim is None:

@@ -108,7 +108,9 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except (ApiError, ServiceError) as exc:
-        return error_response(request, exc.status, exc.code, exc.message, exc.details)
+        refusal = error_response(request, exc.status, exc.code, exc.message, exc.details)
+        refusal.headers.update(getattr(exc, "headers", None) or {})
+        return refusal
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -25,6 +25,7 @@ from booking_core.services import queue as queue_service
 from gateway.booking_form import language
 from gateway.csrf import Csrf
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
+from gateway.limits import limit_address, retry_after
 from workers.ratelimit import Limit, RateLimiter
 
 PATH = "/queue"
@@ -216,10 +217,11 @@ async def look_up(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
     lang = language(request, form)
-    limit = Limit(f"queue:ip:{request.remote or 'unknown'}", LOOKUPS_PER_WINDOW, LOOKUP_WINDOW)
-    if await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit]) > 0:
+    limit = Limit(f"queue:ip:{limit_address(request)}", LOOKUPS_PER_WINDOW, LOOKUP_WINDOW)
+    wait = await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit])
+    if wait > 0:
         response = _form(request, lang, error="rate_limited", status=429)
-        response.headers["Retry-After"] = str(LOOKUP_WINDOW)
+        response.headers["Retry-After"] = retry_after(wait)
         return response
     if not CSRF.ok(request, form.get("csrf_token")):
         return _form(request, lang, error="csrf_failed", status=403)

@@ -7,9 +7,18 @@ from pydantic import BaseModel, Field
 
 from booking_core.services import auth as auth_service
 from gateway.api import api
-from gateway.auth import UNAVAILABLE, actor_of, login_failed, login_wait, token_from
+from gateway.auth import (
+    UNAVAILABLE,
+    actor_of,
+    give_back_login_attempt,
+    login_failed,
+    take_login_attempt,
+    token_from,
+)
+from gateway.client_address import client_address
 from gateway.errors import ApiError
 from gateway.keys import SESSIONMAKER, SETTINGS
+from gateway.limits import retry_after
 
 
 class LoginRequest(BaseModel):
@@ -36,23 +45,31 @@ class Ok(BaseModel):
            body=LoginRequest, response=LoginResponse, auth=False, errors=(401, 429))  # fmt: skip
 async def login(request: web.Request, body: LoginRequest) -> LoginResponse:
     settings = request.app[SETTINGS]
-    wait = await login_wait(request)
-    if wait == UNAVAILABLE:
+    attempt = await take_login_attempt(request)
+    if attempt.wait == UNAVAILABLE:
         raise ApiError(503, "sign_in_unavailable", "Sign-in is unavailable for a moment; try again in a minute.")
-    if wait > 0:
-        raise ApiError(429, "too_many_attempts", f"Too many sign-in attempts; try again in {wait} seconds.")
-    async with request.app[SESSIONMAKER]() as db, db.begin():
-        try:
+    if attempt.wait > 0:
+        raise ApiError(429, "too_many_attempts", f"Too many wrong codes; try again in {attempt.wait} seconds.",
+                       headers={"Retry-After": retry_after(attempt.wait)})  # fmt: skip
+    try:
+        async with request.app[SESSIONMAKER]() as db, db.begin():
             token, actor = await auth_service.redeem_login_code(
                 db,
                 body.code,
                 secret=settings.SECRET_KEY,
                 user_agent=request.headers.get("User-Agent", ""),
-                client_ip=request.remote,
+                client_ip=client_address(request),
             )
-        except auth_service.AuthError as exc:
-            await login_failed(request)
-            raise ApiError(401, exc.code, exc.message) from None
+    except auth_service.AuthError as exc:
+        wait = await login_failed(request, attempt)
+        if wait:  # over the clinic-wide limit: the code was checked, and it is wrong
+            message = f"{exc.message} Many wrong codes are being tried; check yours and try again in {wait} seconds."
+            raise ApiError(429, "too_many_attempts", message, headers={"Retry-After": retry_after(wait)}) from None
+        raise ApiError(401, exc.code, exc.message) from None
+    except BaseException:
+        await give_back_login_attempt(request, attempt)  # not judged (an outage): not a wrong code
+        raise
+    await give_back_login_attempt(request, attempt)
     return LoginResponse(token=token, role=actor.role or "")
 
 

@@ -19,9 +19,20 @@ from booking_core.domain.actors import ROLES, Actor
 from booking_core.services import auth as auth_service
 from booking_core.services import catalog
 from gateway import csrf
-from gateway.auth import COOKIE, UNAVAILABLE, current_actor, login_failed, login_wait, set_session_cookie, token_from
+from gateway.auth import (
+    COOKIE,
+    UNAVAILABLE,
+    current_actor,
+    give_back_login_attempt,
+    login_failed,
+    set_session_cookie,
+    take_login_attempt,
+    token_from,
+)
+from gateway.client_address import client_address
 from gateway.inbox.web import MANAGERS, back, form_of, message_page, private, render, safe_next, staff_page
 from gateway.keys import SESSIONMAKER, SETTINGS
+from gateway.limits import retry_after
 
 
 def _login_page(request: web.Request, *, code: str = "", error: str = "", status: int = 200) -> web.StreamResponse:
@@ -52,26 +63,35 @@ async def submit_login(request: web.Request) -> web.StreamResponse:
     code = form.get("code", "")
     if not csrf.STAFF.ok(request, form.get(csrf.FIELD)):
         return _login_page(request, code=code, error="This page has expired. Please try again.", status=403)
-    wait = await login_wait(request)
-    if wait == UNAVAILABLE:
+    attempt = await take_login_attempt(request)
+    if attempt.wait == UNAVAILABLE:
         return _login_page(request, code=code, error="Sign-in is unavailable for a moment; try again in a minute.",
                            status=503)  # fmt: skip
-    if wait > 0:
+    if attempt.wait > 0:
         response = _login_page(
-            request, error=f"Too many attempts. Wait {wait // 60 + 1} minutes and try again.", status=429
+            request, error=f"Too many attempts. Wait {attempt.wait // 60 + 1} minutes and try again.", status=429
         )
-        response.headers["Retry-After"] = str(wait)
+        response.headers["Retry-After"] = retry_after(attempt.wait)
         return response
     settings = request.app[SETTINGS]
     try:
         async with request.app[SESSIONMAKER]() as db, db.begin():
             token, _actor = await auth_service.redeem_login_code(
                 db, code, secret=settings.SECRET_KEY,
-                user_agent=request.headers.get("User-Agent", ""), client_ip=request.remote,
+                user_agent=request.headers.get("User-Agent", ""), client_ip=client_address(request),
             )  # fmt: skip
     except auth_service.AuthError as exc:
-        await login_failed(request)
+        wait = await login_failed(request, attempt)
+        if wait:  # over the clinic-wide limit: the code was checked, and it is wrong
+            error = f"{exc.message} Many wrong codes are being tried; check yours and try again in a minute."
+            response = _login_page(request, code=code, error=error, status=429)
+            response.headers["Retry-After"] = retry_after(wait)
+            return response
         return _login_page(request, code=code, error=exc.message, status=401)
+    except BaseException:
+        await give_back_login_attempt(request, attempt)  # not judged (an outage): not a wrong code
+        raise
+    await give_back_login_attempt(request, attempt)
     response = web.HTTPSeeOther(safe_next(form.get("next")))
     set_session_cookie(request, response, token)
     raise response
