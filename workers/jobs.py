@@ -65,6 +65,47 @@ def _limits(sender: Any, message: OutboundMessage) -> list[Limit]:
     return [Limit(*item) for item in sender.rate_limits(message)] if sender is not None else []
 
 
+class SharedPacing:
+    """The channels' rate limits as every worker shares them in Redis (``outbox.Pacing``).
+
+    ``route`` (``outbox.route``): where the row about to be claimed goes, when its job knew; its place in the rate
+    limits is then asked for at once, while the row is claimed, rather than after."""
+
+    def __init__(self, limiter: RateLimiter, senders: dict[str, Any], *, route: str | None = None) -> None:
+        self._limiter = limiter
+        self._senders = senders
+        self._route = route
+        self._early: asyncio.Future[float] | None = None
+        if route is not None:
+            channel, recipient = outbox.unroute(route)
+            expected = OutboundMessage(channel=channel, recipient=recipient, text="")  # type: ignore[arg-type]
+            self._early = asyncio.ensure_future(limiter.try_acquire(self._limits(expected)))
+
+    def _limits(self, message: OutboundMessage) -> list[Limit]:
+        return _limits(self._senders.get(message.channel), message)
+
+    async def before_send(self, message: OutboundMessage) -> None:
+        limits = self._limits(message)
+        if self._early is not None and self._route == outbox.route(message.channel, message.recipient):
+            wait, self._early = await self._early, None
+        else:
+            wait = await self._limiter.try_acquire(limits)
+        while wait > 0:
+            if wait > SHORT_WAIT:  # don't hold the worker: others' messages are ready to go
+                raise outbox.Postpone(wait)
+            await asyncio.sleep(wait)
+            wait = await self._limiter.try_acquire(limits)
+
+    async def throttled(self, message: OutboundMessage, seconds: float) -> None:
+        await self._limiter.pause(self._limits(message), seconds)
+
+    async def settle(self) -> None:
+        """The early answer, if the row was not sent (already sent, or waiting its turn): it goes unused."""
+        if self._early is not None:
+            await asyncio.gather(self._early, return_exceptions=True)
+            self._early = None
+
+
 async def _deliver(
     rt: runtime.Runtime,
     outbox_id: int,
@@ -76,41 +117,21 @@ async def _deliver(
     """``here_only``: leave a row on a channel this worker has no sender for alone (``skipped``) instead of failing
     it; :func:`deliver_planned` hands such a row to a deliver job. ``record_later``, ``route``: see :func:`deliver`."""
     senders = rt.senders()
-    limiter: RateLimiter = rt.limiter()
-    early: asyncio.Future[float] | None = None  # the rate limits asked for while the row is claimed
-    if route is not None:
-        channel, recipient = outbox.unroute(route)
-        expected = OutboundMessage(channel=channel, recipient=recipient, text="")  # type: ignore[arg-type]
-        early = asyncio.ensure_future(limiter.try_acquire(_limits(senders.get(channel), expected)))
-
-    async def before_send(message: OutboundMessage) -> None:
-        nonlocal early
-        limits = _limits(senders.get(message.channel), message)
-        if early is not None and route == outbox.route(message.channel, message.recipient):
-            wait, early = await early, None
-        else:
-            wait = await limiter.try_acquire(limits)
-        while wait > 0:
-            if wait > SHORT_WAIT:  # don't hold the worker: others' messages are ready to go
-                raise outbox.Postpone(wait)
-            await asyncio.sleep(wait)
-            wait = await limiter.try_acquire(limits)
-
+    pacing = SharedPacing(rt.limiter(), senders, route=route)
     try:
         async with rt.sessionmaker() as db:
             outcome = await outbox.deliver(
                 db,
                 outbox_id,
                 senders,
-                before_send=before_send,
+                pacing=pacing,
                 stale_after=reclaim_after(rt.settings),
                 channels=list(senders) if here_only else None,
                 hot=await rt.sending_pool(),
                 record_later=rt.after_job if record_later else None,
             )
     finally:
-        if early is not None:  # the row was not sent (already sent, or waiting its turn): the answer goes unused
-            await asyncio.gather(early, return_exceptions=True)
+        await pacing.settle()
     if rt.unfinished:
         await asyncio.sleep(0)  # the record's statement goes out now, so the database works on it meanwhile
     if outcome.status == "retry" and outcome.retry_at is not None:
@@ -122,6 +143,7 @@ async def _deliver(
             queue=queues.OUTBOUND,
             at=_whole_second_after(outcome.retry_at),
             job_id=f"deliver-{outbox_id}-{outcome.attempts}-{int(outcome.retry_at.timestamp() * 1000)}",
+            timeout=queues.DELIVER_TIMEOUT,
         )
     return outcome.status
 
@@ -219,13 +241,22 @@ async def _sweep(rt: runtime.Runtime) -> dict[str, int]:
             outbox_ids = await answer(rt, db, message_id)
         enqueue_deliveries(rt, outbox_ids)
         answered += 1
+    async with rt.sessionmaker() as db, db.begin():
+        given_up = await outbox.give_up_uncertain(db, stale_after=reclaim_after(rt.settings))
+        unparked = await outbox.unpark(db)
     async with rt.sessionmaker() as db:
         due = await outbox.due(db, stale_after=reclaim_after(rt.settings))
-    enqueue_deliveries(rt, due)
+    enqueue_deliveries(rt, sorted({*due, *unparked}))
     async with rt.sessionmaker() as db, db.begin():
         expired = await booking.expire_holds(db)
     await resync(rt)  # reminders and queue notices: Redis is rebuilt from the database
-    return {"answered": answered, "redelivered": len(due), "expired_holds": expired}
+    return {
+        "answered": answered,
+        "redelivered": len(due),
+        "unparked": len(unparked),
+        "given_up_uncertain": given_up,
+        "expired_holds": expired,
+    }
 
 
 async def deliver_planned(rt: runtime.Runtime, outbox_ids: list[int]) -> None:

@@ -15,6 +15,8 @@ OUTBOUND = "outbound"
 DIALOG = "dialog"
 #: A worker serves the chatbot first, then what goes out: answers are what patients are waiting for.
 NAMES = (DIALOG, OUTBOUND, DEFAULT)
+#: Seconds a deliver job may run: a send waits up to 60 s for the provider (a photo and its text, two sends).
+DELIVER_TIMEOUT = 300
 
 
 def queue_name(prefix: str, name: str) -> str:
@@ -61,4 +63,12 @@ def enqueue_deliveries(
     for outbox_id in outbox_ids:
         known = routes.get(outbox_id) if routes else None
         args: tuple[Any, ...] = (outbox_id,) if known is None else (outbox_id, known)
-        enqueue(connection, prefix, "workers.jobs.deliver", *args, queue=OUTBOUND, job_id=f"deliver-{outbox_id}")
+        enqueue(
+            connection,
+            prefix,
+            "workers.jobs.deliver",
+            *args,
+            queue=OUTBOUND,
+            job_id=f"deliver-{outbox_id}",
+            timeout=DELIVER_TIMEOUT,
+        )

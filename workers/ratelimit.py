@@ -2,7 +2,9 @@
 
 A sender declares its limits per message (Telegram: 30 messages/s per bot and 1/s per chat; Twilio: 80/s per
 sender); ``acquire`` waits until every window has room and takes a place in all of them in one Lua call, using
-Redis's clock so that workers on different machines agree.
+Redis's clock so that workers on different machines agree. When the provider throttles us anyway (a 429 with
+``retry_after``), :meth:`RateLimiter.pause` holds every window of that message shut for as long as it said: no
+later message on the channel or chat goes out inside that window.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local wait = 0
 for i, key in ipairs(KEYS) do
+  local paused = redis.call('PTTL', key .. ':pause')
+  if paused > wait then wait = paused end
   local limit = tonumber(ARGV[2 * i])
   local window = tonumber(ARGV[2 * i + 1])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -63,6 +67,19 @@ class RateLimiter:
             args += [limit.count, int((limit.seconds + self._margin) * 1000)]
         wait_ms = await self._script(keys=keys, args=args)
         return float(wait_ms) / 1000
+
+    async def pause(self, limits: Sequence[Limit], seconds: float) -> None:
+        """Nobody takes a place in these windows for ``seconds`` (the provider said to wait: a 429's retry_after).
+        A longer pause already there is kept."""
+        if not limits or seconds <= 0:
+            return
+        ms = max(1, int(seconds * 1000))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for limit in limits:
+                key = f"{self._prefix}:rate:{limit.key}:pause"
+                pipe.set(key, "1", px=ms, nx=True)
+                pipe.pexpire(key, ms, gt=True)
+            await pipe.execute()
 
     async def acquire(self, limits: Sequence[Limit], *, max_wait: float = 30.0) -> float:
         """Wait for room in every window (at most ``max_wait`` seconds); return how long it waited."""

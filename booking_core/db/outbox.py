@@ -32,6 +32,7 @@ class OutboxMessage(Base):
             "id",
             postgresql_where=text("status IN ('pending', 'sending')"),
         ),
+        Index("ix_outbox_parked", "channel", "parked_at", postgresql_where=text("parked_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -52,6 +53,10 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = now_column()
     sent_at: Mapped[datetime | None]
+    #: A send of this row may have reached the provider without our hearing back (see migration 0010).
+    uncertain_at: Mapped[datetime | None]
+    #: Given up because the provider kept failing; sent again once the channel answers again.
+    parked_at: Mapped[datetime | None]
 
 
 class Reminder(Base):

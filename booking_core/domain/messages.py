@@ -113,13 +113,31 @@ class OutboundMessage:
 
 
 class DeliveryFailed(Exception):
-    """A send did not go through. ``transient`` failures are retried (after ``retry_after`` seconds if given)."""
+    """A send did not go through. ``transient`` failures are retried (after ``retry_after`` seconds if given: the
+    provider is throttling us, which delays a message and never fails it).
 
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None, code: str = "") -> None:
+    ``uncertain``: the request may have reached the provider before the failure (a timeout after it left, a
+    connection cut while waiting for the answer), so the patient may have it. The outbox sends such a message at
+    most once more (see ``booking_core/services/outbox.py``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        code: str = "",
+        uncertain: bool = False,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after
         self.code = code
+        self.uncertain = uncertain
+
+    @property
+    def throttled(self) -> bool:
+        return self.transient and self.retry_after is not None
 
 
 def clean_text(text: str) -> tuple[str, bool]:

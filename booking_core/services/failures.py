@@ -38,6 +38,10 @@ class Failure:
     session_id: int | None
     branch_id: int | None
     retryable: bool
+    #: A send of it may have reached the patient (no answer in time, or its sender died): check before retrying.
+    maybe_delivered: bool = False
+    #: Given up because the provider kept failing; it goes out by itself once the channel answers again.
+    waits_for_channel: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ async def list_failures(db: Db, *, actor: Actor, limit: int = 100) -> list[Failu
                 session_id=row.session_id,
                 branch_id=row.branch_id,
                 retryable=True,
+                maybe_delivered=message.uncertain_at is not None,
+                waits_for_channel=message.parked_at is not None,
             )
         )
     for job in await queries.failed_jobs(db, limit=limit):

@@ -7,24 +7,39 @@ marked failed with the provider's error and listed for staff.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from booking_core.db.engine import Db
+from booking_core.db.engine import DATABASE_AWAY, Db
 from booking_core.db.queries import outbox as queries
 from booking_core.db.queries import sending
 from booking_core.db.raw import RawDb
 from booking_core.domain.messages import DeliveryFailed, OutboundMessage
 
+log = logging.getLogger(__name__)
+
 MAX_ATTEMPTS = 6
+#: How the error of a row given up after uncertain sends begins: staff read it as "may have been delivered".
+UNCERTAIN = "uncertain"
 PLANNED = "frontdesk.outbox.planned"
 ROUTES = "frontdesk.outbox.routes"
 IN_ORDER_WAIT = timedelta(milliseconds=500)
 STALE_AFTER = timedelta(minutes=2)  # a row 'sending' for longer than this belongs to a dead worker
+
+
+#: How long after being parked (given up for the provider's failures) a row is tried again even though nothing
+#: else on its channel got through meanwhile: a probe of whether the channel answers again.
+PARKED_PROBE_AFTER = timedelta(minutes=5)
+#: How long the record of a sent row keeps trying while the database is away (a restart): long enough for a
+#: restart, short enough to end before the row would be reclaimed as stale.
+RECORD_FOR = 25.0
+_RECORD_AGAIN: tuple[type[BaseException], ...] = (OSError, TimeoutError, *DATABASE_AWAY)
 
 
 class Postpone(Exception):
@@ -37,6 +52,16 @@ class Postpone(Exception):
 
 class Sender(Protocol):
     async def send(self, message: OutboundMessage) -> str: ...
+
+
+class Pacing(Protocol):
+    """The channels' shared rate limits, as the sender keeps them (a worker's: in Redis)."""
+
+    async def before_send(self, message: OutboundMessage) -> None:
+        """Wait for room to send ``message``, or raise :class:`Postpone` when the wait is long."""
+
+    async def throttled(self, message: OutboundMessage, seconds: float) -> None:
+        """The provider said to wait ``seconds`` (a 429): every later message on its channel and chat waits too."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +160,7 @@ async def deliver(
     senders: Mapping[str, Sender],
     *,
     now: datetime | None = None,
-    before_send: Any = None,
+    pacing: Pacing | None = None,
     stale_after: timedelta = STALE_AFTER,
     channels: Collection[str] | None = None,
     hot: RawDb | None = None,
@@ -143,12 +168,22 @@ async def deliver(
 ) -> Outcome:
     """Claim, send and record one outbox row. ``db`` must not be in a transaction: each step commits on its own.
 
-    ``before_send(message)`` (awaitable) runs between claim and send: the worker uses it for shared rate limits.
+    ``pacing`` (the worker's shared rate limits) is asked before the send and told when the provider throttles.
     ``stale_after``: a row 'sending' for longer than this belongs to a dead worker and is claimed again.
     ``channels``: only a row on one of these is claimed (another is ``skipped``, untouched); None: any channel.
     ``hot``: a pool the claim and the record of a sent row run on (a worker's), instead of ``db``'s connection.
     ``record_later`` (with ``hot``): given the record of a sent row, started, to finish while the caller goes on
     (a worker's job hands it over so that it completes while RQ files the job away); None: awaited here.
+
+    What a failure does (the policy the README's "Reliability" section states):
+
+    * throttled (429, ``retry_after``): the row waits, its attempt not counted, and so does everything after it on
+      the channel and chat (``pacing.throttled``); throttling never fails a message;
+    * uncertain (the request may have reached the provider, e.g. no answer within 60 s): sent at most once more;
+      a second uncertain send gives it up, flagged for staff as "may have been delivered";
+    * transient (5xx, the provider unreachable): retried with backoff; after :data:`MAX_ATTEMPTS` it is *parked*:
+      listed for staff and sent again by the sweep as soon as the channel answers again (:func:`unpark`);
+    * permanent (blocked, bad request): failed and listed for staff.
     """
     now = now or datetime.now(UTC)
     # One statement claims the row, keeps the person's messages in order and reads their 24-hour window (see
@@ -173,56 +208,124 @@ async def deliver(
         # may be waiting for its own retry (a 429's retry_after, a backoff after a 5xx).
         return Outcome("retry", outbox_id, retry_at=row.next_attempt_at, attempts=row.attempts)
     message = OutboundMessage.from_payload(row.payload)
-    last_inbound = row.last_inbound_at
     attempts = row.attempts
     sender = senders.get(message.channel)
     if sender is None:
         return await _fail(db, outbox_id, f"no sender is configured for {message.channel}", attempts)
-    if before_send is not None:
+    if pacing is not None:
         try:
-            await before_send(message)
+            await pacing.before_send(message)
         except Postpone as wait:
-            retry_at = datetime.now(UTC) + timedelta(seconds=wait.seconds)
-            async with db.begin():
-                await queries.finish(
-                    db,
-                    outbox_id,
-                    {"status": "pending", "next_attempt_at": retry_at, "locked_at": None, "attempts": attempts - 1},
-                )
-            return Outcome("retry", outbox_id, retry_at=retry_at, attempts=attempts - 1)
+            return await _wait(db, outbox_id, wait.seconds, attempts)
     try:
-        provider_id = await sender.send(dataclasses.replace(message, last_inbound_at=last_inbound))
+        provider_id = await sender.send(dataclasses.replace(message, last_inbound_at=row.last_inbound_at))
     except DeliveryFailed as exc:
-        error = f"{exc.code or 'error'}: {exc}"
-        if exc.transient and attempts < MAX_ATTEMPTS:
-            retry_at = datetime.now(UTC) + (
-                timedelta(seconds=exc.retry_after) if exc.retry_after is not None else backoff(attempts)
-            )
-            async with db.begin():
-                await queries.finish(
-                    db,
-                    outbox_id,
-                    {"status": "pending", "next_attempt_at": retry_at, "last_error": error, "locked_at": None},
-                )
-            return Outcome("retry", outbox_id, retry_at=retry_at, error=error, attempts=attempts)
-        return await _fail(db, outbox_id, error, attempts)
+        return await _failed(db, outbox_id, exc, attempts, pacing=pacing, message=message, uncertain=row.uncertain_at)
     if hot is not None:
-        record = sending.record_sent(hot, outbox_id, provider_id=provider_id, at=datetime.now(UTC))
+        record = _record(functools.partial(sending.record_sent, hot), outbox_id, provider_id)
         if record_later is None:
             await record
         else:
             record_later(record)
     else:
-        async with db.begin():
-            await sending.record_sent(db, outbox_id, provider_id=provider_id, at=datetime.now(UTC))
+
+        async def in_transaction(outbox_id: int, *, provider_id: str, at: datetime) -> None:
+            async with db.begin():
+                await sending.record_sent(db, outbox_id, provider_id=provider_id, at=at)
+
+        await _record(in_transaction, outbox_id, provider_id)
     return Outcome("sent", outbox_id, provider_id=provider_id, attempts=attempts)
 
 
-async def _fail(db: Db, outbox_id: int, error: str, attempts: int) -> Outcome:
+async def _record(
+    record: Callable[..., Coroutine[Any, Any, None]], outbox_id: int, provider_id: str, *, within: float = RECORD_FOR
+) -> None:
+    """Record a sent row, trying again while the database is away (a restart) for up to ``within`` seconds: the
+    message is out, and a row left 'sending' would be sent again, as uncertain, once stale."""
+    deadline = asyncio.get_running_loop().time() + within
+    delay = 0.2
+    while True:
+        try:
+            await record(outbox_id, provider_id=provider_id, at=datetime.now(UTC))
+            return
+        except _RECORD_AGAIN as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.warning("outbox row %s was sent; recording it failed (%s), trying again", outbox_id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _wait(db: Db, outbox_id: int, seconds: float, attempts: int, *, error: str | None = None) -> Outcome:
+    """Back to pending, unsent and its attempt uncounted, for ``seconds`` (a rate limit, a throttling provider)."""
+    retry_at = datetime.now(UTC) + timedelta(seconds=seconds)
+    values: dict[str, Any] = {
+        "status": "pending",
+        "next_attempt_at": retry_at,
+        "locked_at": None,
+        "attempts": attempts - 1,
+    }
+    if error is not None:
+        values["last_error"] = error
     async with db.begin():
-        await queries.finish(db, outbox_id, {"status": "failed", "last_error": error, "locked_at": None})
+        await queries.finish(db, outbox_id, values)
+    return Outcome("retry", outbox_id, retry_at=retry_at, error=error, attempts=attempts - 1)
+
+
+async def _failed(
+    db: Db,
+    outbox_id: int,
+    exc: DeliveryFailed,
+    attempts: int,
+    *,
+    pacing: Pacing | None,
+    message: OutboundMessage,
+    uncertain: datetime | None,
+) -> Outcome:
+    """What a failed send leaves: see :func:`deliver` for the policy."""
+    error = f"{exc.code or 'error'}: {exc}"
+    if exc.throttled:
+        assert exc.retry_after is not None
+        if pacing is not None:
+            await pacing.throttled(message, exc.retry_after)
+        return await _wait(db, outbox_id, exc.retry_after, attempts, error=error)
+    if exc.uncertain and uncertain is not None:
+        return await _fail(db, outbox_id, f"{UNCERTAIN}: {error}", attempts)
+    if not exc.transient:
+        return await _fail(db, outbox_id, error, attempts)
+    now = datetime.now(UTC)
+    if attempts >= MAX_ATTEMPTS and not exc.uncertain:
+        return await _fail(db, outbox_id, error, attempts, parked_at=now)
+    retry_at = now + backoff(attempts)
+    values: dict[str, Any] = {"status": "pending", "next_attempt_at": retry_at, "last_error": error, "locked_at": None}
+    if exc.uncertain:
+        values["uncertain_at"] = now
+    async with db.begin():
+        await queries.finish(db, outbox_id, values)
+    return Outcome("retry", outbox_id, retry_at=retry_at, error=error, attempts=attempts)
+
+
+async def _fail(db: Db, outbox_id: int, error: str, attempts: int, *, parked_at: datetime | None = None) -> Outcome:
+    values: dict[str, Any] = {"status": "failed", "last_error": error, "locked_at": None, "parked_at": parked_at}
+    async with db.begin():
+        await queries.finish(db, outbox_id, values)
         await queries.record_failure(db, outbox_id=outbox_id, error=error)
     return Outcome("failed", outbox_id, error=error, attempts=attempts)
+
+
+async def give_up_uncertain(db: Db, *, now: datetime | None = None, stale_after: timedelta = STALE_AFTER) -> int:
+    """Rows left 'sending' a second time (their sender died after a send that may have gone out, again): given up,
+    listed for staff as "may have been delivered", rather than sent a third time. Returns how many."""
+    now = now or datetime.now(UTC)
+    return await queries.give_up_uncertain(db, stale_before=now - stale_after, error=f"{UNCERTAIN}: its sender died")
+
+
+async def unpark(db: Db, *, now: datetime | None = None) -> list[int]:
+    """Parked rows (given up after the provider kept failing) of every channel that answers again — something on
+    it was sent after they were parked — or that were parked :data:`PARKED_PROBE_AFTER` ago (a probe): pending
+    again, with a fresh count of attempts. Returns their ids, for the caller to enqueue after commit."""
+    now = now or datetime.now(UTC)
+    return await queries.unpark(db, now=now, probe_before=now - PARKED_PROBE_AFTER)
 
 
 async def due(

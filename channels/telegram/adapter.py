@@ -41,6 +41,7 @@ from aiogram.types.update import UpdateTypeLookupError
 from aiohttp import web
 from pydantic import ValidationError
 
+from booking_core.domain.text import storable, storable_payload
 from channels.base import (
     Button,
     Channel,
@@ -51,6 +52,7 @@ from channels.base import (
     RateLimit,
     Refused,
 )
+from channels.network import may_have_reached
 from channels.telegram.client import make_bot
 
 log = logging.getLogger(__name__)
@@ -411,23 +413,17 @@ def _person(
 
 
 def _clean(text: str) -> str:
-    """NULs out (PostgreSQL text cannot hold them) and surrounding space off, as ``clean_text`` does.
+    """Storable (no NULs, no lone surrogates: see ``booking_core.domain.text``) and surrounding space off.
 
     The cut to ``MAX_TEXT`` is left to ingest, which runs ``clean_text`` again and records ``text_cut``: cutting
     here would lose that flag.
     """
-    return text.replace("\x00", "").strip()
+    return storable(text).strip()
 
 
 def _without_nuls(value: Any) -> Any:
-    """The payload as kept with the message: PostgreSQL's jsonb cannot store ``\\u0000``."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nuls(key): _without_nuls(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_nuls(item) for item in value]
-    return value
+    """The payload as kept with the message: PostgreSQL's jsonb cannot store ``\\u0000`` or a lone surrogate."""
+    return storable_payload(value)
 
 
 # --- sending ---
@@ -478,9 +474,12 @@ def delivery_failure(exc: BaseException) -> DeliveryFailed:
     if isinstance(exc, TelegramServerError):
         return DeliveryFailed(message, transient=True, code="server_error")
     if isinstance(exc, TelegramNetworkError | TimeoutError):
-        return DeliveryFailed(message or "timed out", transient=True, code="network")
-    if isinstance(exc, ClientDecodeError):  # e.g. an HTML error page from a proxy in front of the Bot API
-        return DeliveryFailed(message, transient=True, code="bad_response")
+        uncertain = may_have_reached(exc)
+        return DeliveryFailed(
+            message or "timed out", transient=True, code="uncertain" if uncertain else "network", uncertain=uncertain
+        )
+    if isinstance(exc, ClientDecodeError):  # an answer we could not read (a proxy's error page): it may have gone
+        return DeliveryFailed(message, transient=True, code="bad_response", uncertain=True)
     if isinstance(exc, TelegramAPIError):
         return DeliveryFailed(message, transient=False, code="telegram_error")
     return DeliveryFailed(message, transient=True, code="client_error")

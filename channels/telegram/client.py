@@ -8,13 +8,15 @@ from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.methods.base import Response
 from aiogram.types import Message
 
+from channels.network import SEND_TIMEOUT
+
 TELEGRAM_API_URL = "https://api.telegram.org"
 #: pydantic keeps parametrised generic models in a weak cache, so unless someone holds ``Response[Message]`` aiogram
 #: rebuilds that model class (schema and all: ~4 ms) for the next answer it reads whenever the garbage collector has
 #: dropped it, which in a busy worker is every few messages sent. Holding them here keeps one of each for good.
 _RESPONSE_MODELS = (Response[Message], Response[bool])
-#: Seconds a Bot API call may take before it counts as a (transient) network failure.
-DEFAULT_TIMEOUT = 15.0
+#: Seconds a Bot API call may take before it counts as a failure whose outcome is unknown (channels/network.py).
+DEFAULT_TIMEOUT = SEND_TIMEOUT
 
 
 def api_server(api_url: str | None) -> TelegramAPIServer:

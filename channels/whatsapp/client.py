@@ -22,9 +22,11 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from channels.network import SEND_TIMEOUT
+
 TWILIO_API_URL = "https://api.twilio.com"
 #: Seconds a Twilio call may take before it counts as a (transient) network failure.
-DEFAULT_TIMEOUT = 15.0
+DEFAULT_TIMEOUT = SEND_TIMEOUT  # a provider answering within this is never sent twice (channels/network.py)
 
 _TWILIO_API_PREFIX = re.compile(r"^https://api(?:\.[a-z0-9-]+)*\.twilio\.com(?=[/?#]|$)", re.IGNORECASE)
 

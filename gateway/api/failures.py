@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from booking_core.services import failures
 from gateway.api import api
 from gateway.api.common import caller, transaction
+from gateway.api.fields import BigId
 from gateway.keys import RQ_REDIS, SETTINGS
 from workers import queues
 
@@ -39,6 +40,12 @@ class FailureOut(BaseModel):
     session_id: int | None
     branch_id: int | None
     retryable: bool
+    maybe_delivered: bool = Field(
+        default=False, description="a send may have reached the patient (no answer in time): check before retrying"
+    )
+    waits_for_channel: bool = Field(
+        default=False, description="the provider kept failing; it goes out by itself once the channel answers again"
+    )
 
 
 class FailuresOut(BaseModel):
@@ -78,7 +85,7 @@ async def list_failures(request: web.Request, query: FailuresQuery) -> FailuresO
     roles=FRONT_DESK,
     errors=(404, 409),
 )
-async def retry_failure(request: web.Request, outbox_id: int) -> RetryOut:
+async def retry_failure(request: web.Request, outbox_id: BigId) -> RetryOut:
     async with transaction(request) as db:
         retried = await failures.retry(db, outbox_id, actor=caller(request))
     enqueued = True

@@ -2,9 +2,10 @@
 
 :func:`claim_to_send` does in one ``UPDATE`` what would otherwise take several statements (locking the row with
 ``SKIP LOCKED``, keeping a person's messages in order, reading their 24-hour window), so a worker pays one round trip
-before it sends. Its commit
-does not wait for the disk: losing it in a PostgreSQL crash leaves the row as it was, to be claimed and sent again,
-which is what a crash between its commit and the send leaves anyway. :func:`record_sent` commits durably.
+before it sends. Both commit durably: a claim lost in a PostgreSQL crash would put a row that was being sent back
+to 'pending', and another worker would send it again while its first sender is still recording it. Kept, the
+claim holds the row 'sending' until its sender records it (the record is retried until the database is back) or,
+if that sender died, until it is stale: then it is reclaimed as an *uncertain* send, at most once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
-from sqlalchemy import DateTime, String, bindparam, case, func, or_, select, true, update
+from sqlalchemy import DateTime, String, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
@@ -42,6 +43,7 @@ class Claimed:
     attempts: int
     next_attempt_at: datetime
     last_inbound_at: datetime | None
+    uncertain_at: datetime | None = None  # an earlier send of it may have reached the provider
 
 
 async def _autocommit(db: AsyncSession) -> AsyncConnection:
@@ -85,7 +87,11 @@ def _claim_statement(*, on_channels: bool) -> Any:
             other.id < mine.id,
             or_(
                 (other.status == "pending")
-                & ((other.next_attempt_at <= bindparam("soon", type_=DateTime(timezone=True))) | (other.attempts > 0)),
+                & (
+                    (other.next_attempt_at <= bindparam("soon", type_=DateTime(timezone=True)))
+                    | (other.attempts > 0)
+                    | other.last_error.is_not(None)  # tried: throttled (its attempt uncounted) or failing
+                ),
                 other.status == "sending",
             ),
         )
@@ -93,17 +99,16 @@ def _claim_statement(*, on_channels: bool) -> Any:
     )
     claimable = or_(
         (mine.status == "pending") & (mine.next_attempt_at <= now),
-        (mine.status == "sending") & (mine.locked_at < bindparam("stale_before", type_=DateTime(timezone=True))),
+        # A row its sender never recorded (the sender died, or the record never reached the database): it may have
+        # gone out, so it is taken once, as an uncertain send; a second time it is the sweep's to give up.
+        (mine.status == "sending")
+        & (mine.locked_at < bindparam("stale_before", type_=DateTime(timezone=True)))
+        & mine.uncertain_at.is_(None),
     )
     if on_channels:
         claimable = claimable & (mine.channel == func.any(bindparam("channels", type_=ARRAY(String))))
     candidate = (
-        select(
-            mine.id,
-            in_the_way.label("until"),
-            # This transaction's commit need not wait for the disk (see the module's docstring).
-            func.set_config("synchronous_commit", "off", true()).label("relaxed"),
-        )
+        select(mine.id, in_the_way.label("until"))
         .where(mine.id == bindparam("outbox_id"), claimable)
         .with_for_update(skip_locked=True, of=mine)
         .cte("candidate")
@@ -111,9 +116,10 @@ def _claim_statement(*, on_channels: bool) -> Any:
     go = candidate.c.until.is_(None)
     return (
         update(OutboxMessage)
-        .where(OutboxMessage.id == candidate.c.id, candidate.c.relaxed.is_not(None))
+        .where(OutboxMessage.id == candidate.c.id)
         .values(
             status=case((go, "sending"), else_="pending"),
+            uncertain_at=case((OutboxMessage.status == "sending", now), else_=OutboxMessage.uncertain_at),
             locked_at=case((go, now)),
             attempts=case((go, OutboxMessage.attempts + 1), else_=OutboxMessage.attempts),
             next_attempt_at=case(
@@ -127,6 +133,7 @@ def _claim_statement(*, on_channels: bool) -> Any:
             OutboxMessage.payload,
             OutboxMessage.attempts,
             OutboxMessage.next_attempt_at,
+            OutboxMessage.uncertain_at,
             select(ChannelIdentity.last_inbound_at)
             .where(ChannelIdentity.id == OutboxMessage.identity_id)
             .scalar_subquery()
@@ -164,7 +171,7 @@ async def claim_to_send(
     None: not due, already sent, another worker has it, or (``channels`` given) it goes out on another channel.
     Otherwise the row is 'sending' with one more attempt,
     unless an earlier message to the same recipient is still to go: being sent, due within :data:`SOON`, or tried
-    and waiting for its retry (a failed one is not in the way). Then the row stays 'pending' until
+    and waiting for its retry (throttled or failing; a failed one is not in the way). Then the row stays 'pending' until
     ``max(now + in_order_wait, when that one may go)`` (now, if it is being sent), attempts unchanged.
     A session: this must be the first statement of its transaction, which the caller ends.
     """
@@ -187,6 +194,7 @@ async def claim_to_send(
         attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"],
         last_inbound_at=row["last_inbound_at"],
+        uncertain_at=row["uncertain_at"],
     )
 
 
