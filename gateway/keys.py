@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.dialog_runner import DialogRunner
     from gateway.group_ingest import GroupIngest
     from gateway.metrics import Metrics
+    from gateway.vitals import Vitals
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -31,3 +32,5 @@ DIALOG: web.AppKey[DialogRunner] = web.AppKey("dialog")
 RAW_DB: web.AppKey[RawDb] = web.AppKey("raw_db")
 #: Stores inbound messages from known chats that arrive together in one transaction (see gateway/group_ingest.py).
 GROUP_INGEST: web.AppKey[GroupIngest] = web.AppKey("group_ingest")
+#: The figures /health judges and /metrics shows (see gateway/vitals.py).
+VITALS: web.AppKey[Vitals] = web.AppKey("vitals")

@@ -59,7 +59,9 @@ def test_run_on_a_fresh_home_starts_embedded_services_and_stops_cleanly(
     try:
         harness.wait_for_http(f"http://127.0.0.1:{port}/health", timeout=120, process=process)  # type: ignore[arg-type]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-            assert json.load(response) == {"status": "ok", "database": "ok", "redis": "ok"}
+            body = json.load(response)
+        assert body["status"] == "ok" and body["database"] == "ok" and body["redis"] == "ok", body
+        assert set(body.values()) == {"ok"}, body  # ingest, workers (its own worker), outbox, transactions too
         assert (home / "postgres" / "PG_VERSION").exists()
         assert (home / "redis" / "port").exists()
         assert _embedded_processes(home)

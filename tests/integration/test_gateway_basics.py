@@ -11,8 +11,11 @@ from tests import harness
 
 async def test_health_reports_ok_when_postgres_and_redis_answer(client: TestClient[object, object]) -> None:
     response = await client.get("/health")
-    assert response.status == 200
-    assert await response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    body = await response.json()
+    # The other parts (ingest, workers, outbox, transactions) judge this run's shared database, which other tests
+    # leave in all sorts of states: tests/integration/test_health_truth.py checks them on a database of its own.
+    assert body["database"] == "ok" and body["redis"] == "ok"
+    assert body["status"] == ("ok" if response.status == 200 else "unavailable")
 
 
 async def test_health_is_503_when_redis_is_unreachable(settings: Settings) -> None:
@@ -20,7 +23,9 @@ async def test_health_is_503_when_redis_is_unreachable(settings: Settings) -> No
     async with TestClient(TestServer(create_app(nowhere))) as http:
         response = await http.get("/health")
         assert response.status == 503
-        assert await response.json() == {"status": "unavailable", "database": "ok", "redis": "unavailable"}
+        body = await response.json()
+        assert (body["status"], body["database"], body["redis"]) == ("unavailable", "ok", "unavailable")
+        assert body["workers"].startswith("unknown")  # their records are in Redis
 
 
 async def test_health_is_503_when_postgres_is_unreachable(settings: Settings) -> None:
