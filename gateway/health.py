@@ -7,7 +7,9 @@
 * ``ingest``: a write commits over the ingest's own pool within ``FRONTDESK_HEALTH_INGEST_WITHIN`` seconds, and no
   write of this database has waited longer than that for a lock (what froze every webhook when a dead worker's
   transaction kept holding conversation rows: commits themselves worked, writes to those rows waited forever).
-* ``workers``: some worker's heartbeat (RQ's own record) is younger than ``FRONTDESK_HEALTH_WORKER_SILENCE``.
+* ``workers``: some worker's heartbeat (RQ's own record) is younger than ``FRONTDESK_HEALTH_WORKER_SILENCE``
+  (or than an idle worker's own gap between heartbeats, if that is longer); for that long after the gateway starts,
+  no worker at all is not yet a failure.
 * ``outbox``: the oldest due outbox row has waited less than ``FRONTDESK_HEALTH_OUTBOX_LAG``.
 * ``transactions``: no backend of this database has been idle in a transaction (holding its locks) for longer than
   ``FRONTDESK_HEALTH_IDLE_IN_TRANSACTION``.
@@ -104,13 +106,13 @@ def _workers(settings: Settings, vitals: Vitals, workers: WorkerVitals | BaseExc
         return f"unknown: {describe(workers)}"
     ages = workers.heartbeat_ages()
     newest = min(ages) if ages else None
-    if newest is not None and newest <= silence:
+    if newest is not None and newest <= vitals.worker_limit:
         return OK
-    if vitals.watching_for() <= silence:  # just started: a worker may not have been silent for that long
+    if vitals.watching_for() <= silence:  # just started: no worker can have been silent for that long yet
         return OK
     if newest is None:
         return f"no worker registered (limit {_s(silence)})"
-    return f"no worker heartbeat for {_s(newest)} (limit {_s(silence)}; {len(ages)} registered)"
+    return f"no worker heartbeat for {_s(newest)} (limit {_s(vitals.worker_limit)}; {len(ages)} registered)"
 
 
 def _outbox(settings: Settings, database: DatabaseVitals | BaseException) -> str:

@@ -14,11 +14,14 @@ Not part of the public contract, for operators and tests (defaults suit producti
 * ``FRONTDESK_HEALTH_INGEST_WITHIN``: seconds within which a write must commit, and the longest any write of this
   database may wait for a lock, before /health says ``ingest`` is failing (default 3).
 * ``FRONTDESK_HEALTH_WORKER_SILENCE``: seconds without a heartbeat from any worker before /health says ``workers``
-  is failing (default 60; also the grace after the gateway starts); 0 leaves the workers out of /health.
+  is failing (default 60; never less than an idle worker's own gap between heartbeats, its housekeeping interval
+  plus 5 s; also the grace after the gateway starts); 0 leaves the workers out of /health.
 * ``FRONTDESK_HEALTH_OUTBOX_LAG``: seconds the oldest due outbox row may wait before /health says ``outbox`` is
   failing (default 120).
 * ``FRONTDESK_HEALTH_IDLE_IN_TRANSACTION``: seconds a backend of this database may sit idle in a transaction
-  (holding its locks) before /health says ``transactions`` is failing (default 30).
+  (holding its locks) before /health says ``transactions`` is failing (default 10: below the 15 s after which
+  PostgreSQL ends such a transaction of ours, so /health sees it first; anyone else's, e.g. a psql session, it
+  names for as long as it lasts).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class Settings(BaseModel):
     FRONTDESK_HEALTH_INGEST_WITHIN: float = Field(default=3.0, gt=0.0, le=60.0)
     FRONTDESK_HEALTH_WORKER_SILENCE: float = Field(default=60.0, ge=0.0, le=86400.0)
     FRONTDESK_HEALTH_OUTBOX_LAG: float = Field(default=120.0, gt=0.0, le=86400.0)
-    FRONTDESK_HEALTH_IDLE_IN_TRANSACTION: float = Field(default=30.0, gt=0.0, le=86400.0)
+    FRONTDESK_HEALTH_IDLE_IN_TRANSACTION: float = Field(default=10.0, gt=0.0, le=86400.0)
     #: Addresses or networks (comma-separated, e.g. "127.0.0.1,10.0.0.0/8") of reverse proxies whose
     #: ``X-Forwarded-For`` is believed; empty (the default): the connection's own address is the client's.
     FRONTDESK_TRUSTED_PROXIES: tuple[IPv4Network | IPv6Network, ...] = ()

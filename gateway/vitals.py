@@ -107,6 +107,11 @@ class Vitals:
         self._rq_redis = rq_redis
         #: When this gateway started watching (a worker cannot have been silent for longer than that).
         self.started = time.monotonic()
+        #: A worker is live while its last heartbeat is at most this old: the configured silence, but never less than
+        #: the gap a healthy idle worker leaves between two heartbeats (else an idle night would look like a death).
+        self.worker_limit = max(
+            settings.FRONTDESK_HEALTH_WORKER_SILENCE or LIVE_WORKER_SECONDS, watch.quiet_gap(settings)
+        )
         self._database: _Cached[queries.DatabaseVitals] = _Cached(CACHE_SECONDS)
         self._workers: _Cached[WorkerVitals] = _Cached(CACHE_SECONDS)
         self._totals: _Cached[dict[str, int]] = _Cached(TOTALS_EVERY)
@@ -155,8 +160,7 @@ class Vitals:
             _or_none(self.outbox_totals(), "outbox totals"),
             _or_none(self.workers(), "worker figures"),
         )
-        silence = self.settings.FRONTDESK_HEALTH_WORKER_SILENCE or LIVE_WORKER_SECONDS
-        return Snapshot(database=database, outbox_totals=totals, workers=workers, live_within=silence)
+        return Snapshot(database=database, outbox_totals=totals, workers=workers, live_within=self.worker_limit)
 
 
 async def _or_none(figure: Awaitable[T], what: str) -> T | None:

@@ -11,10 +11,23 @@ from datetime import datetime
 from redis import Redis
 from rq import Queue, Worker
 
+from gateway.settings import Settings
 from workers import queues
 
 #: RQ's job registries counted per queue, next to the queue itself ("queued").
 JOB_STATES = ("queued", "scheduled", "started", "failed")
+
+
+#: Leeway on top of :func:`quiet_gap` for the round trips and housekeeping between two heartbeats.
+HEARTBEAT_SLACK = 5.0
+
+
+def quiet_gap(settings: Settings) -> float:
+    """The longest a healthy worker with nothing to do goes between two heartbeats: RQ beats before and after each
+    wait for a job, and our workers wait up to their housekeeping interval (workers/runtime.py)."""
+    from workers.runtime import housekeeping_every  # the worker's machinery, loaded only when asked
+
+    return float(housekeeping_every(settings)) + HEARTBEAT_SLACK
 
 
 @dataclass(frozen=True)
