@@ -7,7 +7,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import b1_b3_telegram, b4_availability, b5_reminders, b6_delivery_job, b7_booking_race
+from bench import (
+    b1_b3_telegram,
+    b4_availability,
+    b5_reminders,
+    b6_delivery_job,
+    b7_booking_race,
+    b7b_booking_overlap,
+)
 from bench.common import Report, bench_database
 from tests import harness
 
@@ -24,12 +31,14 @@ async def main() -> int:
         if wanted("B1", "B2", "B3"):
             async with bench_database(backing, pool_size=5) as engine:
                 reports.extend(await b1_b3_telegram.run(engine, backing))
-        if wanted("B4", "B7"):
+        if wanted("B4", "B7", "B7b"):
             async with bench_database(backing, pool_size=60) as engine:
                 if wanted("B4"):
                     reports.append(await b4_availability.run(engine))
                 if wanted("B7"):
                     reports.append(await b7_booking_race.run(engine))
+                if wanted("B7b"):
+                    reports.append(await b7b_booking_overlap.run(engine))
         if wanted("B5"):
             async with bench_database(backing, pool_size=5) as engine:
                 reports.append(await b5_reminders.run(engine, backing, quick=quick))

@@ -8,9 +8,13 @@ a ``slot_taken`` conflict carrying the next free alternatives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import booking as queries
@@ -22,10 +26,51 @@ from booking_core.services import audit, availability, reminders
 from booking_core.services import settings as clinic_settings
 from booking_core.services.errors import Conflict, Invalid, NotFound
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 ALTERNATIVES = 5
 MAX_EXAMINATIONS = 10
 #: Reasons that mean "someone else has it" (a conflict) rather than "the clinic does not offer it" (invalid).
 TAKEN = {"booked", "no_room"}
+#: How many times one booking transaction runs when PostgreSQL aborts it for a deadlock or serialization failure.
+ATTEMPTS = 4
+
+
+@dataclass
+class ContentionCounts:
+    """Transactions run again after a deadlock or serialization failure, and those that still failed (metrics)."""
+
+    retried: int = 0
+    gave_up: int = 0
+
+
+CONTENTION = ContentionCounts()
+
+
+async def retrying(transaction: Callable[[], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
+    """Run ``transaction`` - a callable that opens, does and commits one whole transaction - until it goes through.
+
+    Claims queue behind each other instead of deadlocking (see ``queries.claim``); this is the backstop for what still
+    can go wrong under contention (a deadlock through some other pair of locks, a serialization failure): PostgreSQL
+    rolled the whole transaction back, so it is run again from the start, a few times, with a little jitter. If it
+    still fails the caller gets ``409 try_again``, never a 500.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await transaction()
+        except Exception as exc:
+            state = queries.retryable_sqlstate(exc)
+            if state is None:
+                raise
+            if attempt == attempts:
+                CONTENTION.gave_up += 1
+                log.warning("booking transaction aborted %d times (SQLSTATE %s); answering try_again", attempts, state)
+                raise Conflict("try_again", "The calendar is busy at this moment; please try again.") from exc
+            CONTENTION.retried += 1
+            log.info("booking transaction aborted (SQLSTATE %s); running it again (attempt %d)", state, attempt + 1)
+            await asyncio.sleep(random.uniform(0, 0.005 * attempt))  # jitter, not a secret
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -200,15 +245,7 @@ async def _claim_or_conflict(
     expires_at: datetime | None = None,
     doctor_requested: int | None = None,
 ) -> int:
-    await queries.release_expired_holds(
-        db,
-        doctor_id=placement.doctor_id,
-        room_id=placement.room_id,
-        start=placement.claim_start,
-        end=placement.claim_end,
-        now=now,
-    )
-    row = await queries.claim(
+    occupancy_id = await queries.claim(
         db,
         branch_id=branch_id,
         doctor_id=placement.doctor_id,
@@ -216,9 +253,10 @@ async def _claim_or_conflict(
         start=placement.claim_start,
         end=placement.claim_end,
         kind=kind,
+        now=now,
         expires_at=expires_at,
     )
-    if row is None:
+    if occupancy_id is None:
         raise await _slot_taken(
             db,
             branch_id=branch_id,
@@ -228,7 +266,7 @@ async def _claim_or_conflict(
             now=now,
             duration_min=duration_min,
         )
-    return row.id
+    return occupancy_id
 
 
 async def _refresh_invoice(db: Db, session_id: int, *, actor: Actor) -> None:

@@ -12,6 +12,7 @@ from booking_core.db.engine import Db
 from booking_core.services import availability, booking, confirmation
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
+from gateway.api.fields import Id
 from gateway.keys import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,9 @@ STAFF = ("owner", "admin", "staff")
 
 
 class AvailabilityQuery(BaseModel):
-    branch_id: int = Field(gt=0)
-    examination_id: int = Field(gt=0)
-    doctor_id: int | None = Field(default=None, gt=0)
+    branch_id: Id
+    examination_id: Id
+    doctor_id: Id | None = None
     start: AwareDatetime = Field(alias="from", description="Start of the period (ISO 8601 with offset)")
     end: AwareDatetime = Field(alias="to", description="End of the period (ISO 8601 with offset)")
     limit: int | None = Field(default=None, ge=1, le=500)
@@ -45,9 +46,9 @@ class AvailabilityOut(BaseModel):
 
 
 class ExplainQuery(BaseModel):
-    branch_id: int = Field(gt=0)
-    examination_id: int = Field(gt=0)
-    doctor_id: int | None = Field(default=None, gt=0)
+    branch_id: Id
+    examination_id: Id
+    doctor_id: Id | None = None
     at: AwareDatetime
 
 
@@ -67,12 +68,12 @@ class ExplainOut(BaseModel):
 class BookRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    branch_id: int = Field(gt=0)
-    patient_id: int = Field(gt=0)
-    examination_ids: list[int] = Field(min_length=1, max_length=10)
+    branch_id: Id
+    patient_id: Id
+    examination_ids: list[Id] = Field(min_length=1, max_length=10)
     start: AwareDatetime
-    doctor_id: int | None = Field(default=None, gt=0)
-    room_id: int | None = Field(default=None, gt=0)
+    doctor_id: Id | None = None
+    room_id: Id | None = None
 
 
 class SessionOut(BaseModel):
@@ -90,11 +91,11 @@ class SessionOut(BaseModel):
 class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    branch_id: int = Field(gt=0)
-    examination_id: int = Field(gt=0)
+    branch_id: Id
+    examination_id: Id
     start: AwareDatetime
-    doctor_id: int | None = Field(default=None, gt=0)
-    patient_id: int | None = Field(default=None, gt=0)
+    doctor_id: Id | None = None
+    patient_id: Id | None = None
     minutes: int | None = Field(default=None, ge=1, le=60)
 
 
@@ -113,7 +114,7 @@ class HoldOut(BaseModel):
 class ConvertHoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    patient_id: int = Field(gt=0)
+    patient_id: Id
 
 
 def _session_out(row: object) -> SessionOut:
@@ -195,21 +196,25 @@ async def explain_availability(request: web.Request, query: ExplainQuery) -> Exp
 async def book_session(request: web.Request, body: BookRequest) -> SessionOut:
     actor = caller(request)
     check_branch(actor, body.branch_id)
-    async with transaction(request) as db:
-        session = await booking.book(
-            db,
-            actor=actor,
-            branch_id=body.branch_id,
-            patient_id=body.patient_id,
-            examination_ids=body.examination_ids,
-            start=body.start,
-            doctor_id=body.doctor_id,
-            room_id=body.room_id,
-        )
-        out = _session_out(session)
-        if out.status == "waiting":  # a visit in the past was recorded, not booked: no confirmation for it
-            await plan_followups(request, db, out.id)
-    return out
+
+    async def attempt() -> SessionOut:
+        async with transaction(request) as db:
+            session = await booking.book(
+                db,
+                actor=actor,
+                branch_id=body.branch_id,
+                patient_id=body.patient_id,
+                examination_ids=body.examination_ids,
+                start=body.start,
+                doctor_id=body.doctor_id,
+                room_id=body.room_id,
+            )
+            out = _session_out(session)
+            if out.status == "waiting":  # a visit in the past was recorded, not booked: no confirmation for it
+                await plan_followups(request, db, out.id)
+        return out
+
+    return await booking.retrying(attempt)
 
 
 @api.route(
@@ -226,18 +231,22 @@ async def book_session(request: web.Request, body: BookRequest) -> SessionOut:
 async def create_hold(request: web.Request, body: HoldRequest) -> HoldOut:
     actor = caller(request)
     check_branch(actor, body.branch_id)
-    async with transaction(request) as db:
-        row = await booking.hold(
-            db,
-            actor=actor,
-            branch_id=body.branch_id,
-            examination_id=body.examination_id,
-            start=body.start,
-            doctor_id=body.doctor_id,
-            patient_id=body.patient_id,
-            minutes=body.minutes,
-        )
-        return HoldOut.model_validate(row, from_attributes=True)
+
+    async def attempt() -> HoldOut:
+        async with transaction(request) as db:
+            row = await booking.hold(
+                db,
+                actor=actor,
+                branch_id=body.branch_id,
+                examination_id=body.examination_id,
+                start=body.start,
+                doctor_id=body.doctor_id,
+                patient_id=body.patient_id,
+                minutes=body.minutes,
+            )
+            return HoldOut.model_validate(row, from_attributes=True)
+
+    return await booking.retrying(attempt)
 
 
 @api.route(
@@ -267,11 +276,14 @@ async def release_hold(request: web.Request, hold_id: int) -> HoldOut:
     errors=(404, 409),
 )
 async def convert_hold(request: web.Request, hold_id: int, body: ConvertHoldRequest) -> SessionOut:
-    async with transaction(request) as db:
-        session = await booking.convert_hold(db, hold_id, actor=caller(request), patient_id=body.patient_id)
-        out = _session_out(session)
-        await plan_followups(request, db, out.id)
-    return out
+    async def attempt() -> SessionOut:
+        async with transaction(request) as db:
+            session = await booking.convert_hold(db, hold_id, actor=caller(request), patient_id=body.patient_id)
+            out = _session_out(session)
+            await plan_followups(request, db, out.id)
+        return out
+
+    return await booking.retrying(attempt)
 
 
 async def plan_followups(request: web.Request, db: Db, session_id: int) -> list[int]:
