@@ -5,8 +5,8 @@
 
 * ``database``, ``redis``: they answer.
 * ``ingest``: a write commits over the ingest's own pool within ``FRONTDESK_HEALTH_INGEST_WITHIN`` seconds, and no
-  write of this database has waited longer than that for a lock (what froze every webhook when a dead worker's
-  transaction kept holding conversation rows: commits themselves worked, writes to those rows waited forever).
+  write of ours (gateways', workers') has waited longer than that for a lock. That is what froze every webhook when
+  a dead worker's transaction kept holding chat rows: commits themselves worked, writes to those rows waited on.
 * ``workers``: some worker's heartbeat (RQ's own record) is younger than ``FRONTDESK_HEALTH_WORKER_SILENCE``
   (or than an idle worker's own gap between heartbeats, if that is longer); for that long after the gateway starts,
   no worker at all is not yet a failure.

@@ -72,12 +72,12 @@ class SystemCollector:
             )
             yield GaugeMetricFamily(
                 "frontdesk_postgres_lock_waiting_backends",
-                "Backends of this database waiting for a lock",
+                "Backends of ours (gateways, workers) waiting for a lock in this database",
                 value=database.lock_waiting,
             )
             yield GaugeMetricFamily(
                 "frontdesk_postgres_lock_wait_longest_seconds",
-                "Seconds the longest lock wait of this database has lasted; 0 when none",
+                "Seconds the longest lock wait of ours has lasted; 0 when none",
                 value=database.longest_wait.seconds if database.longest_wait else 0.0,
             )
             yield CounterMetricFamily(

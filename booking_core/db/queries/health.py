@@ -65,8 +65,9 @@ class DatabaseVitals:
     idle_in_transaction: int
     #: The backend idle in a transaction the longest, if any.
     longest_idle: Backend | None
+    #: Our backends (gateways', workers') waiting for a lock.
     lock_waiting: int
-    #: The backend waiting for a lock the longest, if any, and who holds that lock (the first blocker).
+    #: The one of them waiting the longest, if any, and who holds that lock (the first blocker).
     longest_wait: Backend | None
     blocker: Backend | None
     deadlocks: int
@@ -92,6 +93,9 @@ WITH outbox_work AS (
     SELECT ours.pid, ours.application, ours.state, min(l.waitstart) AS waitstart
       FROM pg_locks l JOIN ours ON ours.pid = l.pid
      WHERE NOT l.granted AND l.waitstart IS NOT NULL
+       -- Our own writes (gateways and workers name their sessions "frontdesk"), waiting for a row, table or
+       -- advisory lock; not a migration's index build waiting for old transactions to end (a virtualxid wait).
+       AND ours.application LIKE 'frontdesk%' AND l.locktype <> 'virtualxid'
      GROUP BY ours.pid, ours.application, ours.state
 ), longest_wait AS (
     SELECT waits.*, (pg_blocking_pids(waits.pid))[1] AS blocker FROM waits ORDER BY waitstart LIMIT 1
