@@ -1,6 +1,7 @@
 """What the gateway reads about the workers, from RQ's own records in Redis: who is alive, how deep each queue is.
 
-Read-only (no RQ cleanup runs from here), synchronous like RQ itself: call it in a thread.
+Reads only: no registry cleanup runs from here (no job is moved), except that RQ itself drops a worker whose record
+expired from its list of workers when it meets one. Synchronous like RQ: call it in a thread.
 """
 
 from __future__ import annotations
