@@ -71,3 +71,22 @@ def test_a_failure_after_the_job_is_logged_and_does_not_stop_the_next_job(caplog
     assert rt.run(next_job()) == "ran"
     assert "work left running after a job failed" in caplog.text and not rt.unfinished
     loop.close()
+
+
+def test_work_that_finished_while_the_worker_looked_away_is_not_waited_for() -> None:
+    """The race the workers logged as "Set of Tasks/Futures is empty": the record finished (and took itself off
+    the list) between the worker seeing it listed and waiting for it."""
+    loop = asyncio.new_event_loop()
+    rt = runtime_on(loop)
+
+    async def record() -> None:
+        return None
+
+    async def job() -> None:  # a delivery hands its record over as it returns
+        rt.after_job(record())
+
+    rt.run(job())  # the record ran to its end as the loop stopped; taking it off the list is yet to happen
+    assert rt.unfinished  # so it is still listed when finish_unfinished looks ...
+    rt.finish_unfinished(seconds=1.0)  # ... and gone by the time it waits: no error
+    assert not rt.unfinished
+    loop.close()
