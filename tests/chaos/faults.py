@@ -1,0 +1,130 @@
+"""The faults a scenario makes, and the bounded waits and checks that follow them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.chaos.load import accepted, unanswered
+from tests.chaos.stack import Proc, Stack, alive
+
+
+async def eventually(check: Callable[[], Any], *, seconds: float, what: str) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if asyncio.iscoroutine(found):
+            found = await found
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
+        await asyncio.sleep(0.25)
+
+
+async def settled(stack: Stack) -> bool:
+    """Every inbound message answered and no outbox row still to go (pending or being sent)."""
+    if await unanswered(stack):
+        return False
+    rows = await stack.query("SELECT count(*) AS n FROM outbox WHERE status IN ('pending', 'sending')")
+    return int(rows[0]["n"]) == 0
+
+
+async def settle(stack: Stack, *, seconds: float) -> float:
+    """Wait until :func:`settled` (bounded); returns how long it took."""
+    began = time.monotonic()
+    await eventually(lambda: _settled_quietly(stack), seconds=seconds, what="the queue draining")
+    return time.monotonic() - began
+
+
+async def _settled_quietly(stack: Stack) -> bool:
+    try:
+        return await settled(stack)
+    except (TimeoutError, OSError):
+        return False
+    except Exception as exc:  # the database restarting: asyncpg's errors
+        if type(exc).__module__.startswith("asyncpg"):
+            return False
+        raise
+
+
+async def backlog_cleared(stack: Stack, before: datetime) -> bool:
+    """Every message that came in before ``before`` is answered, and every row planned before it has gone."""
+    rows = await stack.query(
+        "SELECT (SELECT count(*) FROM messages WHERE direction = 'in' AND processed_at IS NULL AND created_at < $1)"
+        " + (SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending') AND created_at < $1) AS n",
+        before,
+    )
+    return int(rows[0]["n"]) == 0
+
+
+async def time_to_clear_backlog(stack: Stack, *, seconds: float) -> float:
+    """From now, how long until everything that came in or was planned until now has been answered and sent."""
+    began, now = time.monotonic(), datetime.now(UTC)
+    await eventually(lambda: backlog_cleared(stack, now), seconds=seconds, what="the backlog clearing")
+    return time.monotonic() - began
+
+
+def next_accept_after(stack: Stack, moment: float) -> float | None:
+    """Seconds from ``moment`` to the first message a provider accepted after it (None: none yet)."""
+    later = [at for _, _, at in accepted(stack) if at > moment]
+    return min(later) - moment if later else None
+
+
+def longest_gap(stack: Stack, start: float, end: float) -> float:
+    """The longest time between two messages the providers accepted (from ``start`` to ``end``) while the load was
+    on: how long a fault stopped replies (under steady load, below a second)."""
+    times = sorted(at for _, _, at in accepted(stack) if start <= at <= end)
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+@dataclass
+class Kill:
+    """One ``kill -9`` of a worker and what it left behind."""
+
+    pid: int
+    at: float
+    children: list[int] = field(default_factory=list)
+    orphans: list[int] = field(default_factory=list)  # children still alive after the check's deadline
+    stuck: list[str] = field(default_factory=list)  # backends still idle in transaction at the deadline
+    cleared_after: float | None = None  # seconds until no backend of the dead worker remained
+
+
+async def kill_worker(stack: Stack, rng: random.Random, *, replace: bool = True) -> tuple[Kill, Awaitable[None]]:
+    """``kill -9`` one live worker (its main process only, as the OOM killer would); start a replacement, as a
+    supervisor would. Returns the kill and a check to await: within 30 s no backend of the dead worker is left,
+    none is idle in transaction for long, and no child of the dead worker is still running (any that is, is
+    killed then, and named)."""
+    victim: Proc = rng.choice(stack.workers)
+    children = victim.descendants()
+    ports = stack.database_ports(victim)
+    kill = Kill(victim.pid, time.monotonic(), [c.pid for c in children])
+    victim.kill_main()
+    if replace:
+        stack.start_worker()
+
+    async def check() -> None:
+        deadline = kill.at + 30
+        while True:
+            left = await stack.backends_of(ports)
+            stuck = await stack.stuck_in_transaction()
+            orphans = alive(children)
+            if not left and not stuck and not orphans:
+                kill.cleared_after = time.monotonic() - kill.at
+                return
+            if time.monotonic() > deadline:
+                kill.orphans = [p.pid for p in orphans]
+                kill.stuck = [f"pid {r['pid']} idle {r['idle']} after: {r['query']}" for r in stuck]
+                for orphan in orphans:  # the suite cleans up after itself, and the system gets its locks back
+                    orphan.kill()
+                return
+            await asyncio.sleep(0.25)
+
+    return kill, check()
