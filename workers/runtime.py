@@ -320,7 +320,9 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
                 connection=connection,
                 name=base_name if round_ == 1 else f"{base_name}-{round_}",
                 maintenance_interval=every,
-                worker_ttl=every + 15,  # RQ blocks for a job at most worker_ttl - 15 s, then does its housekeeping
+                # RQ blocks for a job at most worker_ttl - 15 s, then sends its heartbeat (and housekeeping when due):
+                # an idle worker is seen alive at least every 20 s (/health allows 60 s of silence).
+                worker_ttl=min(every, 20) + 15,
             )
             log.info("worker %s serving %s", worker.name, [q.name for q in worker.queues])
             try:
