@@ -10,9 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from sqlalchemy import select
 
 from booking_core.db.engine import make_engine, make_sessionmaker
-from booking_core.db.tables import ChannelIdentity, Patient
+from booking_core.db.tables import Branch, ChannelIdentity, Doctor, Examination, Patient, Room
+from tests import builders
 from tests.chaos.stack import Stack
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -91,5 +93,30 @@ async def patient_on(stack: Stack, channel: str, external_id: str, name: str) ->
             db.add(identity)
             await db.flush()
             return patient.id, identity.id
+    finally:
+        await engine.dispose()
+
+
+async def session_today(stack: Stack, patient_id: int, *, minutes_from_now: int) -> int:
+    """A waiting session of dr. Andi later today (written straight into the tables, as the builders do: the demo's
+    doctors may have gone home at the hour the suite runs), for the queue: check-in and call-next."""
+    now = datetime.now(JAKARTA)
+    starts = min(now + timedelta(minutes=minutes_from_now), now.replace(hour=23, minute=30, second=0, microsecond=0))
+    starts = max(starts, now.replace(hour=0, minute=1, second=0, microsecond=0))
+    engine = make_engine(stack.env["DATABASE_URL"], pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            branch = (await db.execute(select(Branch).where(Branch.code == "KMG"))).scalar_one()
+            andi = (await db.execute(select(Doctor).where(Doctor.name.like("dr. Andi%")))).scalar_one()
+            room = (await db.execute(select(Room).where(Room.branch_id == branch.id,
+                                                        Room.name == "Consultation 2"))).scalar_one()  # fmt: skip
+            gp = (await db.execute(select(Examination).where(Examination.code == "GP"))).scalar_one()
+            patient = await db.get(Patient, patient_id)
+            assert patient is not None
+            clinic = builders.Clinic(branch=branch, rooms={"consult-2": room}, doctors={"andi": andi},
+                                     examinations={"GP": gp}, patients={"one": patient})  # fmt: skip
+            visit = await builders.insert_session(db, clinic, starts_at=starts.astimezone(UTC).replace(microsecond=0),
+                                                  room="consult-2", patient="one")  # fmt: skip
+            return visit.id
     finally:
         await engine.dispose()

@@ -18,10 +18,9 @@ from tests.chaos.conftest import MakeStack
 from tests.chaos.faults import eventually, longest_gap, settle, time_to_clear_backlog
 from tests.chaos.figures import Figures
 from tests.chaos.load import Ledger, Patients, delivery, ingest_lost, new_chats
+from tests.chaos.stack import FAST_RECLAIM
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
-
-FAST_RECLAIM = {"FRONTDESK_SWEEP_EVERY": "5", "FRONTDESK_OUTBOX_RECLAIM_AFTER": "30"}
 
 
 def acknowledged_after(ledger: Ledger, count: int) -> bool:
@@ -32,7 +31,7 @@ async def test_postgres_restart_fast_and_immediate_under_load(
     make_stack: MakeStack, figures: Figures, chaos_mode: str
 ) -> None:
     full = chaos_mode == "full"
-    chats, seconds, pace = (30, 75.0, 2.0) if full else (10, 30.0, 2.0)
+    chats, seconds, pace = (30, 75.0, 2.0) if full else (8, 24.0, 2.0)
     ledger = Ledger()
     restarts: list[tuple[str, float, float]] = []  # (mode, began, back)
     recovered: list[str] = []

@@ -55,7 +55,7 @@ async def test_provider_answers_after_the_client_timeout(
     make_stack: MakeStack, figures: Figures, chaos_mode: str
 ) -> None:
     full = chaos_mode == "full"
-    groups = [(3, 20.0)] + ([(2, 75.0)] if full else [])  # (sends, seconds the provider takes to answer)
+    groups = [(3 if full else 2, 20.0)] + ([(2, 75.0)] if full else [])  # (sends, seconds the provider takes to answer)
     ledger = Ledger()
     chats_of: list[list[int]] = []
     async with make_stack(gateways=1, workers=2, cut_off=False, FRONTDESK_SWEEP_EVERY="5",
@@ -99,7 +99,7 @@ async def test_provider_answers_after_the_client_timeout(
 
 async def test_429_flood(make_stack: MakeStack, figures: Figures, chaos_mode: str) -> None:
     full = chaos_mode == "full"
-    chats, flood, retry_after = (20, 45.0, 5) if full else (6, 15.0, 5)
+    chats, flood, retry_after = (20, 45.0, 5) if full else (6, 10.0, 3)
     ledger = Ledger()
     async with make_stack(gateways=1, workers=2 if full else 1, FRONTDESK_SWEEP_EVERY="5") as stack:
         patients = Patients(stack, ledger)
