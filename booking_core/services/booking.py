@@ -304,10 +304,14 @@ async def _open_session(
         ends_at=ends_at,
         status="waiting",
         created_by=actor.id if actor.kind == "staff" else None,
+        # Staff booking a visit accept it by booking it (desk, lead conversion, calendar); a patient's own booking
+        # waits for the front desk (Appointments) or the patient's confirmation.
+        accepted=actor.kind == "staff",
     )
     db.add_all(_lines(session.id, exams))
     await db.flush()
-    data = {"starts_at": starts_at.isoformat(), "examinations": [e.id for e in exams], "lead_id": lead_id, **note}
+    data = {"starts_at": starts_at.isoformat(), "examinations": [e.id for e in exams], "lead_id": lead_id,
+            "accepted": session.accepted, **note}  # fmt: skip
     audit.record(db, actor, "session.booked", "session", session.id, data)
     await _refresh_invoice(db, session.id, actor=actor)
     await reminders.sync_session(db, session.id)
