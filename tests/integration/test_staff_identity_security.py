@@ -4,7 +4,7 @@ open live-update stream outlives its session (issue 11: "no way up", "revocation
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,19 @@ from tests.conftest import TEST_SECRET
 from tests.integration.staff_pages import csrf_of, new_code, sign_in_page
 
 Client = TestClient[object, object]
+
+
+@pytest.fixture
+def own_settings(settings: Settings) -> Settings:
+    """This module's apps count sign-in attempts under their own Redis prefix: the refused codes here must not use
+    up the address's budget of other tests (all from 127.0.0.1), nor theirs ours."""
+    return settings.model_copy(update={"FRONTDESK_REDIS_PREFIX": unique("identity")})
+
+
+@pytest.fixture
+async def client(own_settings: Settings) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(create_app(own_settings))) as http:
+        yield http
 
 
 def _issued_code(html: str) -> str | None:
@@ -182,9 +195,9 @@ async def test_the_operator_cli_continues_the_named_member(db: AsyncSession) -> 
 
 
 async def test_an_admin_cannot_sign_the_owner_out_everywhere(
-    client: Client, db: AsyncSession, settings: Settings
+    client: Client, db: AsyncSession, own_settings: Settings
 ) -> None:
-    async with TestClient(TestServer(create_app(settings))) as owners_phone:
+    async with TestClient(TestServer(create_app(own_settings))) as owners_phone:
         await sign_in_page(owners_phone, db, "owner")
         owner = await (await owners_phone.get("/api/v1/auth/me")).json()
         csrf = await sign_in_page(client, db, "admin")
@@ -246,13 +259,13 @@ async def _rest_of(stream: ClientResponse) -> str:
 
 
 async def test_signing_a_member_out_everywhere_ends_their_open_stream_before_the_next_change(
-    client: Client, db: AsyncSession, settings: Settings
+    client: Client, db: AsyncSession, own_settings: Settings
 ) -> None:
     clinic = await build_clinic(db)
     await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
     me = await (await client.get("/api/v1/auth/me")).json()
     stream = await _open_stream(client)
-    async with TestClient(TestServer(create_app(settings))) as owner:
+    async with TestClient(TestServer(create_app(own_settings))) as owner:
         csrf = await sign_in_page(owner, db, "owner")
         done = await owner.post(f"/inbox/staff/{me['id']}/sign-out", data={"csrf_token": csrf})
         assert "Signed out of 1 device" in await done.text()
@@ -284,11 +297,11 @@ async def test_an_open_stream_ends_when_its_member_leaves_or_its_session_expires
     assert datetime.now(UTC) >= soon - timedelta(seconds=1)
 
 
-async def test_revocation_is_never_sent_to_pages(client: Client, db: AsyncSession, settings: Settings) -> None:
+async def test_revocation_is_never_sent_to_pages(client: Client, db: AsyncSession, own_settings: Settings) -> None:
     await sign_in_page(client, db, "owner")
     watcher = await _open_stream(client)
     code = await new_code(db, "staff")
-    async with TestClient(TestServer(create_app(settings))) as other:
+    async with TestClient(TestServer(create_app(own_settings))) as other:
         token = csrf_of(await (await other.get("/login")).text())
         await other.post("/login", data={"code": code, "csrf_token": token}, allow_redirects=False)
         await other.post("/logout", data={"csrf_token": token}, allow_redirects=False)
@@ -299,8 +312,17 @@ async def test_revocation_is_never_sent_to_pages(client: Client, db: AsyncSessio
     marker = Lead(channel="webform", contact_name="marker")
     db.add(marker)
     await db.commit()
-    seen = ""
-    while f'"id": {marker.id}' not in seen:
-        seen += (await asyncio.wait_for(watcher.content.readline(), 60)).decode()
-    watcher.close()
+
+    async def until_the_marker() -> str:
+        seen = ""
+        while f'"id": {marker.id}' not in seen:
+            line = await watcher.content.readline()
+            assert line, "the owner's stream ended"
+            seen += line.decode()
+        return seen
+
+    try:
+        seen = await asyncio.wait_for(until_the_marker(), 60)
+    finally:
+        watcher.close()
     assert "staff_sessions" not in seen and '"table": "staff"' not in seen
