@@ -67,7 +67,7 @@ async def run(engine: AsyncEngine) -> Report:
         await add_gp_doctors_and_room(db, clinic)
     doctors = [clinic.doctors[name].id for name in ("andi", "budi", "citra")]
     rooms = [clinic.rooms[name].id for name in ("consult-1", "consult-2", "consult-3")]
-    await warm_up(maker, clinic, next_weekday(4, hour=16, weeks=3))
+    await warm_up(maker, clinic)
     before = await sessions_in(maker, clinic.branch.id)
 
     ten = next_weekday(2, hour=10)
