@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     code = sub.add_parser("login-code", help="print a one-time staff login code (on the last line)")
     code.add_argument("--role", required=True, choices=["owner", "admin", "staff", "doctor"])
-    code.add_argument("--name", default="")
+    code.add_argument(
+        "--name", default="", help="the staff member it signs in: the active one of this name, role and branch, "
+        "else a new one (default: the role's name, e.g. Owner)"
+    )  # fmt: skip
     code.add_argument("--branch", type=int, default=None, help="limit the staff member to this branch id")
 
     sub.add_parser(
@@ -176,8 +179,15 @@ def cmd_seed(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_login_code(settings: Settings, args: argparse.Namespace) -> int:
+    from booking_core.services.auth import AuthError
+
+    if args.branch is not None and not 0 < args.branch < 2**31:
+        raise CliError(f"--branch {args.branch} is not a branch id")
     with _services(settings) as (ready, _svc):
-        issued = asyncio.run(_with_db(ready, "code", role=args.role, name=args.name, branch=args.branch))
+        try:
+            issued = asyncio.run(_with_db(ready, "code", role=args.role, name=args.name, branch=args.branch))
+        except AuthError as exc:  # e.g. no such branch
+            raise CliError(exc.message) from None
     print(f"one-time {args.role} login code, valid 10 minutes, single use:")
     print(issued.code)  # type: ignore[attr-defined]
     return 0
