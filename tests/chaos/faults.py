@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.chaos.load import accepted, unanswered
-from tests.chaos.stack import Proc, Stack, alive
+from tests.chaos.stack import Stack, alive
 
 
 async def eventually(check: Callable[[], Any], *, seconds: float, what: str) -> Any:
@@ -102,8 +102,9 @@ async def kill_worker(stack: Stack, rng: random.Random, *, replace: bool = True)
     supervisor would. Returns the kill and a check to await: within 30 s no backend of the dead worker is left,
     none is idle in transaction for long, and no child of the dead worker is still running (any that is, is
     killed then, and named)."""
-    victim: Proc = rng.choice(stack.workers)
-    children = victim.descendants()
+    # The worker with children (RQ's scheduler, when forked) first: that is where an orphan would come from.
+    workers = [(w, w.descendants()) for w in stack.workers]
+    victim, children = rng.choice([one for one in workers if one[1]] or workers)
     ports = stack.database_ports(victim)
     kill = Kill(victim.pid, time.monotonic(), [c.pid for c in children])
     victim.kill_main()

@@ -37,6 +37,7 @@ class Post:
     external_id: str
     chat: str
     statuses: list[int | str] = field(default_factory=list)
+    acknowledged_at: float | None = None  # time.monotonic() of its 200
 
     @property
     def acknowledged(self) -> bool:
@@ -60,6 +61,11 @@ class Ledger:
     def refused(self) -> Counter[str]:
         """Answers other than 200 (status, or the connection error's name), for the report."""
         return Counter(str(s) for p in self.posts for s in p.statuses if s != 200)
+
+    def first_acknowledged_after(self, moment: float) -> float | None:
+        """When the first update answered 200 after ``moment`` was answered (None: none was)."""
+        return min((p.acknowledged_at for p in self.posts if p.acknowledged_at and p.acknowledged_at > moment),
+                   default=None)  # fmt: skip
 
     def never_acknowledged(self) -> list[Post]:
         return [p for p in self.posts if not p.acknowledged]
@@ -123,6 +129,7 @@ class Patients:
                 status = type(exc).__name__
             post.statuses.append(status)
             if status == 200:
+                post.acknowledged_at = time.monotonic()
                 return
             await asyncio.sleep(self.retry_every)
 

@@ -55,7 +55,9 @@ async def test_provider_answers_after_the_client_timeout(
     make_stack: MakeStack, figures: Figures, chaos_mode: str
 ) -> None:
     full = chaos_mode == "full"
-    groups = [(3 if full else 2, 20.0)] + ([(2, 75.0)] if full else [])  # (sends, seconds the provider takes to answer)
+    groups = [(3 if full else 2, 18.0 if not full else 20.0)] + (
+        [(2, 75.0)] if full else []
+    )  # (sends, seconds the provider takes to answer)
     ledger = Ledger()
     chats_of: list[list[int]] = []
     async with make_stack(gateways=1, workers=2, cut_off=False, FRONTDESK_SWEEP_EVERY="5",

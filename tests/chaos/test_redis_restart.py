@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 async def test_redis_restart_empty_under_load(make_stack: MakeStack, figures: Figures, chaos_mode: str) -> None:
     full = chaos_mode == "full"
-    chats, seconds, pace = (30, 60.0, 2.0) if full else (8, 20.0, 2.0)
+    chats, seconds, pace = (30, 60.0, 2.0) if full else (8, 16.0, 2.0)
     ledger = Ledger()
     reminder_chat = new_chats(1)[0]
     async with make_stack(gateways=2 if full else 1, workers=2) as stack, aiohttp.ClientSession() as http:

@@ -47,7 +47,7 @@ async def test_whatsapp_and_every_job_kind_under_kills_and_restarts(
     make_stack: MakeStack, figures: Figures, chaos_mode: str
 ) -> None:
     full = chaos_mode == "full"
-    seconds, pace = (90.0, 3.0) if full else (30.0, 3.0)
+    seconds, pace = (90.0, 3.0) if full else (24.0, 3.0)
     numbers, chats = new_numbers(10 if full else 4), new_chats(6 if full else 2)
     rng = random.Random()
     ledger = Ledger()

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 async def test_worker_kill_9_under_telegram_load(make_stack: MakeStack, figures: Figures, chaos_mode: str) -> None:
     full = chaos_mode == "full"
-    chats, seconds, pace, kills = (40, 90.0, 2.0, 3) if full else (12, 20.0, 2.0, 1)
+    chats, seconds, pace, kills = (40, 90.0, 2.0, 3) if full else (12, 16.0, 2.0, 1)
     rng = random.Random()
     ledger = Ledger()
     done: list[Kill] = []
