@@ -32,7 +32,7 @@ from gateway.keys import (
     SETTINGS,
 )
 from gateway.metrics import Metrics
-from gateway.middleware import request_context
+from gateway.middleware import install_security_headers, request_context
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def create_app(settings: Settings) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
     )
+    install_security_headers(app, settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_raw_database)
     app.cleanup_ctx.append(_redis)

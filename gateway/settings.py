@@ -6,6 +6,9 @@ variable and says how to fix it (see :func:`load_settings`).
 Not part of the public contract, for operators and tests (defaults suit production):
 
 * ``FRONTDESK_REDIS_PREFIX``: prefix of every Redis key and queue name, so several apps (or test runs) share a Redis.
+* ``FRONTDESK_METRICS_TOKEN``: when set (16+ characters), ``/metrics`` answers only scrapes that send
+  ``Authorization: Bearer <token>``, from anywhere; unset (the default), only clients on this machine (loopback)
+  get it. See gateway/metrics_access.py.
 * ``FRONTDESK_SWEEP_EVERY``: seconds between two sweeps of a worker (default 30): the safety net that answers
   unanswered messages, re-enqueues due outbox rows and rebuilds reminder schedules after Redis lost them.
 * ``FRONTDESK_OUTBOX_RECLAIM_AFTER``: seconds after which an outbox row still marked ``sending`` is taken to belong
@@ -69,6 +72,8 @@ class Settings(BaseModel):
     FRONTDESK_HEALTH_WORKER_SILENCE: float = Field(default=60.0, ge=0.0, le=86400.0)
     FRONTDESK_HEALTH_OUTBOX_LAG: float = Field(default=120.0, gt=0.0, le=86400.0)
     FRONTDESK_HEALTH_IDLE_IN_TRANSACTION: float = Field(default=10.0, gt=0.0, le=86400.0)
+    #: The bearer token a Prometheus sends for /metrics; None: /metrics is for loopback clients only.
+    FRONTDESK_METRICS_TOKEN: str | None = Field(default=None, min_length=16, max_length=200)
     #: Addresses or networks (comma-separated, e.g. "127.0.0.1,10.0.0.0/8") of reverse proxies whose
     #: ``X-Forwarded-For`` is believed; empty (the default): the connection's own address is the client's.
     FRONTDESK_TRUSTED_PROXIES: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -119,6 +124,11 @@ class Settings(BaseModel):
         ):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ or -")
         return value
+
+    @field_validator("FRONTDESK_METRICS_TOKEN", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        return value or None
 
     @field_validator("FRONTDESK_TRUSTED_PROXIES", mode="before")
     @classmethod

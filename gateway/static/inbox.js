@@ -79,6 +79,11 @@
       live(region.getAttribute("data-live").split(","), function () { refresh(region); });
     });
   });
+  /* A switch or picker that applies at once: <input data-submit-on-change> (no inline handlers: the CSP allows none). */
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field.form && field.hasAttribute && field.hasAttribute("data-submit-on-change")) field.form.submit();
+  });
   /* Destructive actions ask first: <form data-confirm="Cancel this visit?"> */
   document.addEventListener("submit", function (event) {
     var form = event.target, question = form.getAttribute("data-confirm");
