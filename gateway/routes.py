@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+import gateway.api.staff  # registers the staff and login-code endpoints
 import gateway.api.waitlist  # noqa: F401  (registers the waitlist endpoints)
 from gateway import booking_form, confirmation_page, inbox, queue_page, webchat
 from gateway.api import api, auth, booking, catalog, coupons, failures, invoices, leads, queue, schedule, sessions

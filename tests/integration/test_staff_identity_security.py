@@ -326,3 +326,53 @@ async def test_revocation_is_never_sent_to_pages(client: Client, db: AsyncSessio
     finally:
         watcher.close()
     assert "staff_sessions" not in seen and '"table": "staff"' not in seen
+
+
+# --- the same rules through the API
+
+
+async def test_the_api_mints_codes_by_the_same_rules_as_the_staff_page(
+    client: Client, db: AsyncSession, sign_in: Callable[..., Awaitable[dict[str, str]]]
+) -> None:
+    here = await build_clinic(db)
+    elsewhere = await build_clinic(db)
+    clinic_wide = await add_staff(db, "admin")
+    their_doctor = await _doctor(db, elsewhere)
+    desk = await add_staff(db, "staff", branch_id=here.branch.id)
+    branch_admin = await sign_in("admin", branch_id=here.branch.id)
+
+    listed = await (await client.get("/api/v1/staff", headers=branch_admin)).json()
+    assert {m["branch_id"] for m in listed["staff"]} == {here.branch.id}
+    for body, status in (
+        ({"staff_id": clinic_wide.id}, 404),
+        ({"staff_id": their_doctor.id}, 404),
+        ({"role": "owner", "name": "Boss"}, 403),
+        ({"role": "staff", "name": "x", "branch_id": elsewhere.branch.id}, 403),
+        ({"staff_id": desk.id, "role": "admin"}, 422),
+        ({"name": "nobody"}, 422),
+        ({"staff_id": 2**40}, 422),
+    ):
+        refused = await client.post("/api/v1/login-codes", json=body, headers=branch_admin)
+        assert refused.status == status, (body, await refused.text())
+    made = await client.post("/api/v1/login-codes", json={"staff_id": desk.id}, headers=branch_admin)
+    assert made.status == 201
+    issued = await made.json()
+    assert issued["staff_id"] == desk.id and issued["link"].endswith(issued["code"])
+    me = await _who_redeems(client, issued["code"])
+    assert me["id"] == desk.id
+
+
+async def test_through_the_api_too_only_an_owner_signs_an_owner_out(
+    client: Client, db: AsyncSession, sign_in: Callable[..., Awaitable[dict[str, str]]]
+) -> None:
+    owner = await sign_in("owner")
+    owner_id = (await (await client.get("/api/v1/auth/me", headers=owner)).json())["id"]
+    admin = await sign_in("admin")
+    refused = await client.post(f"/api/v1/staff/{owner_id}/sign-out", headers=admin)
+    assert refused.status == 403 and (await refused.json())["error"]["code"] == "forbidden"
+    assert (await client.get("/api/v1/auth/me", headers=owner)).status == 200
+    doctor = await sign_in("doctor")
+    assert (await client.post(f"/api/v1/staff/{owner_id}/sign-out", headers=doctor)).status == 403
+    done = await client.post(f"/api/v1/staff/{owner_id}/sign-out", headers=owner)
+    assert done.status == 200 and (await done.json())["sessions"] == 1
+    assert (await client.get("/api/v1/auth/me", headers=owner)).status == 401
