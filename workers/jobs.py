@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from booking_core.domain.messages import OutboundMessage
-from booking_core.services import outbox
+from booking_core.services import booking, outbox
 from gateway.settings import Settings
 from workers import queues, runtime
 from workers.ratelimit import Limit, RateLimiter
@@ -173,9 +173,16 @@ async def _dialog(rt: runtime.Runtime, message_ids: list[int]) -> int:
     planned: list[int] = []
     routes: dict[int, str] = {}
     for message_id in message_ids:
-        async with rt.sessionmaker() as db, db.begin():
-            planned += await answer(rt, db, message_id)
-        routes |= outbox.routes(db)
+
+        async def attempt(message_id: int = message_id) -> tuple[list[int], dict[int, str]]:
+            # Run again whole if PostgreSQL aborts it (a deadlock while the dialog holds or books a slot).
+            async with rt.sessionmaker() as db, db.begin():
+                answered = await answer(rt, db, message_id)
+            return answered, outbox.routes(db)
+
+        answered, answered_routes = await booking.retrying(attempt)
+        planned += answered
+        routes |= answered_routes
     enqueue_deliveries(rt, planned, routes)
     return len(planned)
 

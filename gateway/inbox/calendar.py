@@ -336,22 +336,26 @@ async def book_slot(request: web.Request, actor: Actor) -> web.StreamResponse:
         exam_id = as_int(form.get("examination_id"))
         if exam_id is None:
             raise Invalid("examination_required", "Choose the examination.")
-        async with transaction(request) as db:
-            patient_id = as_int(form.get("patient_id"))
-            if patient_id is not None:
-                patient = await patients.get(db, patient_id, actor=actor)
-            else:
-                patient = (await patients.register(
-                    db, name=form.get("name", ""), phone=form.get("phone", ""), actor=actor
-                )).patient  # fmt: skip
-            session = await booking.book(
-                db, actor=actor, branch_id=where.branch.id, patient_id=patient.id, examination_ids=[exam_id],
-                start=start, doctor_id=doctor_id, room_id=room_id,
-            )  # fmt: skip
-            if session.status == "waiting":
-                await plan_followups(request, db, session.id)
-            code, patient_name = session.booking_code, patient.name
-            starts_at = session.starts_at
+        booked_at = start
+
+        async def attempt() -> tuple[str, str, datetime]:  # run again whole if PostgreSQL aborts it (a deadlock)
+            async with transaction(request) as db:
+                patient_id = as_int(form.get("patient_id"))
+                if patient_id is not None:
+                    patient = await patients.get(db, patient_id, actor=actor)
+                else:
+                    patient = (await patients.register(
+                        db, name=form.get("name", ""), phone=form.get("phone", ""), actor=actor
+                    )).patient  # fmt: skip
+                session = await booking.book(
+                    db, actor=actor, branch_id=where.branch.id, patient_id=patient.id, examination_ids=[exam_id],
+                    start=booked_at, doctor_id=doctor_id, room_id=room_id,
+                )  # fmt: skip
+                if session.status == "waiting":
+                    await plan_followups(request, db, session.id)
+                return session.booking_code, patient.name, session.starts_at
+
+        code, patient_name, starts_at = await booking.retrying(attempt)
     except ServiceError as exc:
         return await _page(request, actor, where, booking_form=form, booking_error=exc, status=exc.status)
     on = local(starts_at, where.branch.tz).date()

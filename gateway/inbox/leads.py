@@ -536,7 +536,8 @@ async def convert(request: web.Request, actor: Actor) -> web.StreamResponse:
     lead_id = _lead_id(request)
     form = await form_of(request)
     start, doctor_id, branch_id, exam_id = _picked(form, actor, datetime.now(UTC))
-    try:
+
+    async def attempt() -> lead_actions.Conversion:  # run again whole if PostgreSQL aborts it (a deadlock)
         async with transaction(request) as db:
             done = await lead_actions.convert(
                 db, lead_id, actor=actor, start=start, doctor_id=doctor_id, branch_id=branch_id,
@@ -544,6 +545,10 @@ async def convert(request: web.Request, actor: Actor) -> web.StreamResponse:
             )  # fmt: skip
             if done.created:  # the confirmation link, in the same transaction (delivered after commit)
                 await plan_followups(request, db, done.session.id)
+        return done
+
+    try:
+        done = await booking.retrying(attempt)
     except Conflict as exc:
         if exc.code != "slot_taken":
             raise
