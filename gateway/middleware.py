@@ -10,6 +10,7 @@ Security headers (``security_headers``, run as every response is prepared, redir
   ``frame-ancestors 'none'`` (with ``X-Frame-Options: DENY`` for older browsers): no page is ever framed. The chat
   widget is embedded by its script, which builds its window in the host page; it frames nothing of ours.
 * Other responses get ``default-src 'none'; frame-ancestors 'none'`` (a JSON answer opened as a page runs nothing).
+* Every 429 carries ``Retry-After`` (the limit's own figure; 60 s if it gave none).
 * Every response: ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin`` (pages that set a stricter
   one keep it), ``Strict-Transport-Security`` when ``PUBLIC_BASE_URL`` is https, and ``Server: Frontdesk`` (no
   versions). A page that sets its own CSP or X-Frame-Options (the patient's confirmation page) keeps its own.
@@ -43,6 +44,8 @@ SERVER = "Frontdesk"
 HSTS = "max-age=31536000"
 #: Responses that are not HTML pages run nothing and are framed by nobody.
 NOT_A_PAGE_CSP = "default-src 'none'; frame-ancestors 'none'"
+#: ``Retry-After`` for a 429 whose limit did not set its own (every limit of ours does; this is the safety net).
+DEFAULT_RETRY_AFTER = "60"
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -203,6 +206,8 @@ def security_headers(settings: Settings) -> Callable[[web.Request, web.StreamRes
         headers.setdefault("Referrer-Policy", "same-origin")
         if hsts:
             headers.setdefault("Strict-Transport-Security", HSTS)
+        if response.status == 429:  # a limit that forgot to say when: clients still get a time to back off
+            headers.setdefault("Retry-After", DEFAULT_RETRY_AFTER)
         if response.content_type == "text/html":
             nonce = request.get(CSP_NONCE_KEY)
             csp = page.format(nonce=f" 'nonce-{nonce}'") if nonce else page_without_nonce

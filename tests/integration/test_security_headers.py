@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,6 +113,17 @@ def test_no_template_has_an_inline_handler_or_an_unnonced_inline_script() -> Non
         assert not re.search(r"javascript:", html, re.IGNORECASE), template
         for attributes in re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", html):
             assert 'nonce="{{ csp_nonce }}"' in attributes, f"{template}: inline <script> without the nonce"
+
+
+async def test_a_429_that_forgot_its_retry_after_still_gets_one(settings: Settings) -> None:
+    async def busy(request: web.Request) -> web.Response:
+        raise web.HTTPTooManyRequests()
+
+    app = create_app(settings)
+    app.router.add_get("/busy-for-a-test", busy)
+    async with TestClient(TestServer(app)) as http:
+        response = await http.get("/busy-for-a-test")
+        assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
 
 
 # --- /metrics
