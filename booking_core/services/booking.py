@@ -4,6 +4,10 @@ The availability engine decides whether a time fits the clinic's rules (hours, a
 blackouts). The decision about *overlap* is left to PostgreSQL: the claim is inserted and the exclusion constraint
 refuses it if anything active overlaps for the same doctor or room, however many requests race. A refusal becomes
 a ``slot_taken`` conflict carrying the next free alternatives.
+
+Under contention: a claim waits for an uncommitted overlapping claim to finish instead of deadlocking with it (see
+``queries.claim``), and every entry point that books or holds runs its transaction through :func:`retrying`, which
+runs it again after a deadlock or serialization failure and answers ``try_again`` (409) if that keeps happening.
 """
 
 from __future__ import annotations
