@@ -121,6 +121,8 @@ async def change_hub(app: web.Application) -> AsyncIterator[None]:
     await hub.stop()
 
 
+#: The last event of a stream whose session ended: the page goes to the sign-in page instead of reconnecting.
+SIGNED_OUT = b"event: signed-out\ndata: {}\n\n"
 #: Changes about sign-in itself: they end streams, and are never sent to a page.
 SIGN_IN_TABLES = frozenset({"staff_sessions", "staff"})
 
@@ -150,49 +152,61 @@ async def _still_signed_in(request: web.Request, token: str, session: auth_servi
     return now is not None and now.session_id == session.session_id and now.actor == session.actor
 
 
+async def _send_changes(
+    request: web.Request,
+    response: web.StreamResponse,
+    queue: asyncio.Queue[dict[str, Any]],
+    token: str,
+    session: auth_service.SignedIn,
+) -> None:
+    await response.prepare(request)
+    await response.write(b"retry: 2000\nevent: ready\ndata: {}\n\n")
+    while True:
+        left = (session.expires_at - datetime.now(UTC)).total_seconds()
+        if left <= 0:
+            await response.write(SIGNED_OUT)
+            return
+        try:
+            change = await asyncio.wait_for(queue.get(), min(HEARTBEAT, left))
+        except TimeoutError:
+            if not await _still_signed_in(request, token, session):
+                await response.write(SIGNED_OUT)
+                return
+            await response.write(b": keep-alive\n\n")
+            continue
+        if change.get("op") == "closing":
+            return
+        if _concerns(change, session) and not await _still_signed_in(request, token, session):
+            await response.write(SIGNED_OUT)
+            return
+        if _visible(change, session.actor):
+            await response.write(f"event: change\ndata: {json.dumps(change)}\n\n".encode())
+
+
 @staff_page(ALL)
 async def events(request: web.Request, actor: Actor) -> web.StreamResponse:
     """``GET /inbox/events``: text/event-stream of ``change`` events ({"table", "op", "id", "branch_id"}).
 
     The stream lives only as long as its session: a revocation (sign out, "sign out everywhere", the member leaving)
     arrives on the same NOTIFY channel and ends it before any later change is sent; a heartbeat also re-checks the
-    session, and the stream ends when the session expires.
+    session, and the stream ends when the session expires. Its last event is then ``signed-out``.
     """
     hub = request.app[HUB]
-    token = token_from(request)
-    async with request.app[SESSIONMAKER]() as db:
-        session = await auth_service.signed_in(db, token or "", secret=request.app[SETTINGS].SECRET_KEY)
-    if token is None or session is None or session.actor != actor:
-        return message_page(request, 401, "unauthorized", "Your session has ended. Sign in again.")
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
-    queue = hub.subscribe()  # before the last check: a revocation from here on is heard
+    queue = hub.subscribe()  # before the check below: a revocation committed after it is heard
     try:
-        await response.prepare(request)
-        await response.write(b"retry: 2000\nevent: ready\ndata: {}\n\n")
-        while True:
-            left = (session.expires_at - datetime.now(UTC)).total_seconds()
-            if left <= 0:
-                break
-            try:
-                change = await asyncio.wait_for(queue.get(), min(HEARTBEAT, left))
-            except TimeoutError:
-                if not await _still_signed_in(request, token, session):
-                    break
-                await response.write(b": keep-alive\n\n")
-                continue
-            if change.get("op") == "closing":
-                break
-            if _concerns(change, session) and not await _still_signed_in(request, token, session):
-                break
-            if _visible(change, actor):
-                await response.write(f"event: change\ndata: {json.dumps(change)}\n\n".encode())
-    except ConnectionResetError:
-        pass
+        token = token_from(request)
+        async with request.app[SESSIONMAKER]() as db:
+            session = await auth_service.signed_in(db, token or "", secret=request.app[SETTINGS].SECRET_KEY)
+        if token is None or session is None or session.actor != actor:
+            return message_page(request, 401, "unauthorized", "Your session has ended. Sign in again.")
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+        with contextlib.suppress(ConnectionResetError):
+            await _send_changes(request, response, queue, token, session)
+        return response
     finally:
         hub.unsubscribe(queue)
-    return response
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -31,6 +31,10 @@
       var change; try { change = JSON.parse(event.data); } catch (e) { return; }
       handlers.forEach(function (h) { if (change.table === "*" || h.tables.indexOf(change.table) >= 0) h.handler(change); });
     });
+    source.addEventListener("signed-out", function () {  /* this device's session was revoked or expired */
+      source.close();
+      location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    });
     source.addEventListener("ready", function () {
       document.documentElement.dataset.live = "on";
       /* Changes made between the page's render and this (re)connection were not streamed: look once more. */

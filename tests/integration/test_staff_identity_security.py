@@ -274,6 +274,7 @@ async def test_signing_a_member_out_everywhere_ends_their_open_stream_before_the
     await db.commit()
     rest = await _rest_of(stream)
     assert f'"id": {after.id}' not in rest
+    assert rest.rstrip().endswith("event: signed-out\ndata: {}")  # the page goes to sign in, not reconnecting
 
 
 async def test_an_open_stream_ends_when_its_member_leaves_or_its_session_expires(
@@ -284,7 +285,7 @@ async def test_an_open_stream_ends_when_its_member_leaves_or_its_session_expires
     stream = await _open_stream(client)
     await db.execute(update(Staff).where(Staff.id == me["id"]).values(active=False))
     await db.commit()
-    await _rest_of(stream)
+    assert "event: signed-out" in await _rest_of(stream)
 
     client.session.cookie_jar.clear()
     await sign_in_page(client, db, "staff")
@@ -293,7 +294,7 @@ async def test_an_open_stream_ends_when_its_member_leaves_or_its_session_expires
     await db.execute(update(StaffSession).where(StaffSession.staff_id == me["id"]).values(expires_at=soon))
     await db.commit()
     stream = await _open_stream(client)
-    await _rest_of(stream)
+    assert "event: signed-out" in await _rest_of(stream)
     assert datetime.now(UTC) >= soon - timedelta(seconds=1)
 
 
