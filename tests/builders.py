@@ -157,8 +157,13 @@ async def insert_session(
     patient: str = "siti",
     status: str = "waiting",
     commit: bool = True,
+    accepted: bool | None = None,
 ) -> Session:
-    """A session written straight into the tables (occupancy + session + line), for tests of what comes after."""
+    """A session written straight into the tables (occupancy + session + line), for tests of what comes after.
+
+    ``accepted`` defaults to what the status implies: a waiting visit a patient booked is not accepted yet, a visit
+    that was started (open, completed) was.
+    """
     exam = clinic.examinations[examination]
     ends_at = starts_at + timedelta(minutes=exam.duration_min)
     occupancy = Occupancy(
@@ -181,6 +186,7 @@ async def insert_session(
         starts_at=starts_at,
         ends_at=ends_at,
         status=status,
+        accepted=status != "waiting" if accepted is None else accepted,
     )
     db.add(session)
     await db.flush()
@@ -210,3 +216,11 @@ def next_weekday(weekday: int, *, hour: int, minute: int = 0, tz: str = "Asia/Ja
     days = (weekday - today.weekday()) % 7 or 7
     day = today + timedelta(days=days + 7 * (weeks - 1))
     return datetime.combine(day, time(hour, minute), zone).astimezone(UTC)
+
+
+def today_at(hour: int, minute: int = 0, *, tz: str = "Asia/Jakarta") -> datetime:
+    """A UTC instant today (the branch's local day) at local ``hour:minute``: a visit that may be started now."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    return datetime.combine(datetime.now(zone).date(), time(hour, minute), zone).astimezone(UTC)

@@ -9,21 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 __all__ = [
     "ACTIVE_STATUSES",
     "ALLOWED_TRANSITIONS",
     "DEFAULT_CANCEL_REASONS",
+    "DEFAULT_START_DAYS_AHEAD",
     "MAX_NOTE_LENGTH",
+    "NOT_ACCEPTED_MESSAGE",
     "REASONS_REQUIRING_NOTE",
+    "START_DAYS_SETTING",
     "InvalidCancelReason",
     "InvalidTransition",
     "SessionStatus",
+    "StepRefused",
     "TransitionResult",
+    "VisitFacts",
     "auto_complete_past",
     "can_transition",
+    "check_in_refusal",
+    "earliest_start_day",
+    "start_days_ahead",
+    "step_refusal",
     "transition",
 ]
 
@@ -178,3 +188,107 @@ def auto_complete_past(start: datetime, end: datetime, now: datetime) -> bool:
     if end <= start:
         raise ValueError("a session must end after it starts")
     return end <= now
+
+
+# --- the visit's own rules: acceptance, its day, back-dated entry ------------------------------------------------
+
+#: A visit may be started on its own local day; a clinic may allow this many days earlier (setting
+#: ``visit_start_days_ahead``). Nothing is ever started "two days before it" by accident.
+DEFAULT_START_DAYS_AHEAD = 0
+#: The clinic setting that holds it.
+START_DAYS_SETTING = "visit_start_days_ahead"
+
+#: The one answer, on the API, the staff pages, the scanner and the chat, to a step that needs an accepted visit.
+NOT_ACCEPTED_MESSAGE = "This visit was not accepted yet; accept it first (in Appointments or on the visit page)."
+
+#: Longest reason kept with a back-dated entry.
+MAX_BACKDATE_REASON = MAX_NOTE_LENGTH
+
+
+@dataclass(frozen=True, slots=True)
+class VisitFacts:
+    """What the step rules need to know about one visit: accepted or not, its booked time, its branch's zone."""
+
+    accepted: bool
+    starts_at: datetime
+    ends_at: datetime
+    tz: str
+
+
+class StepRefused(ValueError):
+    """A check-in, start or complete that the visit's own state does not allow; ``code`` is the API error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def _local_day(instant: datetime, tz: str) -> date:
+    return instant.astimezone(ZoneInfo(tz)).date()
+
+
+def start_days_ahead(setting: object) -> int:
+    """The clinic setting ``visit_start_days_ahead`` read safely: a whole number of days 0-31, else the default."""
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
+        return DEFAULT_START_DAYS_AHEAD
+    return min(setting, 31)
+
+
+def earliest_start_day(visit: VisitFacts, *, days_ahead: int = DEFAULT_START_DAYS_AHEAD) -> date:
+    """The first local day on which the visit may be started: its own day, less ``days_ahead``."""
+    return _local_day(visit.starts_at, visit.tz) - timedelta(days=max(days_ahead, 0))
+
+
+def check_in_refusal(visit: VisitFacts) -> StepRefused | None:
+    """Why the patient cannot be checked in for this visit (``not_accepted``), or ``None`` when they can.
+
+    The day and the status are the queue's rules; acceptance is this one, the same for every way in.
+    """
+    if not visit.accepted:
+        return StepRefused("not_accepted", NOT_ACCEPTED_MESSAGE)
+    return None
+
+
+def step_refusal(
+    target: SessionStatus,
+    visit: VisitFacts,
+    *,
+    now: datetime,
+    days_ahead: int = DEFAULT_START_DAYS_AHEAD,
+    backdated_reason: str | None = None,
+    backdated: bool = False,
+) -> StepRefused | None:
+    """Why the visit cannot be started or completed now (``None`` when it can; other targets are not checked).
+
+    * A visit is started and completed only once accepted (``not_accepted``) and not before
+      :func:`earliest_start_day` in its branch's zone (``not_its_day``).
+    * ``backdated``: staff record, after the fact, a visit whose booked start has passed (paper day sheets). It
+      needs a reason (``reason_required``), is refused for a visit still to come (``not_in_the_past``) and then does
+      not need the acceptance: staff vouch for the visit by entering it.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    target = SessionStatus(target)
+    if target not in (SessionStatus.OPEN, SessionStatus.COMPLETED):
+        return None
+    if backdated:
+        reason = " ".join((backdated_reason or "").split())
+        if not reason:
+            return StepRefused(
+                "reason_required", "Say why this visit is entered back-dated (e.g. from the paper day sheet)."
+            )
+        if len(reason) > MAX_BACKDATE_REASON:
+            return StepRefused("reason_too_long", f"Keep the reason under {MAX_BACKDATE_REASON} characters.")
+        if visit.starts_at > now:
+            return StepRefused(
+                "not_in_the_past", "Only a visit whose booked time has passed can be entered back-dated."
+            )
+        return None
+    if not visit.accepted:
+        return StepRefused("not_accepted", NOT_ACCEPTED_MESSAGE)
+    first = earliest_start_day(visit, days_ahead=days_ahead)
+    if _local_day(now, visit.tz) < first:
+        day = _local_day(visit.starts_at, visit.tz)
+        when = "on its day" if first == day else f"from {first:%a %-d %b}"
+        return StepRefused("not_its_day", f"This visit is on {day:%a %-d %b %Y}; it can be started {when}.")
+    return None

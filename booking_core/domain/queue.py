@@ -27,6 +27,7 @@ __all__ = [
     "SortMode",
     "UnknownEntry",
     "adopt",
+    "estimate",
     "format_token",
     "move",
     "next_up",
@@ -224,9 +225,11 @@ def _respace(ranks: list[int], index: int) -> None:
 def positions(entries: Sequence[QueueEntry], mode: SortMode, now: datetime) -> dict[int, Position]:
     """Each queued patient's position and ETA within their own doctor's queue.
 
-    ETA = ``now`` + what remains of the doctor's open session(s) (duration minus time since ``started_at``,
-    never below 0) + the durations of the waiting entries ahead of this one. An open entry has position 0 and
-    its ``started_at`` as ETA (``now`` if it was never stamped).
+    A waiting patient's ETA is the later of (a) the queue ahead: ``now`` + what remains of the doctor's open
+    session(s) (duration minus time since ``started_at``, never below 0) + the durations of the waiting entries
+    ahead of this one, and (b) their booked start (:func:`estimate`): a patient who checked in an hour early is
+    expected at their appointment, not "any moment". An open entry has position 0 and its ``started_at`` as ETA
+    (``now`` if it was never stamped).
     """
     result: dict[int, Position] = {}
     for queue in _by_doctor(order(entries, mode)).values():
@@ -243,11 +246,22 @@ def positions(entries: Sequence[QueueEntry], mode: SortMode, now: datetime) -> d
         for entry in queue:
             if entry.status is not SessionStatus.WAITING:
                 continue
-            wait_min = math.ceil(busy / timedelta(minutes=1))
-            result[entry.entry_id] = Position(entry.entry_id, ahead + 1, ahead, now + busy, wait_min)
+            eta, wait_min = estimate(now, busy, entry.scheduled_start)
+            result[entry.entry_id] = Position(entry.entry_id, ahead + 1, ahead, eta, wait_min)
             ahead += 1
             busy += timedelta(minutes=entry.duration_min)
     return result
+
+
+def estimate(now: datetime, queue_ahead: timedelta, booked_start: datetime) -> tuple[datetime, int]:
+    """When a waiting patient is expected to be called, and the wait in whole minutes (rounded up).
+
+    The later of the queue ahead (``now + queue_ahead``, never before ``now``) and the patient's booked start: the
+    doctor does not run ahead of the appointment book for them, and a long queue pushes past it.
+    """
+    by_queue = now + max(queue_ahead, timedelta())
+    eta = max(by_queue, booked_start)
+    return eta, math.ceil((eta - now) / timedelta(minutes=1))
 
 
 def next_up(entries: Sequence[QueueEntry], mode: SortMode) -> dict[int, QueueEntry | None]:

@@ -1,7 +1,9 @@
 """Appointments patients booked (chat, web, form) that the front desk has not accepted yet: list, accept, reject.
 
 Accepting marks the visit ``accepted`` (what a patient's own confirmation also does) and sends the patient their
-check-in QR; rejecting is cancelling with one of the clinic's reasons, which frees the time.
+check-in QR; rejecting is cancelling with one of the clinic's reasons, which frees the time. A visit staff book
+(desk, lead conversion, calendar) is accepted by booking it, so it is never listed here. Check-in, start and
+complete need an accepted visit (:mod:`booking_core.domain.lifecycle`).
 """
 
 from __future__ import annotations
@@ -88,10 +90,21 @@ async def new_appointments(
     ]
 
 
-async def accept(db: Db, session_id: int, *, actor: Actor, default_language: str = "en") -> Accepted:
+async def accept(
+    db: Db,
+    session_id: int,
+    *,
+    actor: Actor,
+    default_language: str = "en",
+    via: str = "front_desk",
+    send_qr: bool = True,
+) -> Accepted:
     """Accept a waiting visit and send the patient's check-in QR; accepting it again changes nothing.
 
-    Another branch's visit is 404; a doctor's sign-in is 403; a visit no longer waiting is 409 ``not_waiting``.
+    The one accept there is: the appointments list, the visit's page and the scanner's "accept and check in" (which
+    passes ``send_qr=False``: the patient is at the desk) all come here. Visits staff book are accepted by booking
+    them and never need it. Another branch's visit is 404; a doctor's sign-in is 403; a visit no longer waiting is
+    409 ``not_waiting``.
     """
     _desk_only(actor, "accepts")
     session = await session_queries.lock_session(db, session_id)
@@ -103,7 +116,9 @@ async def accept(db: Db, session_id: int, *, actor: Actor, default_language: str
     if not await queries.mark_accepted(db, session_id):
         return Accepted(session, changed=False, outbox_ids=[])
     await db.refresh(session)
-    audit.record(db, actor, "session.accepted", "session", session_id, {"via": "front_desk"})
+    audit.record(db, actor, "session.accepted", "session", session_id, {"via": via})
+    if not send_qr:
+        return Accepted(session, changed=True, outbox_ids=[])
     ids = await confirmation.send_checkin_qr(db, session_id, default_language=default_language)
     return Accepted(session, changed=True, outbox_ids=ids)
 

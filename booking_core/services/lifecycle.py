@@ -31,12 +31,17 @@ from booking_core.domain.invoice import ExaminationLine
 from booking_core.domain.lifecycle import (
     ACTIVE_STATUSES,
     REASONS_REQUIRING_NOTE,
+    START_DAYS_SETTING,
     InvalidCancelReason,
     InvalidTransition,
     SessionStatus,
+    StepRefused,
+    VisitFacts,
+    step_refusal,
     transition,
 )
 from booking_core.domain.lifecycle import auto_complete_past as lies_in_the_past
+from booking_core.domain.lifecycle import start_days_ahead as read_start_days
 from booking_core.domain.messages import Button, Channel, OutboundMessage
 from booking_core.services import (
     audit,
@@ -54,6 +59,7 @@ from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
 __all__ = [
     "NOTICE",
     "SILENT_CANCEL_REASONS",
+    "START_DAYS_SETTING",
     "CancelReasons",
     "DeletedSession",
     "SessionDetail",
@@ -64,6 +70,10 @@ __all__ = [
     "delete_permanently",
     "detail",
     "start",
+    "start_days_ahead",
+    "step_error",
+    "step_refusal_for",
+    "visit_facts",
 ]
 
 
@@ -178,6 +188,32 @@ async def _close(
     return session
 
 
+async def start_days_ahead(db: Db) -> int:
+    """The clinic's :data:`START_DAYS_SETTING` (days before its own day a visit may be started), 0 by default."""
+    return read_start_days(await settings.get(db, START_DAYS_SETTING))
+
+
+async def visit_facts(db: Db, session: SessionRecord) -> VisitFacts:
+    """What :func:`booking_core.domain.lifecycle.step_refusal` needs about ``session``."""
+    branch = await queries.get_branch(db, session.branch_id)
+    assert branch is not None  # sessions reference their branch
+    return VisitFacts(accepted=session.accepted, starts_at=session.starts_at, ends_at=session.ends_at, tz=branch.tz)
+
+
+def step_error(exc: StepRefused) -> Conflict | Invalid:
+    """The service error for a refused step: a missing or long reason is the form's fault (422), the rest 409."""
+    if exc.code.startswith("reason_"):
+        return Invalid(exc.code, str(exc))
+    return Conflict(exc.code, str(exc))
+
+
+async def step_refusal_for(
+    db: Db, session: SessionRecord, target: SessionStatus, *, now: datetime
+) -> StepRefused | None:
+    """Why ``session`` cannot take ``target`` now without back-dating (pages use it to offer only what works)."""
+    return step_refusal(target, await visit_facts(db, session), now=now, days_ahead=await start_days_ahead(db))
+
+
 async def _change(
     db: Db,
     session_id: int,
@@ -189,6 +225,8 @@ async def _change(
     note: str | None = None,
     booking_link: str | None = None,
     default_language: str = "en",
+    backdated: bool = False,
+    backdated_reason: str | None = None,
 ) -> SessionRecord:
     now = now or datetime.now(UTC)
     session = await _locked(db, session_id, actor)
@@ -197,9 +235,26 @@ async def _change(
         if actor.kind == "staff" and actor.role == "doctor":
             raise Forbidden("forbidden", "The front desk cancels sessions; ask them.")
         allowed = (await cancel_reasons(db)).reasons
+    if backdated and actor.kind != "staff":
+        raise Forbidden("forbidden", "Only staff enter visits back-dated.")
+    at = now
     try:
+        transition(SessionStatus(session.status), target, at=now, reason_code=reason_code, note=note,
+                   allowed_reasons=allowed)  # fmt: skip
+        refusal = step_refusal(
+            target,
+            await visit_facts(db, session),
+            now=now,
+            days_ahead=await start_days_ahead(db),
+            backdated=backdated,
+            backdated_reason=backdated_reason,
+        )
+        if refusal is not None:
+            raise step_error(refusal)
+        if backdated:
+            at = _backdated_time(session, target, now)
         result = transition(
-            SessionStatus(session.status), target, at=now, reason_code=reason_code, note=note, allowed_reasons=allowed
+            SessionStatus(session.status), target, at=at, reason_code=reason_code, note=note, allowed_reasons=allowed
         )
     except InvalidTransition as exc:
         raise Conflict(exc.code, f"Session {session.booking_code}: {exc}.") from None
@@ -207,6 +262,11 @@ async def _change(
         raise Invalid(exc.code, f"{str(exc).capitalize()}.", details={"allowed": list(allowed)}) from None
     values: dict[str, Any] = {"status": result.status.value, **result.timestamps()}
     data: dict[str, Any] = {"from": result.previous.value, "to": result.status.value}
+    if backdated:
+        data |= {"backdated": True, "reason": " ".join((backdated_reason or "").split()), "at": at.isoformat()}
+        if not session.accepted:  # entering it vouches for it: completing it later needs no second back-dating
+            values["accepted"] = True
+            data["accepted"] = True
     if result.status is SessionStatus.CANCELLED:
         values |= {"cancel_reason": result.reason_code, "cancel_note": result.note}
         data |= {"reason": result.reason_code, "note": result.note}
@@ -226,17 +286,50 @@ async def _change(
     return await _close(db, session, values, actor=actor, now=now, action=action, data=data)
 
 
-async def start(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> SessionRecord:
-    """Waiting → open: the doctor calls the patient in (a doctor only on their own sessions)."""
-    return await _change(db, session_id, SessionStatus.OPEN, actor=actor, now=now)
+def _backdated_time(session: SessionRecord, target: SessionStatus, now: datetime) -> datetime:
+    """A back-dated step records the booked time (its start, or its end once passed), never before the start."""
+    if target is SessionStatus.OPEN:
+        return session.starts_at
+    ended = session.ends_at if session.ends_at <= now else now
+    return max(ended, session.started_at or ended)
 
 
-async def complete(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> SessionRecord:
+async def start(
+    db: Db,
+    session_id: int,
+    *,
+    actor: Actor,
+    now: datetime | None = None,
+    backdated: bool = False,
+    reason: str | None = None,
+) -> SessionRecord:
+    """Waiting → open: the doctor calls the patient in (a doctor only on their own sessions).
+
+    Only an accepted visit, from its own day (409 ``not_accepted``, ``not_its_day``). ``backdated`` (staff, with a
+    ``reason``) records a past visit after the fact, at its booked start, accepted or not; audited as such.
+    """
+    return await _change(
+        db, session_id, SessionStatus.OPEN, actor=actor, now=now, backdated=backdated, backdated_reason=reason
+    )
+
+
+async def complete(
+    db: Db,
+    session_id: int,
+    *,
+    actor: Actor,
+    now: datetime | None = None,
+    backdated: bool = False,
+    reason: str | None = None,
+) -> SessionRecord:
     """Open → completed: frees the time, records commissions and finalises the invoice.
 
-    The patient's thank-you (with a 1-5 rating) is planned in the same transaction, once per session.
+    The same rules as :func:`start` (accepted, its day; or ``backdated`` with a ``reason``, ending at the booked
+    end). The patient's thank-you (with a 1-5 rating) is planned in the same transaction, once per session.
     """
-    session = await _change(db, session_id, SessionStatus.COMPLETED, actor=actor, now=now)
+    session = await _change(
+        db, session_id, SessionStatus.COMPLETED, actor=actor, now=now, backdated=backdated, backdated_reason=reason
+    )
     from booking_core.services import confirmation  # it builds on this module: imported when first needed
 
     await confirmation.send_thank_you(db, session.id)
@@ -326,7 +419,10 @@ async def _tell_patient_cancelled(
 
 
 async def auto_complete_past(db: Db, *, now: datetime, actor: Actor = SYSTEM, branch_id: int | None = None) -> int:
-    """Complete waiting sessions that already ended by ``now`` (visits entered after the fact); return how many.
+    """Complete accepted waiting sessions that already ended by ``now`` (visits entered after the fact); how many.
+
+    Staff entering a past visit book it (accepted by booking it); a patient's own booking that nobody accepted is
+    left alone (staff cancel it, e.g. as a no-show).
 
     The one way around the transition table (waiting → completed): such a visit never waited in the queue. The
     booked times are recorded as when it started and ended. Sessions another transaction holds are skipped, so
@@ -338,6 +434,8 @@ async def auto_complete_past(db: Db, *, now: datetime, actor: Actor = SYSTEM, br
     for session in await queries.lock_waiting_sessions_ended_by(db, now, branch_id=branch_id):
         if not lies_in_the_past(session.starts_at, session.ends_at, now):
             continue
+        if not session.accepted:
+            continue  # a patient's booking nobody accepted did not happen because time passed
         values = {"status": SessionStatus.COMPLETED.value, "started_at": session.starts_at, "ended_at": session.ends_at}
         data = {"from": SessionStatus.WAITING.value, "to": SessionStatus.COMPLETED.value, "auto": True}
         await _close(db, session, values, actor=actor, now=now, action="session.auto_completed", data=data)

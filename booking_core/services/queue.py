@@ -23,7 +23,17 @@ from booking_core.db.tables import Branch, Session
 from booking_core.domain import queue as rules
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
-from booking_core.domain.lifecycle import InvalidTransition, SessionStatus, transition
+from booking_core.domain.lifecycle import (
+    NOT_ACCEPTED_MESSAGE,
+    START_DAYS_SETTING,
+    InvalidTransition,
+    SessionStatus,
+    VisitFacts,
+    check_in_refusal,
+    start_days_ahead,
+    step_refusal,
+    transition,
+)
 from booking_core.domain.privacy import public_name, queue_privacy
 from booking_core.domain.queue import Position, QueueError, SortMode
 from booking_core.services import audit, queue_replies, settings
@@ -137,6 +147,7 @@ class CheckInResult:
 
 
 _REFUSALS = {
+    CheckInOutcome.NOT_ACCEPTED: NOT_ACCEPTED_MESSAGE,
     CheckInOutcome.CANCELLED: "This visit was cancelled.",
     CheckInOutcome.NOT_WAITING: "This visit is already with the doctor or finished.",
     CheckInOutcome.WRONG_DAY: "This visit is on another day; patients check in on the day of their visit.",
@@ -160,9 +171,10 @@ async def check_in(
 ) -> QueueTicket:
     """Put a waiting session in its branch's queue for the day and give it the day's next token.
 
-    ``arrived_at`` (default ``now``) is recorded as the arrival; it must be on the session's local day. Accepts
-    the session if it was not yet. Raises 404 for an unknown or unseen session, 409 ``already_checked_in``
-    (details carry the existing token), ``cancelled``, ``not_waiting`` or ``wrong_day``.
+    ``arrived_at`` (default ``now``) is recorded as the arrival; it must be on the session's local day. Only an
+    accepted visit checks in (the same rule as the scanner's): accept it first. Raises 404 for an unknown or unseen
+    session, 409 ``already_checked_in`` (details carry the existing token), ``cancelled``, ``not_waiting``,
+    ``wrong_day`` or ``not_accepted``.
     """
     now = _aware(now, "now")
     arrived = _arrival(arrived_at, now)
@@ -184,6 +196,11 @@ async def check_in(
     return await _enqueue(db, session, branch, actor=actor, now=now, arrived_at=arrived)
 
 
+def _not_accepted(session: Session, branch: Branch) -> bool:
+    facts = VisitFacts(accepted=session.accepted, starts_at=session.starts_at, ends_at=session.ends_at, tz=branch.tz)
+    return check_in_refusal(facts) is not None
+
+
 async def check_in_by_booking_code(
     db: Db,
     booking_code: str,
@@ -195,8 +212,9 @@ async def check_in_by_booking_code(
 ) -> CheckInResult:
     """Check in the visit behind a scanned or typed booking code at the scanner's branch ``branch_id``.
 
-    Never raises for the code itself: every case the scanner must show is an outcome. A check-in QR is only
-    sent for accepted visits, so an unaccepted one is ``not_accepted`` unless staff pass ``accept=True``.
+    Never raises for the code itself: every case the scanner must show is an outcome. Only an accepted visit
+    checks in, so an unaccepted one is ``not_accepted`` unless staff pass ``accept=True``: they accept it at the
+    desk (audited ``session.accepted`` via ``check_in``) and check it in, one step.
     Raises 404 only when the caller may not see ``branch_id``.
     """
     now = _aware(now, "now")
@@ -216,10 +234,13 @@ async def check_in_by_booking_code(
     refusal = _refusal(session, branch, existing is not None, now)
     if refusal is CheckInOutcome.ALREADY_CHECKED_IN:
         return CheckInResult(refusal, session.id, await position_for_session(db, session.id, now=now))
-    if refusal is not None:
+    if refusal is not None and refusal is not CheckInOutcome.NOT_ACCEPTED:
         return CheckInResult(refusal, session.id)
-    if not session.accepted and not accept:
-        return CheckInResult(CheckInOutcome.NOT_ACCEPTED, session.id)
+    if _not_accepted(session, branch):
+        if not accept:
+            return CheckInResult(CheckInOutcome.NOT_ACCEPTED, session.id)
+        session.accepted = True
+        audit.record(db, actor, "session.accepted", "session", session.id, {"via": "check_in"})
     ticket = await _enqueue(db, session, branch, actor=actor, now=now, arrived_at=now)
     return CheckInResult(CheckInOutcome.CHECKED_IN, session.id, ticket)
 
@@ -342,6 +363,10 @@ async def call_next(
             break
         # Cancelled (or opened) by someone else since the board was read: take the next one.
         entries = [replace(e, status=SessionStatus(session.status)) if e is candidate else e for e in entries]
+    facts = VisitFacts(accepted=session.accepted, starts_at=session.starts_at, ends_at=session.ends_at, tz=branch.tz)
+    days_ahead = start_days_ahead(await settings.get(db, START_DAYS_SETTING))
+    if (refused := step_refusal(SessionStatus.OPEN, facts, now=now, days_ahead=days_ahead)) is not None:
+        raise Conflict(refused.code, f"{candidate.token}: {refused}", details={"session_id": session.id})
     try:
         change = transition(SessionStatus(session.status), SessionStatus.OPEN, at=now)
     except InvalidTransition as exc:  # pragma: no cover - the loop only leaves with a waiting session
@@ -530,7 +555,7 @@ async def _visible_branch(db: Db, branch_id: int, actor: Actor) -> Branch:
 
 
 def _refusal(session: Session, branch: Branch, in_queue: bool, arrived: datetime) -> CheckInOutcome | None:
-    """Why this session cannot check in now, or ``None`` when it can (acceptance is the caller's rule)."""
+    """Why this session cannot check in now, or ``None`` when it can (acceptance last: the scanner may accept)."""
     status = SessionStatus(session.status)
     if status is SessionStatus.CANCELLED:
         return CheckInOutcome.CANCELLED
@@ -540,6 +565,8 @@ def _refusal(session: Session, branch: Branch, in_queue: bool, arrived: datetime
         return CheckInOutcome.NOT_WAITING
     if _local_day(arrived, branch) != _local_day(session.starts_at, branch):
         return CheckInOutcome.WRONG_DAY
+    if _not_accepted(session, branch):
+        return CheckInOutcome.NOT_ACCEPTED
     return None
 
 
@@ -556,10 +583,6 @@ async def _enqueue(
     entry = await queries.add_entry(
         db, session=session, day=day, number=number, token=token, arrived_at=arrived_at, rank=rank
     )
-    newly_accepted = not session.accepted
-    if newly_accepted:
-        session.accepted = True
-        session.confirmed_at = session.confirmed_at or now
     await db.flush()
     audit.record(
         db,
@@ -567,7 +590,7 @@ async def _enqueue(
         "queue.checked_in",
         "session",
         session.id,
-        {"entry_id": entry.id, "token": token, "day": day.isoformat(), "accepted_on_check_in": newly_accepted},
+        {"entry_id": entry.id, "token": token, "day": day.isoformat()},
     )
     await queue_replies.queue_changed(db, branch_id=branch.id, day=day, now=now)
     ticket = await position_for_session(db, session.id, now=now)

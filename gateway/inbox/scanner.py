@@ -17,8 +17,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from booking_core.db.engine import Db
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
+from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.domain.links import CHECKIN_PREFIX
-from booking_core.services import catalog, coupons, lifecycle
+from booking_core.services import appointments, catalog, coupons, lifecycle
 from booking_core.services import queue as queue_service
 from booking_core.services.catalog import BranchView
 from booking_core.services.errors import Invalid, ServiceError
@@ -49,8 +50,7 @@ RESULTS: dict[str, tuple[str, str]] = {
     "coupon_other_branch": ("bad", "Coupon for another branch"),
 }
 _EXPLAINED = {
-    "not_accepted": "This visit was never accepted or confirmed. Check the details with the patient, then accept "
-    "it and check them in.",
+    "not_accepted": f"{NOT_ACCEPTED_MESSAGE} Check the details with the patient, then accept it and check them in.",
     "other_branch": "This visit is booked at another branch. Send the patient there, or change the booking first.",
     "cancelled": "This visit was cancelled. Book a new visit if the patient still wants to be seen.",
     "not_waiting": "This visit is already with the doctor or finished.",
@@ -160,13 +160,14 @@ async def scan(request: web.Request, actor: Actor) -> web.StreamResponse:
 
 @staff_page(DESK)
 async def accept_and_check_in(request: web.Request, actor: Actor) -> web.StreamResponse:
-    """The "not accepted yet" answer's button: accept the visit and check the patient in."""
+    """The "not accepted yet" answer's button: accept the visit (the one accept, audited) and check the patient in."""
     form = await form_of(request)
     session_id = _int(form.get("session_id"))
     if session_id is None:
         raise Invalid("invalid_form", "Scan the code again.")
     async with transaction(request) as db:
         _branches, branch = await _desk(db, actor, _int(form.get("branch")))
+        await appointments.accept(db, session_id, actor=actor, via="scanner", send_qr=False)
         ticket = await queue_service.check_in(db, session_id, actor=actor)
         detail = await lifecycle.detail(db, session_id, actor=actor)
     tz = branch.tz if branch is not None and branch.id == ticket.branch_id else detail.branch.tz

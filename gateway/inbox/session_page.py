@@ -92,19 +92,27 @@ async def show(request: web.Request, actor: Actor) -> web.StreamResponse:
         ticket = await queue.position_for_session(db, session_id, now=now)
         reasons = (await lifecycle.cancel_reasons(db)).reasons
         exams = await catalog.list_examinations(db, actor=actor, branch_id=found.branch.id, active=True)
+        start_refused = await lifecycle.step_refusal_for(db, found.session, SessionStatus.OPEN, now=now)
+        complete_refused = await lifecycle.step_refusal_for(db, found.session, SessionStatus.COMPLETED, now=now)
     s, tz, cur = found.session, found.branch.tz, found.branch.currency
     status = SessionStatus(s.status)
     desk = actor.role in DESK
     active = status in ACTIVE_STATUSES
     today = local(now, tz).date()
+    can_start = can_transition(status, SessionStatus.OPEN)
+    can_complete = can_transition(status, SessionStatus.COMPLETED)
+    # Why the next step is not offered (the same words the API answers with), and the back-dated entry instead.
+    blocked = start_refused if can_start else complete_refused if can_complete else None
     actions = {
         "accept": desk and status is SessionStatus.WAITING and not s.accepted,
         "check_in": desk
         and status is SessionStatus.WAITING
+        and s.accepted
         and ticket is None
         and local(s.starts_at, tz).date() == today,
-        "start": can_transition(status, SessionStatus.OPEN),
-        "complete": can_transition(status, SessionStatus.COMPLETED),
+        "start": can_start and start_refused is None,
+        "complete": can_complete and complete_refused is None,
+        "backdate": desk and blocked is not None and blocked.code == "not_accepted" and s.starts_at <= now,
         "cancel": desk and can_transition(status, SessionStatus.CANCELLED),
         "no_show": desk and status is SessionStatus.WAITING and "no_show" in reasons,
         "delete": actor.role == "owner",
@@ -159,6 +167,8 @@ async def show(request: web.Request, actor: Actor) -> web.StreamResponse:
             "names": {str(e.id): e.name for e in exams},
         },
         "actions": actions,
+        "blocked": str(blocked) if blocked is not None else "",
+        "backdate_step": "start" if can_start else "complete",
         "reasons": [(r, REASON_LABELS.get(r, r.replace("_", " ").capitalize())) for r in reasons],
         "phrase": confirmation_phrase(s.booking_code),
         "commission": actor.role in ("owner", "admin") and s.doctor_commission is not None,
@@ -229,7 +239,8 @@ async def check_in(request: web.Request, actor: Actor) -> web.StreamResponse:
 
 
 def _step(roles: Iterable[str], change: Callable[[Db, int, Actor], Awaitable[object]], notice: str) -> View:
-    """A lifecycle button: apply ``change`` to the session, then back to its page with ``notice``."""
+    """A lifecycle button: apply ``change`` to the session, then back to its page with ``notice`` (a refusal comes
+    back as the page's error: the same words as the API's)."""
 
     @staff_page(roles)
     async def step(request: web.Request, actor: Actor) -> web.StreamResponse:
@@ -241,13 +252,28 @@ def _step(roles: Iterable[str], change: Callable[[Db, int, Actor], Awaitable[obj
     return step
 
 
-start = _step(
-    ALL, lambda db, session_id, actor: lifecycle.start(db, session_id, actor=actor), "The visit has started (open)."
+def _lifecycle_step(change: Callable[..., Awaitable[object]], notice: str, backdated_notice: str) -> View:
+    """Start or complete: the plain button, or the back-dated entry form (``backdated=1`` and a ``reason``)."""
+
+    @staff_page(ALL)
+    async def step(request: web.Request, actor: Actor) -> web.StreamResponse:
+        session_id = _session_id(request)
+        form = await form_of(request)
+        backdated = form.get("backdated") == "1"
+        async with transaction(request) as db:
+            await change(db, session_id, actor=actor, backdated=backdated, reason=form.get("reason") or None)
+        return back(request, _here(session_id), notice=backdated_notice if backdated else notice)
+
+    return step
+
+
+start = _lifecycle_step(
+    lifecycle.start, "The visit has started (open).", "Entered back-dated: the visit started at its booked time."
 )
-complete = _step(
-    ALL,
-    lambda db, session_id, actor: lifecycle.complete(db, session_id, actor=actor),
+complete = _lifecycle_step(
+    lifecycle.complete,
     "The visit is completed and its invoice finalised.",
+    "Entered back-dated: the visit is completed and its invoice finalised.",
 )
 
 

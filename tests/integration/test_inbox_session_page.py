@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import AuditEntry, Invoice, Patient, QueueEntry, Session, SessionLine, Staff
 from booking_core.domain.actors import Actor
+from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.services import booking, invoicing
 from booking_core.services.errors import Invalid
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday, unique
+from tests.builders import Clinic, build_clinic, insert_session, next_weekday, today_at, unique
+from tests.integration.queue_pages import flash_of
 from tests.integration.staff_pages import csrf_of, new_code, sign_in_page
 
 Client = TestClient[object, object]
@@ -78,8 +80,10 @@ async def test_the_page_shows_the_visit_and_how_each_invoice_line_is_worked_out(
     html = await page.text()
     assert page.status == 200
     for shown in ("Siti Rahmawati", "dr. Andi Wijaya", "Consultation 1", visit.booking_code, "waiting",
-                  "not accepted yet", "Acne facial treatment"):  # fmt: skip
+                  '<span class="badge accepted">accepted</span>', "Acne facial treatment"):  # fmt: skip
         assert shown in html, shown
+    # The front desk booked it: accepted by booking it, never "not accepted yet" with a second Accept to press.
+    assert "not accepted yet" not in html and f'action="/inbox/sessions/{visit.id}/accept"' not in html
     assert "IDR 350,000" in html and "IDR 38,500" in html  # the price, then 11 % tax on a taxable line
     assert 'id="invoice-total">IDR 388,500<' in html
     assert 'class="steps"' in html and "Tax" in html
@@ -136,16 +140,22 @@ async def test_only_the_changes_the_lifecycle_allows_are_offered_and_they_work(
     client: Client, db: AsyncSession
 ) -> None:
     clinic = await build_clinic(db)
-    visit = await _book(db, clinic, next_weekday(3, hour=10))
+    later = await _book(db, clinic, next_weekday(3, hour=10))  # booked (and so accepted) by the desk, days away
     token = await sign_in_page(client, db, "admin")
-    waiting = await (await client.get(f"/inbox/sessions/{visit.id}")).text()
-    for offered in ("/accept", "/start", "/cancel", "/no-show"):
-        assert f'action="/inbox/sessions/{visit.id}{offered}"' in waiting, offered
-    assert f"/inbox/sessions/{visit.id}/complete" not in waiting
-    assert f"/inbox/sessions/{visit.id}/check-in" not in waiting  # not the day of the visit
+    waiting = await (await client.get(f"/inbox/sessions/{later.id}")).text()
+    for offered in ("/cancel", "/no-show"):
+        assert f'action="/inbox/sessions/{later.id}{offered}"' in waiting, offered
+    for refused in ("/accept", "/start", "/complete", "/check-in", "/delete"):  # delete: the owner's alone
+        assert f"/inbox/sessions/{later.id}{refused}" not in waiting, refused
     assert "Check-in opens on the day of the visit." in waiting
-    assert f"/inbox/sessions/{visit.id}/delete" not in waiting  # the owner's alone
+    assert "it can be started on its day." in waiting
+    early = await (await _post(client, later.id, "start", token)).text()  # a stale page, or another tab
+    assert "it can be started on its day." in flash_of(early)
+    assert (await _fresh(db, Session, later.id)).status == "waiting"
 
+    visit = await insert_session(db, clinic, starts_at=today_at(10), accepted=True)
+    waiting = await (await client.get(f"/inbox/sessions/{visit.id}")).text()
+    assert f'action="/inbox/sessions/{visit.id}/start"' in waiting
     opened = await (await _post(client, visit.id, "start", token)).text()
     assert "The visit has started" in opened
     assert f"/inbox/sessions/{visit.id}/complete" in opened and f"/inbox/sessions/{visit.id}/start" not in opened
@@ -182,12 +192,19 @@ async def test_accepting_and_checking_in_a_visit_today(client: Client, db: Async
     start = now + timedelta(minutes=2)
     if start.astimezone(JAKARTA).date() != now.astimezone(JAKARTA).date():
         start = now - timedelta(minutes=20)  # just before local midnight: a visit already under way today
-    visit = await insert_session(db, clinic, starts_at=start)
+    visit = await insert_session(db, clinic, starts_at=start)  # the patient's own booking, not accepted yet
     token = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
     page = await (await client.get(f"/inbox/sessions/{visit.id}")).text()
-    assert f'action="/inbox/sessions/{visit.id}/check-in"' in page
+    assert f'action="/inbox/sessions/{visit.id}/check-in"' not in page  # accept first
+    assert f'action="/inbox/sessions/{visit.id}/start"' not in page
+    assert "Check-in opens once the visit is accepted" in page and NOT_ACCEPTED_MESSAGE in page
+    refused = await (await _post(client, visit.id, "check-in", token)).text()  # a stale page
+    assert flash_of(refused) == NOT_ACCEPTED_MESSAGE
+    assert await _rows(db, select(QueueEntry).where(QueueEntry.session_id == visit.id)) == []
     accepted = await _post(client, visit.id, "accept", token)
-    assert "Accepted; the patient is sent their check-in QR." in await accepted.text()
+    html = await accepted.text()
+    assert "Accepted; the patient is sent their check-in QR." in html
+    assert f'action="/inbox/sessions/{visit.id}/check-in"' in html
     assert (await _fresh(db, Session, visit.id)).accepted is True
     checked = await (await _post(client, visit.id, "check-in", token)).text()
     (entry,) = await _rows(db, select(QueueEntry).where(QueueEntry.session_id == visit.id))
@@ -226,7 +243,7 @@ async def test_only_the_owner_deletes_a_visit_and_only_with_the_typed_phrase(cli
 
 async def test_a_doctor_works_on_their_own_visits_only(client: Client, db: AsyncSession) -> None:
     clinic = await build_clinic(db)
-    mine = await _book(db, clinic, next_weekday(1, hour=11))
+    mine = await insert_session(db, clinic, starts_at=today_at(11), accepted=True)
     theirs = await _book(db, clinic, next_weekday(1, hour=11), "DENTAL")  # drg. Sari's
     token = await _sign_in_as_doctor(client, db, clinic.doctors["andi"].id)
     page = await client.get(f"/inbox/sessions/{mine.id}")

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.queries.clinic import put_setting
 from booking_core.db.tables import AuditEntry, QueueCounter, QueueEntry, Session, Staff
 from booking_core.domain.actors import Actor
+from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.services import queue
 from booking_core.services.errors import Conflict
 from booking_core.services.queue import CheckInOutcome
@@ -149,7 +150,7 @@ async def test_checking_in_twice_gives_back_the_existing_token(
     client: Client, db: AsyncSession, sign_in: SignIn
 ) -> None:
     clinic = await midday_clinic(db)
-    session = await visit(db, clinic, local(clinic, today(clinic), 9), accepted=False)
+    session = await visit(db, clinic, local(clinic, today(clinic), 9))
     headers = await sign_in("staff", branch_id=clinic.branch.id)
 
     ticket = await check_in_over_api(client, headers, session)
@@ -159,12 +160,31 @@ async def test_checking_in_twice_gives_back_the_existing_token(
     assert again.status == 409
     error = (await again.json())["error"]
     assert error["code"] == "already_checked_in" and error["details"]["token"] == "A-001"
-    await db.refresh(session)
-    assert session.accepted and session.confirmed_at is not None
     audited = await db.execute(
         select(AuditEntry.data).where(AuditEntry.action == "queue.checked_in", AuditEntry.entity_id == session.id)
     )
     assert [row["token"] for row in audited.scalars()] == ["A-001"]
+
+
+async def test_the_api_refuses_to_check_in_a_visit_nobody_accepted_as_the_scanner_does(
+    client: Client, db: AsyncSession, sign_in: SignIn
+) -> None:
+    clinic = await midday_clinic(db)
+    nine = local(clinic, today(clinic), 9)
+    session = await visit(db, clinic, nine, accepted=False)
+    headers = await sign_in("staff", branch_id=clinic.branch.id)
+
+    refused = await client.post("/api/v1/queue/check-in", json={"session_id": session.id}, headers=headers)
+    scanned = await queue.check_in_by_booking_code(db, session.booking_code, clinic.branch.id, actor=DESK)
+
+    assert refused.status == 409
+    assert (await refused.json())["error"] == {"code": "not_accepted", "message": NOT_ACCEPTED_MESSAGE}
+    assert scanned.outcome is queue.CheckInOutcome.NOT_ACCEPTED
+    session_id = session.id
+    await db.rollback()
+    stored = await db.get(Session, session_id, populate_existing=True)
+    assert stored is not None and not stored.accepted and stored.confirmed_at is None
+    assert await queue.position_for_session(db, session_id, now=nine) is None
 
 
 async def test_only_todays_waiting_visits_can_check_in(client: Client, db: AsyncSession, sign_in: SignIn) -> None:
@@ -447,7 +467,9 @@ async def test_a_patient_finds_their_place_by_phone_and_booking_code(db: AsyncSe
     wrong_code = await queue.position_for_phone_and_code(db, phone, first.booking_code, now=now)
     gibberish = await queue.position_for_phone_and_code(db, phone, "???", now=now)
 
-    assert found is not None and (found.token, found.position, found.ahead, found.wait_min) == ("A-002", 2, 1, 30)
+    # One patient ahead (30 min) would call them at 09:15, but they are booked at 09:30: expected then, 45 min.
+    assert found is not None and (found.token, found.position, found.ahead, found.wait_min) == ("A-002", 2, 1, 45)
+    assert found.eta == mine.starts_at
     assert wrong_phone is None and wrong_code is None and gibberish is None
     assert await queue.position_for_session(db, not_here_yet.id, now=now) is None
 

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from booking_core.db.queries.clinic import put_setting
 from booking_core.db.tables import (
     AuditEntry,
     Invoice,
@@ -24,9 +25,11 @@ from booking_core.db.tables import (
     Staff,
 )
 from booking_core.domain.actors import SYSTEM
+from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE, START_DAYS_SETTING
 from booking_core.services import invoicing, lifecycle
 from booking_core.services.errors import Conflict
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday, unique
+from tests.builders import Clinic, build_clinic, insert_session, next_weekday, today_at, unique
+from tests.integration.queue_pages import setting_kept
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Client = TestClient[object, object]
@@ -90,7 +93,8 @@ async def test_the_lifecycle_allows_only_its_transitions(
     before: str,
     action: str,
 ) -> None:
-    session = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10), status=before)
+    # An accepted visit of today: only the transition table decides (acceptance and the day are tested below).
+    session = await insert_session(db, clinic, starts_at=today_at(10), status=before, accepted=True)
     headers = await sign_in("staff", branch_id=clinic.branch.id)
     response = await _act(client, session.id, action, headers)
     after = ALLOWED.get((before, action))
@@ -172,7 +176,7 @@ async def test_the_cancel_reasons_come_from_the_clinic_settings(client: Client, 
 async def test_complete_and_cancel_at_once_exactly_one_wins(
     client: Client, db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic, sign_in: SignIn
 ) -> None:
-    session = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10), status="open")
+    session = await insert_session(db, clinic, starts_at=today_at(10), status="open")
     headers = await sign_in("staff", branch_id=clinic.branch.id)
     completed, cancelled = await asyncio.gather(
         _act(client, session.id, "complete", headers), _act(client, session.id, "cancel", headers)
@@ -190,7 +194,7 @@ async def test_complete_and_cancel_at_once_exactly_one_wins(
 async def test_a_cancel_queued_behind_a_completion_sees_it_and_is_refused(
     db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic
 ) -> None:
-    session = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10), status="open")
+    session = await insert_session(db, clinic, starts_at=today_at(10), status="open")
 
     async def cancel() -> None:
         async with sessionmaker() as second, second.begin():
@@ -215,7 +219,7 @@ async def test_completing_records_the_doctor_and_manager_commission(
     gp.manager_commission_kind, gp.manager_commission_value = "fixed", Decimal("10000")
     facial.doctor_commission_kind, facial.doctor_commission_value = "percent", Decimal("20")
     facial.manager_commission_kind, facial.manager_commission_value = "percent", Decimal("5")
-    session = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10), status="open")
+    session = await insert_session(db, clinic, starts_at=today_at(10), status="open")
     db.add(SessionLine(session_id=session.id, kind="examination", examination_id=facial.id, name=facial.name,
                        unit_price=facial.price, quantity=1, taxable=True, position=1))  # fmt: skip
     await db.commit()
@@ -259,9 +263,9 @@ async def test_the_session_detail_shows_who_where_when_and_the_invoice(
 async def test_a_doctor_starts_and_completes_only_their_own_sessions(
     client: Client, db: AsyncSession, clinic: Clinic, sign_in: SignIn
 ) -> None:
-    own = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10))
-    someone_elses = await insert_session(db, clinic, starts_at=next_weekday(0, hour=11), doctor="sari", room="dental",
-                                         examination="DENTAL")  # fmt: skip
+    own = await insert_session(db, clinic, starts_at=today_at(10), accepted=True)
+    someone_elses = await insert_session(db, clinic, starts_at=today_at(11), doctor="sari", room="dental",
+                                         examination="DENTAL", accepted=True)  # fmt: skip
     name = unique("dr. Andi")
     db.add(Staff(name=name, role="doctor", branch_id=clinic.branch.id, doctor_id=clinic.doctors["andi"].id))
     await db.commit()
@@ -288,7 +292,10 @@ async def test_a_visit_booked_entirely_in_the_past_is_completed_by_the_sweep(
     db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic
 ) -> None:
     yesterday = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-    past = await insert_session(db, clinic, starts_at=yesterday)
+    past = await insert_session(db, clinic, starts_at=yesterday, accepted=True)  # staff entered it: accepted
+    # A patient's own booking nobody accepted did not take place because its time passed: staff decide on it.
+    unaccepted = await insert_session(db, clinic, starts_at=yesterday, doctor="sari", room="dental",
+                                      examination="DENTAL")  # fmt: skip
     running = await insert_session(db, clinic, starts_at=datetime.now(UTC) - timedelta(minutes=10), doctor="sari",
                                    room="dental", examination="DENTAL")  # fmt: skip
     coming = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10))
@@ -299,7 +306,7 @@ async def test_a_visit_booked_entirely_in_the_past_is_completed_by_the_sweep(
     assert stored is not None and stored.status == "completed"
     assert (stored.started_at, stored.ended_at) == (past.starts_at, past.ends_at)  # the booked times
     assert await _occupancy_active(sessionmaker, past.occupancy_id) is False
-    for untouched in (running, coming):
+    for untouched in (running, coming, unaccepted):
         again = await _fresh(sessionmaker, untouched.id)
         assert again is not None and again.status == "waiting"
     async with sessionmaker() as fresh:
@@ -315,7 +322,7 @@ async def test_a_visit_booked_entirely_in_the_past_is_completed_by_the_sweep(
 
 
 async def _billed_session(db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic) -> Session:
-    session = await insert_session(db, clinic, starts_at=next_weekday(0, hour=10), status="open")
+    session = await insert_session(db, clinic, starts_at=today_at(10), status="open")
     async with sessionmaker() as work, work.begin():
         await invoicing.refresh_session_invoice(work, session.id, actor=SYSTEM)
         await lifecycle.complete(work, session.id, actor=SYSTEM)
@@ -424,3 +431,83 @@ async def test_an_owner_of_one_branch_gets_404_for_another_branch_session(
     response = await client.delete(f"/api/v1/sessions/{session.id}", json=body, headers=owner)
     assert response.status == 404
     assert await _fresh(sessionmaker, session.id) is not None
+
+
+# ------------------------------------------------------------------------------ the visit's own rules (issue 13)
+
+
+async def test_an_unaccepted_visit_is_neither_started_nor_completed_until_accepted(
+    client: Client, db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic, sign_in: SignIn
+) -> None:
+    session = await insert_session(db, clinic, starts_at=today_at(10))  # a patient's booking, not accepted
+    headers = await sign_in("staff", branch_id=clinic.branch.id)
+    refused = await _act(client, session.id, "start", headers)
+    assert refused.status == 409
+    assert (await refused.json())["error"] == {"code": "not_accepted", "message": NOT_ACCEPTED_MESSAGE}
+    stored = await _fresh(sessionmaker, session.id)
+    assert stored is not None and (stored.status, stored.started_at) == ("waiting", None)
+    assert await _audit(db, session.id) == []
+    # An open visit nobody accepted (started before this rule) is not completed either.
+    opened = await insert_session(db, clinic, starts_at=today_at(14), status="open", accepted=False)
+    refused = await _act(client, opened.id, "complete", headers)
+    assert refused.status == 409 and (await refused.json())["error"]["code"] == "not_accepted"
+    await db.execute(text("UPDATE sessions SET accepted = true WHERE id = :id"), {"id": session.id})
+    await db.commit()
+    assert (await _act(client, session.id, "start", headers)).status == 200
+    assert (await _act(client, session.id, "complete", headers)).status == 200
+
+
+async def test_an_accepted_visit_two_days_away_is_not_started_before_its_day(
+    client: Client, db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic, sign_in: SignIn
+) -> None:
+    in_two_days = today_at(10) + timedelta(days=2)
+    session = await insert_session(db, clinic, starts_at=in_two_days, accepted=True)
+    opened = await insert_session(db, clinic, starts_at=in_two_days + timedelta(hours=3), status="open")
+    headers = await sign_in("staff", branch_id=clinic.branch.id)
+    refused = await _act(client, session.id, "start", headers)
+    assert refused.status == 409
+    error = (await refused.json())["error"]
+    assert error["code"] == "not_its_day" and "it can be started on its day" in error["message"]
+    refused = await _act(client, opened.id, "complete", headers)
+    assert refused.status == 409 and (await refused.json())["error"]["code"] == "not_its_day"
+    stored = await _fresh(sessionmaker, session.id)
+    assert stored is not None and stored.status == "waiting"
+    # A clinic may let visits be started a few days early (setting visit_start_days_ahead).
+    async with setting_kept(db, START_DAYS_SETTING):
+        await put_setting(db, START_DAYS_SETTING, 2)
+        await db.commit()
+        assert (await _act(client, session.id, "start", headers)).status == 200
+
+
+async def test_a_past_visit_is_entered_back_dated_only_explicitly_with_a_reason(
+    client: Client, db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], clinic: Clinic, sign_in: SignIn
+) -> None:
+    yesterday = today_at(10) - timedelta(days=1)
+    session = await insert_session(db, clinic, starts_at=yesterday)  # never accepted, its time has passed
+    coming = await insert_session(db, clinic, starts_at=today_at(10) + timedelta(days=2), doctor="sari",
+                                  room="dental", examination="DENTAL")  # fmt: skip
+    headers = await sign_in("staff", branch_id=clinic.branch.id)
+    url = f"/api/v1/sessions/{session.id}"
+    plain = await client.post(f"{url}/start", headers=headers)
+    assert plain.status == 409 and (await plain.json())["error"]["code"] == "not_accepted"
+    no_reason = await client.post(f"{url}/start", json={"backdated": True, "reason": "  "}, headers=headers)
+    assert no_reason.status == 422 and (await no_reason.json())["error"]["code"] == "reason_required"
+    ahead = await client.post(f"/api/v1/sessions/{coming.id}/start", json={"backdated": True, "reason": "x"},
+                              headers=headers)  # fmt: skip
+    assert ahead.status == 409 and (await ahead.json())["error"]["code"] == "not_in_the_past"
+    started = await client.post(f"{url}/start", json={"backdated": True, "reason": "From the paper day sheet"},
+                                headers=headers)  # fmt: skip
+    assert started.status == 200, await started.text()
+    # Entering it vouches for it: it completes like any accepted visit, at the booked times when back-dated.
+    completed = await client.post(f"{url}/complete", json={"backdated": True, "reason": "From the paper day sheet"},
+                                  headers=headers)  # fmt: skip
+    assert completed.status == 200, await completed.text()
+    stored = await _fresh(sessionmaker, session.id)
+    assert stored is not None and stored.status == "completed" and stored.accepted
+    assert (stored.started_at, stored.ended_at) == (session.starts_at, session.ends_at)
+    entries = await _audit(db, session.id)
+    assert [(e.action, e.data["backdated"], e.data["reason"]) for e in entries] == [
+        ("session.started", True, "From the paper day sheet"),
+        ("session.completed", True, "From the paper day sheet"),
+    ]
+    assert entries[0].data["accepted"] is True
