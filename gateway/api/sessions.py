@@ -85,6 +85,17 @@ class CancelRequest(BaseModel):
     note: str | None = Field(default=None, max_length=2000, description="Free text; required for some reasons")
 
 
+class StepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backdated: bool = Field(
+        default=False,
+        description="Enter a past visit after the fact (staff): allowed without acceptance, recorded at its booked "
+        "time, audited with the reason",
+    )
+    reason: str | None = Field(default=None, max_length=500, description="Why it is back-dated (required with it)")
+
+
 class DeleteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -174,11 +185,29 @@ async def get_session(request: web.Request, session_id: int) -> SessionDetailOut
     return await _respond(request, session_id)
 
 
-@api.route("POST", "/sessions/{session_id}/start", summary="Call the patient in: waiting → open",
-           tag="sessions", response=SessionDetailOut, roles=EVERYONE, errors=(404, 409))  # fmt: skip
+async def _step_options(request: web.Request) -> StepRequest:
+    """The optional JSON body of a start or complete (``{"backdated": true, "reason": "..."}``); none is the usual."""
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
+    if not raw.strip():
+        return StepRequest()
+    try:
+        return StepRequest.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+        raise ApiError(422, "invalid_body", "Some fields are invalid.", details=validation_details(exc)) from None
+
+
+# Start and complete read their optional body themselves (shape: StepRequest) so a bare POST keeps working.
+@api.route("POST", "/sessions/{session_id}/start",
+           summary="Call the patient in: waiting → open (accepted visits, from their day; or back-dated with a reason)",
+           tag="sessions", response=SessionDetailOut, roles=EVERYONE, errors=(404, 409, 422))  # fmt: skip
 async def start_session(request: web.Request, session_id: int) -> SessionDetailOut:
+    options = await _step_options(request)
     async with transaction(request) as db:
-        await lifecycle.start(db, session_id, actor=caller(request))
+        await lifecycle.start(db, session_id, actor=caller(request), backdated=options.backdated, reason=options.reason)
     return await _respond(request, session_id)
 
 
@@ -186,8 +215,11 @@ async def start_session(request: web.Request, session_id: int) -> SessionDetailO
            summary="Finish the visit: open → completed (frees the time, commissions, final invoice)",
            tag="sessions", response=SessionDetailOut, roles=EVERYONE, errors=(404, 409, 422))  # fmt: skip
 async def complete_session(request: web.Request, session_id: int) -> SessionDetailOut:
+    options = await _step_options(request)
     async with transaction(request) as db:
-        await lifecycle.complete(db, session_id, actor=caller(request))
+        await lifecycle.complete(
+            db, session_id, actor=caller(request), backdated=options.backdated, reason=options.reason
+        )
     return await _respond(request, session_id)
 
 
