@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from booking_core.services import webform
 from gateway.csrf import Csrf
+from gateway.forms import posted_form
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
 from gateway.limits import limit_address, retry_after
 from workers.ratelimit import Limit, RateLimiter
@@ -247,8 +248,7 @@ async def _limited(app: web.Application, limit: Limit) -> float:
 
 async def submit_form(request: web.Request) -> web.StreamResponse:
     app = request.app
-    posted = await request.post()
-    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    form = await posted_form(request)
     lang = language(request, form)
     limit = Limit(f"book:ip:{limit_address(request)}", POSTS_PER_WINDOW, POST_WINDOW)
     wait = await _limited(app, limit)

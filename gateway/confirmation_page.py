@@ -29,6 +29,7 @@ from booking_core.domain.links import PAGE_CANCEL_REASONS
 from booking_core.services import confirmation
 from booking_core.services.errors import NotFound, ServiceError
 from gateway import jobs
+from gateway.forms import posted_form
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
 from gateway.limits import limit_address, retry_after
 from workers.ratelimit import Limit, RateLimiter
@@ -409,8 +410,7 @@ def _parse_slot(value: str) -> tuple[datetime, int] | None:
 async def act(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
-    posted = await request.post()
-    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    form = await posted_form(request)
     chosen = _chosen_language(request, form)
     fallback = chosen or settings.DEFAULT_LANGUAGE
     if (wait := await _limited(request, "post", POSTS_PER_WINDOW)) > 0:

@@ -24,6 +24,7 @@ from booking_core.domain.phones import to_e164
 from booking_core.services import queue as queue_service
 from gateway.booking_form import language
 from gateway.csrf import Csrf
+from gateway.forms import posted_form
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
 from gateway.limits import limit_address, retry_after
 from workers.ratelimit import Limit, RateLimiter
@@ -214,8 +215,7 @@ async def show(request: web.Request) -> web.StreamResponse:
 
 async def look_up(request: web.Request) -> web.StreamResponse:
     app = request.app
-    posted = await request.post()
-    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    form = await posted_form(request)
     lang = language(request, form)
     limit = Limit(f"queue:ip:{limit_address(request)}", LOOKUPS_PER_WINDOW, LOOKUP_WINDOW)
     wait = await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit])

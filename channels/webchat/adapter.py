@@ -22,6 +22,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from booking_core.domain.text import storable_payload
 from channels.base import Channel, ContactRef, DeliveryFailed, InboundMessage, OutboundMessage, RateLimit, Refused
 
 #: A client frame larger than this (UTF-8 bytes) is answered with ``too_long``; the connection stays open.
@@ -76,8 +77,8 @@ def read_frame(raw: str | bytes) -> Hello | ChatFrame:
     if size > MAX_FRAME_BYTES:
         raise FrameError("too_long", f"A message can be at most {MAX_FRAME_BYTES} bytes.")
     try:
-        frame = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        frame = storable_payload(json.loads(raw))  # NULs dropped, lone surrogates replaced: the message is kept
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise FrameError("malformed", "The frame is not JSON.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError("malformed", "A frame is a JSON object with a type.")

@@ -35,6 +35,7 @@ from booking_core.domain.messages import (
     OutboundMessage,
     clean_text,
 )
+from booking_core.domain.text import storable
 from channels.base import RateLimit, Refused
 from channels.network import may_have_reached
 from channels.whatsapp import options
@@ -162,7 +163,8 @@ class WhatsAppAdapter:
             raise Refused(400, "the form could not be read") from None
         if not self._validator.validate(self.signed_url(request), form, signature):
             raise Refused(403, f"wrong {SIGNATURE_HEADER}")
-        request[VERIFIED_FORM] = {key: str(value) for key, value in form.items()}
+        # Checked as signed, kept as storable: a NUL in any field (Body, ProfileName, WaId, ErrorMessage...) is dropped.
+        request[VERIFIED_FORM] = {storable(key): storable(str(value)) for key, value in form.items()}
 
     def parse(self, raw: Mapping[str, str]) -> InboundMessage | None:
         """The patient's message in a Twilio inbound form; None for senders on other channels (ignored on purpose).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -12,12 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from booking_core.services import catalog as service
 from gateway.api import api
 from gateway.api.common import caller, transaction
-
-#: A database id: positive and inside PostgreSQL's ``integer`` (a larger one would be a 500, not a 404).
-Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
-#: Money as entered: a finite decimal (JSON string or number); the service checks the currency's minor units.
-Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. IDR")]
+from gateway.api.fields import Amount, Currency, Id, WallTime
 
 MANAGERS = ("owner", "admin")
 TAG = "catalog"
@@ -85,8 +80,8 @@ class CommissionIn(Body):
 
 class WindowIn(Body):
     weekday: int = Field(ge=0, le=6, description="0 = Monday")
-    starts: time = Field(description="Branch wall time, e.g. 09:00")
-    ends: time
+    starts: WallTime = Field(description="Branch wall time, e.g. 09:00")
+    ends: WallTime
 
 
 Keyword = Annotated[str, Field(min_length=1, max_length=60)]
@@ -156,8 +151,8 @@ class CommissionOut(BaseModel):
 
 class WindowOut(BaseModel):
     weekday: int
-    starts: time
-    ends: time
+    starts: WallTime
+    ends: WallTime
 
 
 class ExaminationOut(BaseModel):

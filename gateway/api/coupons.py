@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from booking_core.services import coupons as service
 from gateway.api import api
-from gateway.api.catalog import Amount, Body, Currency, Id
+from gateway.api.catalog import Body
 from gateway.api.common import caller, transaction
+from gateway.api.fields import Amount, Currency, Id
 from gateway.keys import SETTINGS
 
 TAG = "coupons"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +12,7 @@ from booking_core.domain.invoice import Invoice
 from booking_core.services import invoicing
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
+from gateway.api.fields import Amount, Id
 
 EVERYONE = ("owner", "admin", "staff", "doctor")
 FRONT_DESK = ("owner", "admin", "staff")
@@ -25,7 +25,7 @@ class ConsumableIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=120)
-    unit_price: Decimal = Field(description=MONEY)
+    unit_price: Amount = Field(description=MONEY)
     quantity: int = Field(default=1, ge=1, le=invoicing.MAX_QUANTITY)
     taxable: bool = False
 
@@ -36,15 +36,15 @@ class ConsumableIn(BaseModel):
 class ExaminationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    examination_id: int = Field(gt=0)
+    examination_id: Id
     quantity: int = Field(default=1, ge=1, le=invoicing.MAX_QUANTITY)
 
 
 class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    branch_id: int = Field(gt=0)
-    patient_id: int | None = Field(default=None, gt=0, description="Applies their package, insurance and points")
+    branch_id: Id
+    patient_id: Id | None = Field(default=None, description="Applies their package, insurance and points")
     examinations: list[ExaminationIn] = Field(default_factory=list, max_length=50)
     consumables: list[ConsumableIn] = Field(default_factory=list, max_length=50)
     loyalty_points: int = Field(default=0, ge=0, le=10_000_000)
@@ -55,7 +55,7 @@ class AddLineRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    examination_id: int | None = Field(default=None, gt=0)
+    examination_id: Id | None = None
     quantity: int = Field(default=1, ge=1, le=invoicing.MAX_QUANTITY, description="For an examination")
     consumable: ConsumableIn | None = None
 

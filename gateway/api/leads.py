@@ -18,6 +18,7 @@ from gateway import jobs
 from gateway.api import api
 from gateway.api.booking import plan_followups
 from gateway.api.common import caller, transaction
+from gateway.api.fields import Id
 from gateway.keys import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class LeadsQuery(BaseModel):
     status: Literal["new", "accepted", "rejected", "converted"] | None = None
     channel: Literal["telegram", "whatsapp", "webchat", "webform"] | None = None
-    branch_id: int | None = Field(default=None, gt=0)
+    branch_id: Id | None = None
     q: str | None = Field(default=None, max_length=100, description="search name, phone or text")
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=100_000)
@@ -129,10 +130,10 @@ class ConvertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     start: AwareDatetime | None = None
-    doctor_id: int | None = Field(default=None, gt=0)
-    room_id: int | None = Field(default=None, gt=0)
-    examination_ids: list[Annotated[int, Field(gt=0)]] | None = Field(default=None, min_length=1, max_length=10)
-    branch_id: int | None = Field(default=None, gt=0)
+    doctor_id: Id | None = None
+    room_id: Id | None = None
+    examination_ids: list[Id] | None = Field(default=None, min_length=1, max_length=10)
+    branch_id: Id | None = None
 
 
 class ConvertedSessionOut(BaseModel):

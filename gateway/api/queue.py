@@ -13,14 +13,15 @@ from booking_core.services import queue as queue_service
 from booking_core.services.errors import Invalid
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
+from gateway.api.fields import Id
 
 FRONT_DESK = ("owner", "admin", "staff")
 EVERYONE = ("owner", "admin", "staff", "doctor")
 
 
 class BoardQuery(BaseModel):
-    branch_id: int | None = Field(
-        default=None, ge=1, le=2**31 - 1, description="Default: the caller's branch (required for clinic-wide staff)"
+    branch_id: Id | None = Field(
+        default=None, description="Default: the caller's branch (required for clinic-wide staff)"
     )
     day: date | None = Field(default=None, description="Local day of the branch; default today there")
     sort: SortMode | None = Field(default=None, description="Default: the clinic setting queue_sort (arrival)")
@@ -29,15 +30,15 @@ class BoardQuery(BaseModel):
 class CheckInBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    session_id: int = Field(ge=1, le=2**31 - 1)
+    session_id: Id
     arrived_at: AwareDatetime | None = Field(default=None, description="When the patient arrived; default now")
 
 
 class MoveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    before: int | None = Field(default=None, ge=1, le=2**31 - 1, description="Place directly before this entry")
-    after: int | None = Field(default=None, ge=1, le=2**31 - 1, description="Place directly after this entry")
+    before: Id | None = Field(default=None, description="Place directly before this entry")
+    after: Id | None = Field(default=None, description="Place directly after this entry")
 
     @model_validator(mode="after")
     def exactly_one(self) -> Self:
@@ -49,8 +50,8 @@ class MoveBody(BaseModel):
 class CallNextBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    branch_id: int = Field(ge=1, le=2**31 - 1)
-    doctor_id: int = Field(ge=1, le=2**31 - 1)
+    branch_id: Id
+    doctor_id: Id
     sort: SortMode | None = Field(default=None, description="Default: the clinic setting queue_sort (arrival)")
 
 

@@ -1,19 +1,27 @@
 """The staff JSON API's route table: one declaration per endpoint gives routing, validation, roles and OpenAPI.
 
 A handler is declared with the pydantic models that validate its query and body and describe its response; the
-same models generate ``GET /api/v1/openapi.json``, so the document cannot drift from what is enforced.
+same models generate ``GET /api/v1/openapi.json``, so the document cannot drift from what is enforced. Path ids take
+their type from the handler's signature (``lead_id: int`` is an :data:`~gateway.api.fields.Id`; annotate a
+``bigint`` id as :data:`~gateway.api.fields.BigId`).
+
+Every way in is checked here, once for all endpoints: a path id out of its column's range, a query string or JSON
+body holding a NUL or a lone surrogate (no database can store them), a JSON ``true`` where a number belongs: 422.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from booking_core.domain.text import unstorable_at
+from gateway.api.fields import Id
 from gateway.errors import ApiError
 
 MAX_JSON_BODY = 256 * 1024
@@ -48,6 +56,12 @@ class Endpoint:
     auth: bool = True
     status: int = 200
     errors: tuple[int, ...] = ()
+
+
+def path_types(handler: ApiHandler, path: str) -> dict[str, TypeAdapter[Any]]:
+    """The validator of each ``{name}`` in ``path``: the handler's annotation, :data:`Id` for a plain ``int``."""
+    hints = typing.get_type_hints(handler, include_extras=True)
+    return {name: TypeAdapter(Id if hints.get(name, int) is int else hints[name]) for name in _path_params(path)}
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -110,10 +124,13 @@ class Api:
         components: dict[str, Any] = {}
         paths: dict[str, Any] = {}
 
-        def ref(model: type[BaseModel], mode: str = "validation") -> dict[str, Any]:
+        def schema_of(model: type[BaseModel], mode: str = "validation") -> dict[str, Any]:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)  # type: ignore[arg-type]
             components.update(schema.pop("$defs", {}))
-            components[model.__name__] = schema
+            return schema
+
+        def ref(model: type[BaseModel], mode: str = "validation") -> dict[str, Any]:
+            components[model.__name__] = schema_of(model, mode)
             return {"$ref": f"#/components/schemas/{model.__name__}"}
 
         error_ref = ref(ErrorResponse, "serialization")
@@ -125,14 +142,14 @@ class Api:
                 "responses": {},
             }
             params = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-                for name in _path_params(ep.path)
+                {"name": name, "in": "path", "required": True, "schema": adapter.json_schema()}
+                for name, adapter in path_types(ep.handler, ep.path).items()
             ]
             if ep.query is not None:
-                schema = ep.query.model_json_schema()
+                schema = schema_of(ep.query)
                 required = set(schema.get("required", []))
                 for name, prop in schema.get("properties", {}).items():
-                    params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+                    params.append({"name": name, "in": "query", "required": name in required, "schema": _given(prop)})
             if params:
                 op["parameters"] = params
             if ep.body is not None:
@@ -171,30 +188,28 @@ class Api:
         return document
 
 
+def _given(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without its ``null`` branch: a query string cannot say null, only leave it out."""
+    branches = [b for b in prop.get("anyOf", []) if b != {"type": "null"}]
+    if len(branches) != 1:
+        return prop
+    rest = {key: value for key, value in prop.items() if key not in ("anyOf", "default")}
+    return {**branches[0], **rest}
+
+
 def _path_params(path: str) -> list[str]:
     return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
 
 
 def _wrap(ep: Endpoint, authenticate: Authenticator) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    paths = path_types(ep.handler, ep.path)
+
     async def handle(request: web.Request) -> web.StreamResponse:
         if ep.auth:
             await authenticate(request, ep.roles)
-        kwargs: dict[str, Any] = {}
-        for name in _path_params(ep.path):
-            raw = request.match_info[name]
-            if not raw.isdigit() or len(raw) > 12:
-                raise ApiError(404, "not_found", f"There is no {name.removesuffix('_id')} {raw!r}.")
-            kwargs[name] = int(raw)
+        kwargs: dict[str, Any] = {name: path_value(request, name, adapter) for name, adapter in paths.items()}
         if ep.query is not None:
-            try:
-                kwargs["query"] = ep.query.model_validate(dict(request.query))
-            except ValidationError as exc:
-                raise ApiError(
-                    422,
-                    "invalid_query",
-                    "Some query parameters are invalid.",
-                    details=validation_details(exc),
-                ) from None
+            kwargs["query"] = read_query(request, ep.query)
         if ep.body is not None:
             kwargs["body"] = await read_json_body(request, ep.body)
         result = await ep.handler(request, **kwargs)
@@ -210,20 +225,73 @@ def _wrap(ep: Endpoint, authenticate: Authenticator) -> Callable[[web.Request], 
     return handle
 
 
+def path_value(request: web.Request, name: str, adapter: TypeAdapter[Any]) -> Any:
+    """A path id, validated by its type: 422 for one that is not a whole number in its column's range."""
+    raw = request.match_info[name]
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        details = [{**detail, "field": name} for detail in validation_details(exc)]
+        raise ApiError(422, "invalid_path", f"{name} is not a valid id.", details=details) from None
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string validated by ``model``: 422 when it does not fit, or holds text no database can store.
+
+    Query values are text, so numbers in them are read as numbers (lax); their ranges are the model's."""
+    values = dict(request.query)
+    _refuse_unstorable(values, "invalid_query", "query")
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ApiError(
+            422, "invalid_query", "Some query parameters are invalid.", details=validation_details(exc)
+        ) from None
+
+
 async def read_json_body(request: web.Request, model: type[M]) -> M:
-    """Read and validate a JSON body: 413 when too large, 400 when not JSON, 422 when it does not fit the model."""
+    """Read and validate a JSON body: 413 when too large, 400 when not JSON, 422 when it does not fit the model.
+
+    Validated strictly, as JSON: ``true`` is not a number, ``"5"`` not an integer, ``1.0`` not an id."""
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
     raw = await request.content.read(MAX_JSON_BODY + 1)
     if len(raw) > MAX_JSON_BODY:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
+    data = json_object(raw)
+    _refuse_unstorable(data, "invalid_body", "body")
     try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_body", "Some fields are invalid.", details=validation_details(exc)) from None
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object; 400 when it is not JSON, or not an object."""
+    try:
+        data = json.loads(raw or b"null", parse_constant=_not_json)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8 (a ValueError too), absurdly nested
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "The body must be a JSON object.")
+    return data
+
+
+def _not_json(constant: str) -> None:
+    """Python's json reads NaN and Infinity; JSON has no such numbers."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _refuse_unstorable(data: Mapping[str, Any], code: str, where: str) -> None:
     try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_body", "Some fields are invalid.", details=validation_details(exc)) from None
+        found = unstorable_at(data)
+    except RecursionError:  # json.loads nests less deeply than this walk may: treat as unreadable
+        raise ApiError(400, "invalid_json", "The body is nested too deeply.") from None
+    if found is not None:
+        place = ".".join(str(part) for part in found) or where
+        raise ApiError(
+            422,
+            code,
+            "Text may not hold NUL characters or unpaired surrogates.",
+            details=[{"field": place, "message": "NUL or unpaired surrogate", "type": "unstorable_text"}],
+        )

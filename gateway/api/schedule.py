@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from booking_core.services import schedule as service
 from gateway.api import api
-from gateway.api.catalog import Body, Id
+from gateway.api.catalog import Body
 from gateway.api.common import caller, transaction
+from gateway.api.fields import Id, WallTime
 
 TAG = "schedule"
 DECIDERS = ("owner", "admin", "staff")
@@ -20,8 +21,8 @@ class ApplicationIn(Body):
     doctor_id: Id | None = Field(None, description="Required for staff filing on a doctor's behalf; doctors omit it")
     branch_id: Id
     day: date
-    starts: time = Field(description="Branch wall time, e.g. 09:00")
-    ends: time
+    starts: WallTime = Field(description="Branch wall time, e.g. 09:00")
+    ends: WallTime
     note: str = Field("", max_length=service.MAX_NOTE)
 
 
@@ -36,8 +37,8 @@ class ApplicationOut(BaseModel):
     branch_id: int
     branch_name: str
     day: date
-    starts: time
-    ends: time
+    starts: WallTime
+    ends: WallTime
     status: str
     note: str
     decision_reason: str | None

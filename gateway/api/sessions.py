@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ from booking_core.domain.money import money_str
 from booking_core.services import lifecycle
 from gateway.api import api
 from gateway.api.common import caller, patient_facing, transaction
-from gateway.api.registry import MAX_JSON_BODY, validation_details
+from gateway.api.registry import MAX_JSON_BODY, json_object, validation_details
 from gateway.errors import ApiError
 
 EVERYONE = ("owner", "admin", "staff", "doctor")
@@ -242,14 +241,9 @@ async def _confirmation(request: web.Request) -> str | None:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
     if not raw.strip():
         return None
+    json_object(raw)  # 400 unless a JSON object
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "The body must be a JSON object.")
-    try:
-        return DeleteRequest.model_validate(data).confirm
+        return DeleteRequest.model_validate_json(raw, strict=True).confirm
     except ValidationError as exc:
         raise ApiError(422, "invalid_body", "Some fields are invalid.", details=validation_details(exc)) from None
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from booking_core.services import waitlist
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
+from gateway.api.fields import Id
 
 FRONT_DESK = ("owner", "admin", "staff")
 EVERYONE = ("owner", "admin", "staff", "doctor")
@@ -19,17 +20,17 @@ EVERYONE = ("owner", "admin", "staff", "doctor")
 class JoinRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    patient_id: int = Field(ge=1, le=2**31 - 1)
-    branch_id: int = Field(ge=1, le=2**31 - 1)
-    examination_id: int = Field(ge=1, le=2**31 - 1)
+    patient_id: Id
+    branch_id: Id
+    examination_id: Id
     day: date = Field(description="The branch's local day the patient wants (today or later)")
-    identity_id: int | None = Field(
-        default=None, ge=1, le=2**31 - 1, description="The patient's chat to send offers to; default: latest used"
+    identity_id: Id | None = Field(
+        default=None, description="The patient's chat to send offers to; default: latest used"
     )
 
 
 class WaitlistQuery(BaseModel):
-    branch_id: int = Field(ge=1, le=2**31 - 1)
+    branch_id: Id
     day: date | None = None
     status: Literal["waiting", "offered", "booked", "cancelled"] | None = None
 

@@ -21,6 +21,7 @@ from booking_core.services.auth import AuthError
 from booking_core.services.errors import ServiceError
 from gateway import csrf
 from gateway.auth import current_actor
+from gateway.forms import posted_form
 from gateway.keys import SETTINGS
 
 PageHandler = Callable[[web.Request, Actor], Awaitable[web.StreamResponse]]
@@ -134,9 +135,8 @@ def message_page(request: web.Request, status: int, code: str, message: str) -> 
 
 
 async def form_of(request: web.Request) -> dict[str, str]:
-    """The posted form's text fields (files are ignored)."""
-    posted = await request.post()
-    return {k: v for k, v in posted.items() if isinstance(v, str)}
+    """The posted form's text fields (files are ignored), storable: see :func:`gateway.forms.posted_form`."""
+    return await posted_form(request)
 
 
 def staff_page(roles: Iterable[str] = ALL, *, refused_to: str | None = None) -> Callable[[PageHandler], View]:

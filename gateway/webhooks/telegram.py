@@ -37,8 +37,6 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         raw = json.loads(body, parse_constant=_not_json)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; absurd nesting a RecursionError
         return _refuse(request, 400, "malformed_json", "The body is not JSON.")
-    if b"\\u" in body and _unpaired_surrogate(raw):  # only a \u escape can make one: most bodies skip the check
-        return _refuse(request, 400, "invalid_update", "The update holds text that is not Unicode.")
     try:
         inbound = adapter.parse(raw)
     except InvalidUpdate as exc:
@@ -63,17 +61,6 @@ async def _body(request: web.Request) -> bytes | None:
 def _not_json(constant: str) -> None:
     """Python's json reads NaN and Infinity; JSON (and PostgreSQL's jsonb) has no such numbers."""
     raise ValueError(f"{constant} is not a JSON number")
-
-
-def _unpaired_surrogate(raw: object) -> bool:
-    """Whether the JSON held an escaped half of a surrogate pair alone: no database can store that text."""
-    try:
-        json.dumps(raw, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return True
-    except RecursionError:  # nested too deeply for an update: the adapter refuses it
-        return False
-    return False
 
 
 def _refuse(request: web.Request, status: int, code: str, message: str) -> web.Response:
