@@ -31,17 +31,6 @@ TEMPLATE = "frontdesk_chaos_template"
 _collected: list[Figures] = []
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/chaos/" in str(item.path).replace("\\", "/"):
-            item.add_marker(pytest.mark.chaos)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    with contextlib.suppress(OSError):
-        figures_module.results_file().unlink()
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _collected:
         terminalreporter.section(f"chaos figures ({figures_module.mode()})")
@@ -96,6 +85,9 @@ def chaos_template(chaos_postgres: PrivatePostgres) -> str:
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     """The scenario's figures, saved (and shown at the end of the run) whether it passed or not."""
+    if not _collected:  # the first scenario of this run: the figures of an earlier run go
+        with contextlib.suppress(OSError):
+            figures_module.results_file().unlink()
     found = Figures(scenario=request.node.name.removeprefix("test_"))
     yield found
     report = getattr(request.node, "rep_call", None)

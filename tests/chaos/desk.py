@@ -98,8 +98,8 @@ async def patient_on(stack: Stack, channel: str, external_id: str, name: str) ->
 
 
 async def session_today(stack: Stack, patient_id: int, *, minutes_from_now: int) -> int:
-    """A waiting session of dr. Andi later today (written straight into the tables, as the builders do: the demo's
-    doctors may have gone home at the hour the suite runs), for the queue: check-in and call-next."""
+    """A waiting, accepted session of dr. Andi later today (written straight into the tables, as the builders do:
+    the demo's doctors may have gone home at the hour the suite runs), for the queue: check-in and call-next."""
     now = datetime.now(JAKARTA)
     starts = min(now + timedelta(minutes=minutes_from_now), now.replace(hour=23, minute=30, second=0, microsecond=0))
     starts = max(starts, now.replace(hour=0, minute=1, second=0, microsecond=0))
@@ -117,6 +117,8 @@ async def session_today(stack: Stack, patient_id: int, *, minutes_from_now: int)
                                      examinations={"GP": gp}, patients={"one": patient})  # fmt: skip
             visit = await builders.insert_session(db, clinic, starts_at=starts.astimezone(UTC).replace(microsecond=0),
                                                   room="consult-2", patient="one")  # fmt: skip
-            return visit.id
     finally:
         await engine.dispose()
+    # Accepted (the patient confirmed it): only an accepted visit checks in.
+    await stack.query("UPDATE sessions SET accepted = true, confirmed_at = now() WHERE id = $1", visit.id)
+    return visit.id
