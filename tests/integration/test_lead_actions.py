@@ -25,12 +25,13 @@ from booking_core.db.tables import (
     Session,
     SlotHold,
 )
-from booking_core.domain.actors import SYSTEM
+from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
-from booking_core.services import booking, ingest
+from booking_core.services import appointments, booking, ingest
 from tests.builders import Clinic, build_clinic, next_weekday
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
+DESK_STAFF = Actor(kind="staff", name="Reception", role="staff")
 Sessions = async_sessionmaker[AsyncSession]
 
 
@@ -464,3 +465,43 @@ async def test_another_branchs_lead_is_404_and_doctors_cannot_decide_on_leads(
         assert (await client.post(url, json=body)).status == 401, action
     assert (await client.post("/api/v1/leads/999999999/accept", headers=other_staff)).status == 404
     assert (await _row(sessionmaker, Lead, received.lead_id or 0)).status == "new"
+
+
+async def test_one_accept_the_lead_then_its_visit_needs_none_and_awaits_nobody(
+    client: TestClient[object, object],
+    sessionmaker: Sessions,
+    clinic: Clinic,
+    sign_in: SignIn,
+) -> None:
+    received = await _chat_lead(sessionmaker)
+    lead_id = received.lead_id or 0
+    await _hold_for_lead(sessionmaker, clinic, lead_id, next_weekday(2, hour=10))
+    headers = await sign_in("staff", branch_id=clinic.branch.id)
+
+    assert (await client.post(f"/api/v1/leads/{lead_id}/accept", headers=headers)).status == 200
+    converted = await client.post(f"/api/v1/leads/{lead_id}/convert", json={}, headers=headers)
+
+    assert converted.status == 200, await converted.text()
+    visit_id = (await converted.json())["session"]["id"]
+    shown = await (await client.get(f"/api/v1/sessions/{visit_id}", headers=headers)).json()
+    assert shown["accepted"] is True  # booked by staff: accepted by booking it
+    async with sessionmaker() as db:
+        waiting_for_acceptance = await appointments.new_appointments(db, actor=DESK_STAFF, branch_id=clinic.branch.id)
+    assert visit_id not in [a.id for a in waiting_for_acceptance]
+    assert await _audit(sessionmaker, "session.accepted", "session", visit_id) == []  # no second accept step
+    (booked,) = await _audit(sessionmaker, "session.booked", "session", visit_id)
+    assert booked.data["accepted"] is True
+
+
+async def test_a_patients_own_booking_still_waits_for_the_front_desk(sessionmaker: Sessions, clinic: Clinic) -> None:
+    received = await _chat_lead(sessionmaker)
+    hold_id = await _hold_for_lead(sessionmaker, clinic, received.lead_id or 0, next_weekday(2, hour=11))
+    patient = Actor(kind="patient", id=received.patient_id, name="Dewi Anggraini")
+    async with sessionmaker() as db, db.begin():
+        session = await booking.convert_hold(db, hold_id, actor=patient, patient_id=received.patient_id or 0)
+        visit_id = session.id
+    async with sessionmaker() as db:
+        listed = await appointments.new_appointments(db, actor=DESK_STAFF, branch_id=clinic.branch.id)
+        stored = await db.get(Session, visit_id)
+    assert stored is not None and stored.accepted is False
+    assert visit_id in [a.id for a in listed]

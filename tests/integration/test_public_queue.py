@@ -200,3 +200,20 @@ async def test_guessing_is_stopped_after_ten_lookups_from_one_address(tracker: C
     assert blocked_status == 429 and "Too many attempts." in blocked and "A-002" not in blocked
     response = await tracker.post("/queue", data={"phone": phone, "code": code})
     assert response.status == 429 and int(response.headers["Retry-After"]) > 0
+
+
+async def test_a_patient_an_hour_early_is_expected_at_their_booked_time_not_any_moment(
+    tracker: Client, db: AsyncSession
+) -> None:
+    clinic = await midday_clinic(db)  # it is 12:xx there
+    stored, typed = new_phone()
+    session = await visit(db, clinic, at(clinic, 13, 45), name="Siti Rahmawati", phone=stored)
+    await checked_in(db, session)  # nobody else waits for dr. Andi
+
+    status, html, _link = await look_up(tracker, typed, session.booking_code)
+
+    assert status == 200 and "You are next!" in html
+    found = re.search(r'id="eta">about 13:45 \(in about (\d+) min\)<', html)
+    assert found is not None, html
+    assert 45 <= int(found.group(1)) <= 105
+    assert "any moment" not in html
