@@ -40,9 +40,10 @@ class Attempt:
 
 @pytest.fixture
 async def many(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on an engine of their own with room for every racer to hold a connection at once."""
+    """Sessions on an engine of their own: up to 30 racers hold a connection at once (the rest queue for one), a
+    share of PostgreSQL's 100 connections that leaves room for everything else running on this machine."""
     assert settings.async_database_url is not None
-    engine = make_engine(settings.async_database_url, pool_size=35)
+    engine = make_engine(settings.async_database_url, pool_size=15)
     yield make_sessionmaker(engine)
     await engine.dispose()
 
