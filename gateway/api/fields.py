@@ -24,9 +24,9 @@ BigId = Annotated[int, Field(ge=1, le=MAX_INT64)]
 #: Any other whole number kept in an ``integer`` column.
 Int32 = Annotated[int, Field(ge=-MAX_INT32 - 1, le=MAX_INT32)]
 
-#: Money as entered: a finite decimal (JSON string or number) that fits the ``numeric(14, 2)`` columns; the service
-#: checks the currency's minor units.
-Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24, gt=-(10**12), lt=10**12)]
+#: Money as entered: a finite decimal (JSON string or number); the service checks its size and the currency's minor
+#: units (``invalid_amount``).
+Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. IDR")]
 
 WALL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"

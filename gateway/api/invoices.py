@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from booking_core.domain.invoice import Invoice
 from booking_core.services import invoicing
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
-from gateway.api.fields import Amount, Id
+from gateway.api.fields import Id
 
 EVERYONE = ("owner", "admin", "staff", "doctor")
 FRONT_DESK = ("owner", "admin", "staff")
@@ -25,7 +26,7 @@ class ConsumableIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=120)
-    unit_price: Amount = Field(description=MONEY)
+    unit_price: Decimal = Field(allow_inf_nan=False, description=MONEY)  # its size is the service's (invalid_amount)
     quantity: int = Field(default=1, ge=1, le=invoicing.MAX_QUANTITY)
     taxable: bool = False
 

@@ -164,6 +164,8 @@ class Api:
             codes = set(ep.errors)
             if ep.body is not None or ep.query is not None:
                 codes |= {400, 422}
+            if params:  # a path id that is not one, or out of its column's range
+                codes |= {422}
             if ep.auth:
                 codes |= {401, 403}
                 op["security"] = [{"bearer": []}]
