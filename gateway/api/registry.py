@@ -255,11 +255,25 @@ async def read_json_body(request: web.Request, model: type[M]) -> M:
     """Read and validate a JSON body: 413 when too large, 400 when not JSON, 422 when it does not fit the model.
 
     Validated strictly, as JSON: ``true`` is not a number, ``"5"`` not an integer, ``1.0`` not an id."""
+    return _validated(await _raw_body(request), model)
+
+
+async def read_optional_json_body(request: web.Request, model: type[M]) -> M | None:
+    """:func:`read_json_body` for a body that may be left out (None then), e.g. a DELETE's confirmation."""
+    raw = await _raw_body(request)
+    return _validated(raw, model) if raw.strip() else None
+
+
+async def _raw_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
     raw = await request.content.read(MAX_JSON_BODY + 1)
     if len(raw) > MAX_JSON_BODY:
         raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
+    return raw
+
+
+def _validated(raw: bytes, model: type[M]) -> M:
     data = json_object(raw)
     _refuse_unstorable(data, "invalid_body", "body")
     try:

@@ -6,14 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from booking_core.domain.money import money_str
 from booking_core.services import lifecycle
 from gateway.api import api
 from gateway.api.common import caller, patient_facing, transaction
-from gateway.api.registry import MAX_JSON_BODY, json_object, validation_details
-from gateway.errors import ApiError
+from gateway.api.registry import read_optional_json_body
 
 EVERYONE = ("owner", "admin", "staff", "doctor")
 FRONT_DESK = ("owner", "admin", "staff")
@@ -186,17 +185,7 @@ async def get_session(request: web.Request, session_id: int) -> SessionDetailOut
 
 async def _step_options(request: web.Request) -> StepRequest:
     """The optional JSON body of a start or complete (``{"backdated": true, "reason": "..."}``); none is the usual."""
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
-    if not raw.strip():
-        return StepRequest()
-    try:
-        return StepRequest.model_validate_json(raw, strict=True)
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
-        raise ApiError(422, "invalid_body", "Some fields are invalid.", details=validation_details(exc)) from None
+    return await read_optional_json_body(request, StepRequest) or StepRequest()
 
 
 # Start and complete read their optional body themselves (shape: StepRequest) so a bare POST keeps working.
@@ -236,16 +225,8 @@ async def cancel_session(request: web.Request, session_id: int, body: CancelRequ
 
 async def _confirmation(request: web.Request) -> str | None:
     """The optional JSON body of a delete: no body at all is answered like a wrong phrase (422 with the phrase)."""
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise ApiError(413, "too_large", f"The body is larger than {MAX_JSON_BODY // 1024} KiB.")
-    if not raw.strip():
-        return None
-    json_object(raw)  # 400 unless a JSON object
-    try:
-        return DeleteRequest.model_validate_json(raw, strict=True).confirm
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_body", "Some fields are invalid.", details=validation_details(exc)) from None
+    body = await read_optional_json_body(request, DeleteRequest)
+    return None if body is None else body.confirm
 
 
 # The body is read by the handler (not declared on the route) so that a DELETE without any body still gets the
