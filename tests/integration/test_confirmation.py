@@ -470,7 +470,7 @@ async def test_a_completed_visit_gets_a_thank_you_and_the_rating_is_stored_once(
     sessionmaker: async_sessionmaker[AsyncSession], db: AsyncSession, clinic: Clinic
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
-    visit = await insert_session(db, clinic, starts_at=start)
+    visit = await insert_session(db, clinic, starts_at=start, accepted=True)  # the desk accepted it
     async with sessionmaker() as desk, desk.begin():
         await lifecycle.start(desk, visit.id, actor=DESK)
         await lifecycle.complete(desk, visit.id, actor=DESK)
@@ -494,7 +494,8 @@ async def test_completing_a_visit_of_an_unreachable_patient_is_recorded_and_send
 ) -> None:
     budi = await add_patient(db)  # no channel identity at all
     clinic.patients["budi"] = budi
-    visit = await insert_session(db, clinic, starts_at=datetime.now(UTC) - timedelta(minutes=20), patient="budi")
+    visit = await insert_session(db, clinic, starts_at=datetime.now(UTC) - timedelta(minutes=20), patient="budi",
+                                 accepted=True)  # fmt: skip
     async with sessionmaker() as desk, desk.begin():
         await lifecycle.start(desk, visit.id, actor=DESK)
         done = await lifecycle.complete(desk, visit.id, actor=DESK)

@@ -201,7 +201,7 @@ async def test_a_patient_reschedules_a_visit_and_the_old_one_is_cancelled(
 async def test_a_checked_in_patient_asks_for_their_place_in_the_queue(
     sessionmaker: async_sessionmaker[AsyncSession], db: AsyncSession, clinic: Clinic, monday_morning: datetime
 ) -> None:
-    visit = await insert_session(db, clinic, starts_at=monday_morning + timedelta(minutes=30))
+    visit = await insert_session(db, clinic, starts_at=monday_morning + timedelta(minutes=30), accepted=True)
     async with sessionmaker() as desk, desk.begin():
         ticket = await queue.check_in(desk, visit.id, actor=DESK, now=monday_morning)
     siti = chat(sessionmaker, monday_morning, channel="whatsapp", phone=clinic.patients["siti"].phone_e164)

@@ -40,7 +40,7 @@ from booking_core.db.tables import (
 )
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import invoicing, lifecycle
-from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
+from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday, today_at
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Client = TestClient[object, object]
@@ -389,7 +389,7 @@ async def test_completing_finalises_once_spending_the_package_insurance_and_poin
 ) -> None:
     clinic = seeded.clinic
     siti = clinic.patients["siti"]
-    session = await insert_session(db, clinic, starts_at=next_weekday(2, hour=10), status="open")
+    session = await insert_session(db, clinic, starts_at=today_at(10), status="open")
     headers = await sign_in("staff", branch_id=clinic.branch.id)
     url = f"/api/v1/sessions/{session.id}"
     assert (
@@ -451,8 +451,8 @@ async def test_two_visits_completed_at_once_use_the_last_package_use_only_once(
     db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], seeded: Seeded
 ) -> None:
     clinic = seeded.clinic
-    first = await insert_session(db, clinic, starts_at=next_weekday(3, hour=10), examination="FACIAL", status="open")
-    second = await insert_session(db, clinic, starts_at=next_weekday(3, hour=11), examination="FACIAL", status="open")
+    first = await insert_session(db, clinic, starts_at=today_at(10), examination="FACIAL", status="open")
+    second = await insert_session(db, clinic, starts_at=today_at(11), examination="FACIAL", status="open")
 
     async def complete_second() -> None:
         async with sessionmaker() as other, other.begin():
