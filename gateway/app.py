@@ -10,7 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from redis import Redis as SyncRedis
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.raw import make_raw_pool
@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_REQUEST_BODY = 1024 * 1024  # webhooks and forms are small; a megabyte leaves room for a media-rich Twilio form
+#: Redis connections of the gateway's client at most (Redis's own limit, 10,000 clients by default, is shared by every
+#: gateway and worker); a command waits up to REDIS_POOL_WAIT seconds for a free one. Web-chat replies use one more
+#: connection per gateway (gateway/webchat_hub.py), RQ enqueues a few of their own.
+REDIS_MAX_CONNECTIONS = 32
+REDIS_POOL_WAIT = 5.0
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -65,7 +70,12 @@ async def _raw_database(app: web.Application) -> AsyncIterator[None]:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.REDIS_URL is not None
-    client = Redis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3, health_check_interval=30)
+    # A bounded pool: a burst (visitors, webhooks) waits for a connection instead of opening hundreds that stay.
+    pool = BlockingConnectionPool.from_url(
+        settings.REDIS_URL, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_WAIT,
+        socket_timeout=3, socket_connect_timeout=3, health_check_interval=30,
+    )  # fmt: skip
+    client = Redis.from_pool(pool)
     app[REDIS] = client
     app[RQ_REDIS] = SyncRedis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
     yield

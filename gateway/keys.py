@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gateway.group_ingest import GroupIngest
     from gateway.metrics import Metrics
     from gateway.vitals import Vitals
+    from gateway.webchat_hub import WebchatHub
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -34,3 +35,5 @@ RAW_DB: web.AppKey[RawDb] = web.AppKey("raw_db")
 GROUP_INGEST: web.AppKey[GroupIngest] = web.AppKey("group_ingest")
 #: The figures /health judges and /metrics shows (see gateway/vitals.py).
 VITALS: web.AppKey[Vitals] = web.AppKey("vitals")
+#: The gateway's one subscription to web-chat replies and its open chat sockets (see gateway/webchat_hub.py).
+WEBCHAT_HUB: web.AppKey[WebchatHub] = web.AppKey("webchat_hub")

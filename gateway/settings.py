@@ -25,6 +25,10 @@ Not part of the public contract, for operators and tests (defaults suit producti
   (holding its locks) before /health says ``transactions`` is failing (default 10: below the 15 s after which
   PostgreSQL ends such a transaction of ours, so /health sees it first; anyone else's, e.g. a psql session, it
   names for as long as it lasts).
+* ``FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS`` (default 20 per 10 minutes),
+  ``FRONTDESK_WEBCHAT_NEW_VISITORS_PER_MINUTE`` (clinic-wide, default 600),
+  ``FRONTDESK_WEBCHAT_OPEN_SOCKETS_PER_ADDRESS`` (per gateway, default 50) and ``FRONTDESK_WEBCHAT_STORE_WITHIN``
+  (seconds a chat message may wait for the database, default 10): the web chat's limits (see gateway/webchat.py).
 """
 
 from __future__ import annotations
@@ -77,6 +81,14 @@ class Settings(BaseModel):
     #: Addresses or networks (comma-separated, e.g. "127.0.0.1,10.0.0.0/8") of reverse proxies whose
     #: ``X-Forwarded-For`` is believed; empty (the default): the connection's own address is the client's.
     FRONTDESK_TRUSTED_PROXIES: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: Web chat: new visitors (a socket without a valid visitor token) one address may start per 10 minutes, and
+    #: the whole clinic per minute; a socket over either limit is refused with a ``busy`` frame and ``retry_after``.
+    FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS: int = Field(default=20, ge=1, le=1_000_000)
+    FRONTDESK_WEBCHAT_NEW_VISITORS_PER_MINUTE: int = Field(default=600, ge=1, le=1_000_000)
+    #: Web chat: sockets one address may hold open at once on one gateway (more: HTTP 429 with Retry-After).
+    FRONTDESK_WEBCHAT_OPEN_SOCKETS_PER_ADDRESS: int = Field(default=50, ge=1, le=1_000_000)
+    #: Web chat: seconds a message may wait for the database before the widget is told to send it again.
+    FRONTDESK_WEBCHAT_STORE_WITHIN: float = Field(default=10.0, ge=0.1, le=120.0)
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -1,9 +1,17 @@
 """The web chat: the embeddable widget script, its websocket, and a demo page that embeds it.
 
-One connection: origin check (403 before the upgrade) → ``hello`` → ``welcome`` (signed visitor token + history from
-the database) → chat frames, each persisted through the same ``accept`` step as every webhook and acknowledged.
-Replies come back over Redis pub/sub (``WebchatAdapter.send``), so whichever gateway instance or worker sends them,
-the instance holding the visitor's socket delivers them.
+One connection: origin check (403 before the upgrade) → ``hello`` → limits for a new visitor → ``welcome`` (signed
+visitor token + history from the database) → chat frames, each persisted through the same ``accept`` step as every
+webhook and only then acknowledged. A message that cannot be stored in time gets a retryable ``unavailable`` error
+and the widget sends it again (same id, so one copy is kept): a busy database delays a message, never drops it.
+
+Replies come back over Redis pub/sub (``WebchatAdapter.send``): whichever gateway instance or worker sends them, the
+gateway holding the visitor's socket receives them on its one subscription (gateway/webchat_hub.py) and forwards
+them. A socket holds no Redis connection of its own.
+
+Limits: new visitors (a hello without a valid token) per address per 10 minutes and clinic-wide per minute, refused
+with a ``busy`` frame carrying ``retry_after`` and a 1013 close; open sockets per address on this gateway (HTTP 429
+with ``Retry-After`` on the upgrade); chat frames per visitor (``rate_limited`` frame).
 """
 
 from __future__ import annotations
@@ -13,14 +21,15 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
-from aiohttp import WSMsgType, web
-from redis.asyncio.client import PubSub
+from aiohttp import WSCloseCode, WSMsgType, web
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from booking_core.services import settings as clinic_settings
 from booking_core.services import webchat as webchat_service
@@ -33,12 +42,13 @@ from channels.webchat.adapter import (
     origin_allowed,
     read_frame,
     to_inbound,
-    visitor_channel,
 )
 from channels.webchat.token import VisitorTokens, new_visitor_id
 from gateway.inbound import accept, refused
-from gateway.keys import ADAPTERS, REDIS, SESSIONMAKER, SETTINGS
+from gateway.keys import ADAPTERS, REDIS, SESSIONMAKER, SETTINGS, WEBCHAT_HUB
+from gateway.limits import limit_address, retry_after
 from gateway.middleware import error_response
+from gateway.webchat_hub import Listener, WebchatHub
 from workers.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -53,8 +63,16 @@ HELLO_TIMEOUT = 30.0  # seconds a new socket may stay silent before saying hello
 WS_MAX_MESSAGE = 64 * 1024
 RATE_LIMIT = 10  # chat frames per visitor ...
 RATE_WINDOW = 10  # ... per this many seconds
-SUBSCRIBE_TIMEOUT = 5.0
-POLL_SECONDS = 5.0
+SUBSCRIBE_TIMEOUT = 5.0  # seconds a new socket waits for the gateway's reply subscription (after a Redis restart)
+#: Windows (seconds) of the new-visitor limits; the counts are settings (FRONTDESK_WEBCHAT_NEW_VISITORS_*).
+NEW_VISITOR_ADDRESS_WINDOW = 600
+NEW_VISITOR_CLINIC_WINDOW = 60
+RETRY_SECONDS = 3  # ``retry_after`` of an ``unavailable`` error: the widget waits this long, then longer, and retries
+OPEN_SOCKETS_RETRY = 30  # ``Retry-After`` when an address holds too many open sockets
+NEW_VISITOR_REFUSALS = {
+    "address": "Too many new chats were started from your network; the chat will try again later.",
+    "clinic": "Many people are starting a chat right now; the chat will try again soon.",
+}
 
 
 # --- the widget script and the demo page
@@ -91,6 +109,55 @@ async def demo(request: web.Request) -> web.Response:
     )
 
 
+# --- what the gateway keeps for the web chat
+
+
+async def webchat_hub(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: the one reply subscription of this gateway, released when the gateway stops."""
+    settings = app[SETTINGS]
+    assert settings.REDIS_URL is not None
+    hub = WebchatHub(settings.REDIS_URL, settings.FRONTDESK_REDIS_PREFIX)
+    app[WEBCHAT_HUB] = hub
+    hub.start()
+    yield
+    await hub.stop()
+
+
+async def _release_sockets(app: web.Application) -> None:
+    """``on_shutdown``: open sockets close now (their widgets reconnect, to another gateway if there is one), so
+    the gateway does not wait for visitors to leave before it stops."""
+    app[WEBCHAT_HUB].release_sockets()
+
+
+#: New visitors counted in fixed windows: the address first, the clinic only for addresses under their limit (so a
+#: flood from one address does not use up the clinic's budget). Returns {0, 0} or {which (1 address, 2 clinic),
+#: seconds until that window ends}.
+_NEW_VISITOR_SCRIPT = """
+local function count(key, window)
+  local n = redis.call('INCR', key)
+  if n == 1 or redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, window) end
+  return n
+end
+if count(KEYS[1], tonumber(ARGV[2])) > tonumber(ARGV[1]) then return {1, redis.call('TTL', KEYS[1])} end
+if count(KEYS[2], tonumber(ARGV[4])) > tonumber(ARGV[3]) then return {2, redis.call('TTL', KEYS[2])} end
+return {0, 0}
+"""
+
+
+async def new_visitor_wait(request: web.Request) -> tuple[str | None, int]:
+    """Count a new visitor of this request's address: ``(None, 0)`` lets them in, else which limit refused them
+    (``"address"`` or ``"clinic"``) and the seconds until its window ends."""
+    settings = request.app[SETTINGS]
+    prefix = settings.FRONTDESK_REDIS_PREFIX
+    keys = [f"{prefix}:webchat:new:address:{limit_address(request)}", f"{prefix}:webchat:new:clinic"]
+    args = [settings.FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS, NEW_VISITOR_ADDRESS_WINDOW,
+            settings.FRONTDESK_WEBCHAT_NEW_VISITORS_PER_MINUTE, NEW_VISITOR_CLINIC_WINDOW]  # fmt: skip
+    count = request.app[REDIS].register_script(_NEW_VISITOR_SCRIPT)  # EVALSHA, loading the script when Redis lacks it
+    refused_by, seconds = await count(keys=keys, args=args)
+    scope = {1: "address", 2: "clinic"}.get(int(refused_by))
+    return scope, (max(1, int(seconds)) if scope else 0)
+
+
 # --- the websocket
 
 
@@ -101,38 +168,74 @@ def _adapter(request: web.Request) -> WebchatAdapter:
 
 
 async def _allowed_origins(request: web.Request) -> list[str]:
-    async with request.app[SESSIONMAKER]() as db:
-        configured = await clinic_settings.get(db, "webchat_allowed_origins")
+    async with asyncio.timeout(request.app[SETTINGS].FRONTDESK_WEBCHAT_STORE_WITHIN):
+        async with request.app[SESSIONMAKER]() as db:
+            configured = await clinic_settings.get(db, "webchat_allowed_origins")
     extra = [o for o in configured if isinstance(o, str)] if isinstance(configured, list) else []
     return [request.app[SETTINGS].PUBLIC_BASE_URL, *extra]
 
 
+async def _origin_allowed(request: web.Request) -> bool:
+    """The page embedding the widget is the clinic's own site or one its settings list (recent answers are kept
+    for a few seconds, so a burst of visitors costs the database one query; a refusal always asks again)."""
+    origin = request.headers.get("Origin")
+    hub = request.app[WEBCHAT_HUB]
+    if origin_allowed(origin, hub.recent_origins()):
+        return True
+    allowed = await _allowed_origins(request)
+    hub.remember_origins(allowed)
+    return origin_allowed(origin, allowed)
+
+
+def _busy(request: web.Request, message: str, *, status: int, seconds: float) -> web.Response:
+    response = error_response(request, status, "busy" if status == 429 else "unavailable", message)
+    response.headers["Retry-After"] = retry_after(seconds)
+    return response
+
+
 async def websocket(request: web.Request) -> web.StreamResponse:
     adapter = _adapter(request)
+    settings = request.app[SETTINGS]
+    hub = request.app[WEBCHAT_HUB]
     try:
         await adapter.verify(request)
-        if not origin_allowed(request.headers.get("Origin"), await _allowed_origins(request)):
+        if not await _origin_allowed(request):
             raise Refused(403, "This site may not embed the clinic's chat.")
     except Refused as exc:
         refused(request, "webchat")
         return error_response(request, exc.status, "forbidden" if exc.status == 403 else "bad_request", exc.message)
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=WS_MAX_MESSAGE)
+    except (TimeoutError, SQLAlchemyError, OSError):
+        log.warning("webchat: cannot read the allowed sites now; the widget will try again")
+        return _busy(request, "The chat is busy; try again in a moment.", status=503, seconds=RETRY_SECONDS)
+    address = limit_address(request)
+    if not hub.enter(address, settings.FRONTDESK_WEBCHAT_OPEN_SOCKETS_PER_ADDRESS):
+        return _busy(request, "Too many chats are open from your address.", status=429, seconds=OPEN_SOCKETS_RETRY)
     try:
-        await ws.prepare(request)
-    except ConnectionError:  # the visitor left (page closed, reloaded) before the upgrade finished
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=WS_MAX_MESSAGE)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the visitor left (page closed, reloaded) before the upgrade finished
+            return ws
+        with contextlib.suppress(ConnectionError):
+            hello = await _await_hello(ws)
+            if hello is not None:
+                await VisitorSocket(request, ws, hello).run()
+        if not ws.closed:
+            await ws.close()
         return ws
-    with contextlib.suppress(ConnectionError):
-        hello = await _await_hello(ws)
-        if hello is not None:
-            await VisitorSocket(request, ws, hello).run()
-    if not ws.closed:
-        await ws.close()
-    return ws
+    finally:
+        hub.leave(address)
 
 
 async def _send(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
     if not ws.closed:
         await ws.send_str(json.dumps(frame, ensure_ascii=False))
+
+
+async def _refuse(ws: web.WebSocketResponse, code: str, message: str, seconds: int) -> None:
+    """A frame the widget shows (and waits ``retry_after`` seconds on), then the close: 1013, try again later."""
+    await _send(ws, {"type": "error", "code": code, "message": message, "retry_after": seconds})
+    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=message.encode()[:120])
 
 
 async def _await_hello(ws: web.WebSocketResponse) -> Hello | None:
@@ -168,52 +271,70 @@ class VisitorSocket:
         self.language = hello.language
         settings = self.app[SETTINGS]
         self.prefix = settings.FRONTDESK_REDIS_PREFIX
+        self.store_within = settings.FRONTDESK_WEBCHAT_STORE_WITHIN
         tokens = VisitorTokens(settings.SECRET_KEY)
         # A missing, forged or expired token starts a new visitor: never an error the visitor has to deal with.
-        self.visitor_id = tokens.read(hello.token) or new_visitor_id()
+        known = tokens.read(hello.token)
+        self.new_visitor = known is None
+        self.visitor_id = known or new_visitor_id()
         self.token = tokens.issue(self.visitor_id)
 
     async def run(self) -> None:
-        pubsub = self.app[REDIS].pubsub()
+        hub = self.app[WEBCHAT_HUB]
+        if not await self._admitted():
+            return
+        listener = hub.register(self.visitor_id)
         forwarder: asyncio.Task[None] | None = None
         try:
-            # Subscribe before reading the history: a reply sent in between is then in one or both (the widget drops
-            # repeats by id), never in neither.
-            await self._subscribe(pubsub)
-            async with self.app[SESSIONMAKER]() as db:
-                history = await webchat_service.history(db, self.visitor_id)
+            # Registered (on a confirmed subscription) before the history is read: a reply sent in between is then
+            # in one or both (the widget drops repeats by id), never in neither.
+            try:
+                async with asyncio.timeout(self.store_within), self.app[SESSIONMAKER]() as db:
+                    history = await webchat_service.history(db, self.visitor_id)
+            except (TimeoutError, SQLAlchemyError, OSError):
+                log.warning("webchat: cannot read a visitor's history now; the widget will reconnect")
+                await _refuse(self.ws, "unavailable", "We cannot open the chat right now; trying again.", RETRY_SECONDS)
+                return
             await _send(self.ws, {"type": "welcome", "token": self.token, "history": [h.to_frame() for h in history]})
-            forwarder = asyncio.create_task(self._forward(pubsub))
+            forwarder = asyncio.create_task(self._forward(listener))
             await self._receive()
         finally:
+            hub.unregister(listener)
             if forwarder is not None:
                 forwarder.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await forwarder
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
 
-    async def _subscribe(self, pubsub: PubSub) -> None:
-        await pubsub.subscribe(visitor_channel(self.prefix, self.visitor_id))
-        async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
-            while True:  # wait for Redis to confirm, so nothing published from now on is missed
-                confirmation = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
-                if confirmation is not None and confirmation["type"] == "subscribe":
-                    return
-
-    async def _forward(self, pubsub: PubSub) -> None:
-        """Published replies → the socket. If Redis goes away, close the socket: the widget reconnects and reloads
-        the history, so nothing is lost."""
+    async def _admitted(self) -> bool:
+        """A new visitor within the address's and the clinic's limits, and a reply subscription that is up."""
+        hub = self.app[WEBCHAT_HUB]
         try:
-            while not self.ws.closed:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
-                if message is None or message["type"] != "message":
-                    continue
-                data = message["data"]
-                await self.ws.send_str(data.decode() if isinstance(data, bytes) else str(data))
-        except (RedisError, OSError) as exc:
-            log.warning("webchat: lost the reply channel of a visitor: %s", exc)
-            await self.ws.close(code=1011, message=b"reply channel lost")
+            scope, wait = await new_visitor_wait(self.request) if self.new_visitor else (None, 0)
+        except RedisError as exc:
+            log.warning("webchat: cannot count new visitors now (%s)", exc)
+            await _refuse(self.ws, "unavailable", "We cannot open the chat right now; trying again.", RETRY_SECONDS)
+            return False
+        if scope is not None:
+            log.info("webchat: a new visitor refused by the %s limit (%s)", scope, limit_address(self.request))
+            await _refuse(self.ws, "busy", NEW_VISITOR_REFUSALS[scope], wait)
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                await hub.subscribed.wait()
+        if not hub.subscribed.is_set():
+            await _refuse(self.ws, "unavailable", "We cannot open the chat right now; trying again.", RETRY_SECONDS)
+            return False
+        return True
+
+    async def _forward(self, listener: Listener) -> None:
+        """Published replies → the socket. If replies may have been missed (the subscription was lost, or this
+        socket fell far behind), close it: the widget reconnects and reloads the history, so nothing is lost."""
+        while not self.ws.closed:
+            data = await listener.queue.get()
+            if data is None or listener.stale:
+                await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"reconnect to catch up")
+                return
+            await self.ws.send_str(data)
 
     async def _receive(self) -> None:
         async for msg in self.ws:
@@ -227,14 +348,6 @@ class VisitorSocket:
                 await self._handle(frame_bytes)
             except FrameError as exc:
                 await _send(self.ws, exc.to_frame())
-            except ConnectionError:
-                raise
-            except Exception:  # one bad frame (or a database hiccup) must not end the visitor's chat
-                log.exception("webchat: frame from a visitor failed")
-                await _send(
-                    self.ws,
-                    {"type": "error", "code": "unavailable", "message": "We could not take that message; try again."},
-                )
 
     async def _handle(self, raw: str | bytes) -> None:
         frame = read_frame(raw)
@@ -242,7 +355,13 @@ class VisitorSocket:
             raise FrameError("unsupported", "Hello was said already.")
         assert isinstance(frame, ChatFrame)
         limit = Limit(f"webchat:visitor:{self.visitor_id}", RATE_LIMIT, RATE_WINDOW)
-        if await RateLimiter(self.app[REDIS], self.prefix).try_acquire([limit]) > 0:
+        try:
+            over = await RateLimiter(self.app[REDIS], self.prefix).try_acquire([limit]) > 0
+        except RedisError as exc:
+            log.warning("webchat: cannot check a visitor's rate now (%s)", exc)
+            await self._try_again(frame)
+            return
+        if over:
             await _send(
                 self.ws,
                 {"type": "error", "code": "rate_limited", "id": frame.id,
@@ -250,11 +369,36 @@ class VisitorSocket:
             )  # fmt: skip
             return
         inbound = to_inbound(frame, visitor_id=self.visitor_id, language=self.language, now=datetime.now(UTC))
-        await accept(self.request, inbound, channel="webchat")
+        # Stored, then acknowledged. The store runs on even if this socket stops waiting for it (a message half
+        # stored is never cancelled); the widget re-sends a message it was told to try again with the same id, and
+        # the store keeps one copy.
+        storing = self.app[WEBCHAT_HUB].keep(accept(self.request, inbound, channel="webchat"))
+        try:
+            await asyncio.wait_for(asyncio.shield(storing), self.store_within)
+        except Exception:  # no free database connection in time, the database away: the widget sends it again
+            if not storing.done():
+                log.warning("webchat: a message waited %.0f s for the database; the widget will resend it",
+                            self.store_within)  # fmt: skip
+            else:
+                log.exception("webchat: a visitor's message could not be stored; the widget will resend it")
+            await self._try_again(frame)
+            return
         await _send(self.ws, {"type": "ack", "id": frame.id})
+
+    async def _try_again(self, frame: ChatFrame) -> None:
+        """The message was not taken: a retryable error the widget answers by sending the same frame again later."""
+        await _send(
+            self.ws,
+            {"type": "error", "code": "unavailable", "id": frame.id, "retry_after": RETRY_SECONDS,
+             "message": "We could not take that message yet; it will be sent again."},
+        )  # fmt: skip
 
 
 def setup(app: web.Application) -> None:
+    # Appended after the database and Redis contexts of create_app: the hub stops first, and messages still being
+    # stored for sockets that stopped waiting finish while the pools are open.
+    app.cleanup_ctx.append(webchat_hub)
+    app.on_shutdown.append(_release_sockets)
     app.router.add_get("/webchat/widget.js", _widget_handler())
     app.router.add_get("/webchat/ws", websocket)
     app.router.add_get("/webchat/demo", demo)

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from booking_core.domain.messages import Button, Image, OutboundMessage
 from booking_core.services import outbox
 from channels.webchat.adapter import WebchatAdapter
 from channels.webchat.token import VisitorTokens, new_visitor_id
+from gateway.app import create_app
 from gateway.settings import Settings
 from tests.conftest import TEST_SECRET
 
@@ -32,6 +33,15 @@ Client = TestClient[Any, Any]
 Socket = aiohttp.ClientWebSocketResponse
 CLINIC_SITE = "http://testserver.local"  # PUBLIC_BASE_URL of the test settings
 tokens = VisitorTokens(TEST_SECRET)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    """The gateway in-process; every test here starts new visitors from 127.0.0.1, far more than the per-address
+    limit allows (its own tests are in test_webchat_resources.py)."""
+    roomy = settings.model_copy(update={"FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS": 100_000})
+    async with TestClient(TestServer(create_app(roomy))) as http:
+        yield http
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@
  * alone. Styles live in a shadow root so the host page and the widget cannot break each other.
  *
  * Protocol (JSON over a websocket): hello {token, language} → welcome {token, history}; message {id, text} or
- * button {id, data, text} → ack {id}; the server pushes message {id, text, buttons, image}; error {code, id?}.
- * Unacknowledged messages are re-sent with the same id after a reconnect: the server keeps one copy.
+ * button {id, data, text} → ack {id}; the server pushes message {id, text, buttons, image}; error {code, id?,
+ * retry_after?}. Unacknowledged messages are re-sent with the same id after a reconnect: the server keeps one copy.
+ * An error with retry_after is not a refusal but "not yet": a message stays pending and is sent again after that
+ * many seconds (then longer); a connection refused that way (busy, unavailable) reconnects no sooner than that.
  */
 (function () {
   "use strict";
@@ -48,7 +50,9 @@
       too_long: "That message is too long.",
       rate_limited: "You are sending messages too quickly. Wait a few seconds and try again.",
       malformed: "That message could not be sent.",
-      unavailable: "We could not take that message. Please try again.",
+      unavailable: "We could not take that message yet. It will be sent again.",
+      busy: "Many chats are starting right now. The chat will connect by itself as soon as it can.",
+      retrying: "Sending again soon…",
     },
     id: {
       open: "Chat dengan klinik",
@@ -71,7 +75,9 @@
       too_long: "Pesan itu terlalu panjang.",
       rate_limited: "Anda mengirim pesan terlalu cepat. Tunggu beberapa detik lalu coba lagi.",
       malformed: "Pesan itu tidak dapat dikirim.",
-      unavailable: "Pesan Anda belum dapat kami terima. Silakan coba lagi.",
+      unavailable: "Pesan Anda belum dapat kami terima. Pesan akan dikirim ulang.",
+      busy: "Banyak chat sedang dimulai. Chat akan tersambung sendiri secepatnya.",
+      retrying: "Segera dikirim ulang…",
     },
   };
 
@@ -375,6 +381,8 @@
   var ready = false; // welcome received on the current socket
   var attempt = 0;
   var retryTimer = null;
+  var notBefore = 0; // the server asked us not to reconnect before this time (ms since epoch)
+  var MAX_DELAY = 30000;
 
   function connect() {
     if (socket || retryTimer) return;
@@ -408,8 +416,10 @@
 
   function scheduleReconnect() {
     if (retryTimer) return;
-    // 1 s, 2 s, 4 s ... up to 30 s, with jitter so that a restarted server is not hit by every widget at once.
-    var delay = Math.min(30000, 1000 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
+    // 1 s, 2 s, 4 s ... up to 30 s, with jitter so that a restarted server is not hit by every widget at once;
+    // never sooner than the server asked (a busy refusal says when).
+    var delay = Math.min(MAX_DELAY, 1000 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
+    delay = Math.max(delay, notBefore - Date.now());
     attempt += 1;
     if (isOpen) notice(T.reconnecting);
     retryTimer = window.setTimeout(function () {
@@ -442,7 +452,12 @@
       }
     } else if (frame.type === "error") {
       var text = T[frame.code] || T.malformed;
-      if (frame.id) {
+      var retryAfter = Number(frame.retry_after);
+      if (retryAfter > 0 && frame.id) {
+        retryLater(frame.id, retryAfter); // not taken yet: the message stays pending and goes again
+      } else if (retryAfter > 0) {
+        notBefore = Date.now() + retryAfter * 1000; // the server refuses this connection for now and closes it
+      } else if (frame.id) {
         pending = pending.filter(function (queued) {
           return queued.id !== frame.id;
         });
@@ -452,15 +467,34 @@
     }
   }
 
+  function retryLater(id, seconds) {
+    var queued = pending.filter(function (candidate) {
+      return candidate.id === id;
+    })[0];
+    if (!queued) return;
+    queued.tries = (queued.tries || 0) + 1;
+    markMessage(id, "pending", T.retrying);
+    var delay = Math.min(MAX_DELAY, seconds * 1000 * Math.pow(2, queued.tries - 1)) * (0.75 + Math.random() / 4);
+    window.clearTimeout(queued.timer);
+    queued.timer = window.setTimeout(function () {
+      queued.timer = null;
+      if (pending.indexOf(queued) >= 0) transmit(queued);
+    }, delay);
+  }
+
   function markAcked(id) {
     pending = pending.filter(function (queued) {
+      if (queued.id === id) window.clearTimeout(queued.timer);
       return queued.id !== id;
     });
     markMessage(id, "acked", T.sent);
   }
 
-  function transmit(frame) {
-    if (socket && ready && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  function transmit(queued) {
+    if (!(socket && ready && socket.readyState === WebSocket.OPEN)) return; // sent again after the next welcome
+    var frame = { type: queued.type, id: queued.id, text: queued.text };
+    if (queued.type === "button") frame.data = queued.data;
+    socket.send(JSON.stringify(frame));
   }
 
   function sendFrame(type, text, data) {

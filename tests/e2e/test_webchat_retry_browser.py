@@ -1,0 +1,86 @@
+"""The chat widget in a real browser keeps a message the gateway could not store yet and sends it again by itself.
+
+The gateway runs in this process (so the test can take every connection of its database pools, as a burst of
+visitors would); the widget is Debian's Chromium through Playwright, on the demo page the gateway serves.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, expect
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_core.db.tables import Message
+from gateway.app import create_app
+from gateway.keys import ENGINE, RAW_DB
+from gateway.settings import Settings
+from tests import harness
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[TestServer]:
+    port = harness.free_port()
+    impatient = settings.model_copy(
+        update={
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # the demo page's origin may embed the widget
+            "FRONTDESK_WEBCHAT_STORE_WITHIN": 1.0,
+            "FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS": 100_000,
+        }
+    )
+    server = TestServer(create_app(impatient), host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def test_a_message_the_busy_gateway_cannot_store_yet_is_sent_again_and_kept_once(
+    gateway: TestServer, browser: Browser, db: AsyncSession
+) -> None:
+    page = await browser.new_page()
+    await page.goto(str(gateway.make_url("/webchat/demo?lang=en")))
+    await page.get_by_role("button", name="Chat with the clinic").click()
+    dialog = page.get_by_role("dialog", name="Chat with us")
+    box = dialog.get_by_role("textbox")
+    log = dialog.get_by_role("log")
+    await box.fill("Hello")
+    await box.press("Enter")
+    await expect(log.locator(".msg.in", has_text="Hello")).to_have_attribute("data-state", "acked")
+
+    app: Any = gateway.app
+    engine, raw = app[ENGINE], app[RAW_DB]
+    # Every connection of the gateway's pools is busy: the ORM pool's (its size again as overflow, see make_engine)
+    # and the hot path's.
+    taken = [await engine.connect() for _ in range(2 * engine.pool.size())]
+    raw_taken = [await raw.acquire() for _ in range(raw.get_max_size())]
+    text = f"Is the clinic open on Sunday? ({secrets.token_hex(3)})"
+    try:
+        await box.fill(text)
+        await box.press("Enter")
+        waiting = log.locator(".msg.in", has_text=text)
+        # Told "not yet": still pending, says it will go again, and is not marked failed.
+        await expect(waiting).to_contain_text("Sending again soon", timeout=20_000)
+        await expect(waiting).to_have_attribute("data-state", "pending")
+        await expect(waiting).not_to_have_class("msg in failed")
+    finally:
+        for conn in taken:
+            await conn.close()
+        for conn in raw_taken:
+            await raw.release(conn)
+    # The database is free again: the widget's own retry gets it stored and acknowledged.
+    await expect(waiting).to_have_attribute("data-state", "acked", timeout=60_000)
+    await expect(waiting).to_contain_text("Sent")
+    copies = await db.execute(
+        select(func.count()).select_from(Message).where(Message.channel == "webchat", Message.text == text)
+    )
+    assert copies.scalar_one() == 1
+    await page.close()
