@@ -3,8 +3,10 @@
 Inbound, the gateway's websocket handler reads client frames with :func:`read_frame` (every refusal is a
 :class:`FrameError` with a stable code the widget understands) and turns chat frames into an InboundMessage.
 Outbound, :meth:`WebchatAdapter.send` publishes the reply on the visitor's Redis channel, so any gateway instance
-(or a worker) can reach a visitor connected to any other instance. A reply published while nobody listens is not
-lost: it is in the conversation's history, which the widget receives on its next connection.
+(or a worker) can reach a visitor connected to any other instance: each gateway listens to every visitor's channel
+through one pattern subscription and forwards a reply to the sockets of that visitor it holds. A reply published
+while nobody listens is not lost: it is in the conversation's history, which the widget receives on its next
+connection.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def origin_allowed(origin: str | None, allowed: Iterable[str]) -> bool:
 
 
 def visitor_channel(prefix: str, visitor_id: str) -> str:
-    """The Redis pub/sub channel one visitor's open widgets listen on."""
+    """The Redis pub/sub channel of one visitor's replies (``visitor_channel(prefix, "") + "*"`` covers them all)."""
     return f"{prefix}:webchat:{visitor_id}"
 
 

@@ -29,14 +29,16 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_core.db.tables import Message
+from booking_core.db.tables import ChannelIdentity, Conversation, Message
 from booking_core.domain.messages import OutboundMessage
+from booking_core.services import outbox
 from channels.webchat.adapter import WebchatAdapter
 from channels.webchat.token import VisitorTokens
 from gateway.app import REDIS_MAX_CONNECTIONS, create_app
 from gateway.keys import ENGINE, RAW_DB, WEBCHAT_HUB
 from gateway.settings import Settings
 from tests.conftest import TEST_SECRET
+from tests.e2e.faults_support import private_redis
 
 Client = TestClient[Any, Any]
 Socket = aiohttp.ClientWebSocketResponse
@@ -103,7 +105,9 @@ async def close_code(ws: Socket) -> int | None:
     """Read until the server closes the socket; its close code."""
     while True:
         msg = await ws.receive(timeout=20)
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+        if msg.type == WSMsgType.CLOSE:
+            return int(msg.data)
+        if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING):
             return ws.close_code
         assert msg.type == WSMsgType.TEXT, msg
 
@@ -303,3 +307,71 @@ async def test_a_message_that_meets_an_exhausted_database_pool_is_retried_and_ke
         await eventually(lambda: hub.left_behind == 0, what="the first attempt finishing")
         assert await stored_copies(db, frame_id) == 1
         await ws.close()
+
+
+# --- Redis going away, replies published while the visitor is away
+
+
+async def test_after_redis_comes_back_the_gateway_subscribes_again_and_replies_flow(settings: Settings) -> None:
+    with private_redis() as server:
+        own = own_settings(settings, REDIS_URL=server.url, FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS=100_000)
+        async with gateway(own) as client:
+            hub = app_of(client)[WEBCHAT_HUB]
+            ws, welcome = await hello(client)
+            assert welcome["type"] == "welcome"
+            await asyncio.to_thread(server.stop)
+            # Replies published now would reach nobody: the socket is closed, so the widget reconnects and reloads.
+            assert await close_code(ws) == aiohttp.WSCloseCode.INTERNAL_ERROR
+            await asyncio.to_thread(server.start)
+            await eventually(hub.subscribed.is_set, what="the subscription coming back")
+            again, welcome_back = await hello(client, welcome["token"])
+            assert welcome_back["type"] == "welcome"
+            visitor = tokens.read(welcome["token"])
+            assert visitor is not None
+            worker_redis = Redis.from_url(server.url)
+            try:
+                adapter = WebchatAdapter(redis=worker_redis, prefix=own.FRONTDESK_REDIS_PREFIX)
+                sent = await adapter.send(OutboundMessage(channel="webchat", recipient=visitor, text="We are back"))
+            finally:
+                await worker_redis.aclose()
+            assert (await next_frame(again, "message"))["id"] == sent
+            await again.close()
+
+
+async def test_a_reply_sent_while_the_visitor_was_away_is_in_the_history_when_they_return(
+    settings: Settings, db: AsyncSession
+) -> None:
+    own = own_settings(settings, FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS=100_000)
+    async with gateway(own) as client:
+        ws, welcome = await hello(client)
+        visitor = tokens.read(welcome["token"])
+        assert visitor is not None
+        await ws.send_json({"type": "message", "id": str(uuid.uuid4()), "text": "Do you open on Saturday?"})
+        await next_frame(ws, "ack")
+        await ws.close()
+        conversation = (
+            await db.execute(
+                select(Conversation)
+                .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
+                .where(ChannelIdentity.channel == "webchat", ChannelIdentity.external_id == visitor)
+            )
+        ).scalar_one()
+        await db.commit()
+        reply = OutboundMessage(channel="webchat", recipient=visitor, text="Yes, 08:00 to 12:00.")
+        async with db.begin():
+            outbox_id = await outbox.add(
+                db, reply, conversation_id=conversation.id, identity_id=conversation.identity_id, author="staff"
+            )
+        assert outbox_id is not None
+        worker_redis = Redis.from_url(settings.REDIS_URL or "")
+        try:
+            adapter = WebchatAdapter(redis=worker_redis, prefix=own.FRONTDESK_REDIS_PREFIX)
+            outcome = await outbox.deliver(db, outbox_id, {"webchat": adapter})  # published to nobody
+        finally:
+            await worker_redis.aclose()
+        assert outcome.status == "sent"
+        back, welcome_back = await hello(client, welcome["token"])
+        assert [(h["id"], h["text"]) for h in welcome_back["history"] if h["direction"] == "out"][-1:] == [
+            (outcome.provider_id, "Yes, 08:00 to 12:00.")
+        ]
+        await back.close()
