@@ -315,7 +315,7 @@ class VisitorSocket:
             await _refuse(self.ws, "unavailable", "We cannot open the chat right now; trying again.", RETRY_SECONDS)
             return False
         if scope is not None:
-            log.info("webchat: a new visitor refused by the %s limit (%s)", scope, limit_address(self.request))
+            log.debug("webchat: a new visitor refused by the %s limit (%s)", scope, limit_address(self.request))
             await _refuse(self.ws, "busy", NEW_VISITOR_REFUSALS[scope], wait)
             return False
         with contextlib.suppress(TimeoutError):
