@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from tests.chaos.load import accepted, unanswered
 from tests.chaos.stack import Stack, alive
 
@@ -40,19 +42,16 @@ async def settled(stack: Stack) -> bool:
 async def settle(stack: Stack, *, seconds: float) -> float:
     """Wait until :func:`settled` (bounded); returns how long it took."""
     began = time.monotonic()
-    await eventually(lambda: _settled_quietly(stack), seconds=seconds, what="the queue draining")
+    await eventually(lambda: quietly(settled(stack)), seconds=seconds, what="the queue draining")
     return time.monotonic() - began
 
 
-async def _settled_quietly(stack: Stack) -> bool:
+async def quietly(check: Awaitable[bool]) -> bool:
+    """A check against the database that counts as not-yet while the database restarts."""
     try:
-        return await settled(stack)
-    except (TimeoutError, OSError):
+        return await check
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
-    except Exception as exc:  # the database restarting: asyncpg's errors
-        if type(exc).__module__.startswith("asyncpg"):
-            return False
-        raise
 
 
 async def backlog_cleared(stack: Stack, before: datetime) -> bool:
@@ -68,7 +67,7 @@ async def backlog_cleared(stack: Stack, before: datetime) -> bool:
 async def time_to_clear_backlog(stack: Stack, *, seconds: float) -> float:
     """From now, how long until everything that came in or was planned until now has been answered and sent."""
     began, now = time.monotonic(), datetime.now(UTC)
-    await eventually(lambda: backlog_cleared(stack, now), seconds=seconds, what="the backlog clearing")
+    await eventually(lambda: quietly(backlog_cleared(stack, now)), seconds=seconds, what="the backlog clearing")
     return time.monotonic() - began
 
 
@@ -114,8 +113,12 @@ async def kill_worker(stack: Stack, rng: random.Random, *, replace: bool = True)
     async def check() -> None:
         deadline = kill.at + 30
         while True:
-            left = await stack.backends_of(ports)
-            stuck = await stack.stuck_in_transaction()
+            try:
+                left = await stack.backends_of(ports)
+                stuck = await stack.stuck_in_transaction()
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(0.25)  # the database is restarting (another fault of the scenario)
+                continue
             orphans = alive(children)
             if not left and not stuck and not orphans:
                 kill.cleared_after = time.monotonic() - kill.at
