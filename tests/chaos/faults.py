@@ -117,6 +117,9 @@ async def kill_worker(stack: Stack, rng: random.Random, *, replace: bool = True)
                 left = await stack.backends_of(ports)
                 stuck = await stack.stuck_in_transaction()
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                if time.monotonic() > deadline + 60:
+                    kill.stuck = ["the database did not answer"]
+                    return
                 await asyncio.sleep(0.25)  # the database is restarting (another fault of the scenario)
                 continue
             orphans = alive(children)
