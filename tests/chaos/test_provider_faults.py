@@ -27,7 +27,6 @@ from tests.chaos.stack import Stack
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 
-
 async def reply_rows(stack: Stack, chats: list[int]) -> dict[int, tuple[int, str, str]]:
     """chat → (outbox id, status, text) of its one reply."""
     rows = await stack.query(
