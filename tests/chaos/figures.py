@@ -12,12 +12,12 @@ from pathlib import Path
 COLUMNS = ("scenario", "load", "fault", "lost", "duplicated", "window", "5xx", "recovery", "result")
 
 
-def results_file() -> Path:
+def results_file(of_mode: str | None = None) -> Path:
     """Where this run's figures go: ``FRONTDESK_CHAOS_RESULTS``, else a file per mode in the temp dir."""
     given = os.environ.get("FRONTDESK_CHAOS_RESULTS")
     if given:
         return Path(given)
-    return Path(tempfile.gettempdir()) / f"frontdesk-chaos-{mode()}.jsonl"
+    return Path(tempfile.gettempdir()) / f"frontdesk-chaos-{of_mode or mode()}.jsonl"
 
 
 def mode() -> str:
