@@ -332,7 +332,7 @@ class VisitorSocket:
         while not self.ws.closed:
             data = await listener.queue.get()
             if data is None or listener.stale:
-                await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"reconnect to catch up")
+                await self.ws.close(code=listener.close_code, message=b"reconnect to catch up")
                 return
             await self.ws.send_str(data)
 

@@ -22,6 +22,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import WSCloseCode
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
@@ -49,8 +50,10 @@ class Listener:
 
     visitor_id: str
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    #: Set when replies may have been missed (subscription lost, queue full): the socket must reload its history.
+    #: Set when replies may have been missed (subscription lost, queue full) or the gateway stops: the socket closes
+    #: with ``close_code`` and the widget reconnects and reloads its history.
     stale: bool = False
+    close_code: int = WSCloseCode.INTERNAL_ERROR
 
     def deliver(self, data: str) -> None:
         try:
@@ -58,7 +61,9 @@ class Listener:
         except asyncio.QueueFull:
             self.mark_stale()
 
-    def mark_stale(self) -> None:
+    def mark_stale(self, close_code: int = WSCloseCode.INTERNAL_ERROR) -> None:
+        if not self.stale:
+            self.close_code = close_code
         self.stale = True
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(None)  # wakes the socket's sender; if full, it sees ``stale`` on its next reply
@@ -109,13 +114,13 @@ class WebchatHub:
             listener.deliver(data)
 
     def release_sockets(self) -> None:
-        """Every open socket closes (its widget reconnects and reloads the history)."""
-        self._mark_all_stale()
+        """The gateway stops: every open socket closes with 1012 (its widget reconnects, to another gateway)."""
+        self._mark_all_stale(WSCloseCode.SERVICE_RESTART)
 
-    def _mark_all_stale(self) -> None:
+    def _mark_all_stale(self, close_code: int = WSCloseCode.INTERNAL_ERROR) -> None:
         for listeners in list(self._listeners.values()):
             for listener in list(listeners):
-                listener.mark_stale()
+                listener.mark_stale(close_code)
 
     # --- open sockets per address (on this gateway)
 
@@ -168,11 +173,11 @@ class WebchatHub:
         self._task = asyncio.create_task(self._listen(), name="webchat-hub")
 
     async def stop(self) -> None:
+        self._mark_all_stale(WSCloseCode.SERVICE_RESTART)  # their widgets reconnect (to another gateway, or this one)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._mark_all_stale()  # open sockets close and their widgets reconnect (to another gateway, or this one)
         if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=BACKGROUND_GRACE)
             for task in late:

@@ -375,3 +375,17 @@ async def test_a_reply_sent_while_the_visitor_was_away_is_in_the_history_when_th
             (outcome.provider_id, "Yes, 08:00 to 12:00.")
         ]
         await back.close()
+
+
+async def test_a_stopping_gateway_closes_its_sockets_and_its_subscription(settings: Settings) -> None:
+    own = own_settings(settings, FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS=100_000)
+    admin = Redis.from_url(settings.REDIS_URL or "")
+    try:
+        async with gateway(own) as client:
+            sockets = [(await hello(client))[0] for _ in range(3)]
+            await client.server.close()  # as on SIGTERM: the sockets are told to go (their widgets reconnect)
+            assert [await close_code(ws) for ws in sockets] == [aiohttp.WSCloseCode.SERVICE_RESTART] * 3
+            names = [c.get("name") for c in await admin.client_list()]
+            assert f"frontdesk-webchat-{os.getpid()}" not in names
+    finally:
+        await admin.aclose()
