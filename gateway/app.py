@@ -18,6 +18,7 @@ from gateway import health, routes
 from gateway.auth import require_staff
 from gateway.channels import build_adapters, close_adapters
 from gateway.dialog_runner import DialogRunner
+from gateway.forms import storable_query
 from gateway.group_ingest import GroupIngest
 from gateway.keys import (
     ADAPTERS,
@@ -97,7 +98,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.DATABASE_URL is None or settings.REDIS_URL is None:
         raise SettingsError("DATABASE_URL and REDIS_URL must be set to serve (or use `frontdesk run`)")
     settings.check_for_serving()
-    app = web.Application(middlewares=[request_context], client_max_size=MAX_REQUEST_BODY)
+    app = web.Application(middlewares=[request_context, storable_query], client_max_size=MAX_REQUEST_BODY)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     aiohttp_jinja2.setup(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.tables import DeliveryEvent
 from gateway.settings import Settings
 from tests.builders import Clinic
+from tests.integration.staff_pages import sign_in_page
 from tests.integration.test_booking_form import fresh_rate_limit, leads_named, open_form, valid
 from tests.integration.test_whatsapp_webhook import (
     INBOUND,
@@ -109,6 +110,13 @@ async def test_a_public_form_that_is_not_utf8_is_a_400_page(path: str, client: C
         response = await client.post(path, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert response.status == 400, (path, body)
         assert "text/html" in response.headers["Content-Type"]
+
+
+async def test_a_nul_in_the_inbox_search_finds_nothing_rather_than_failing(client: Client, db: AsyncSession) -> None:
+    await sign_in_page(client, db, "owner")
+    for query in ("?q=%00", "?q=Budi%00&status=new"):
+        response = await client.get(f"/inbox{query}")
+        assert response.status == 200, query
 
 
 # --- the staff API: refused with 422, never stored, never a 500
