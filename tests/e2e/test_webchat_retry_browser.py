@@ -1,4 +1,5 @@
-"""The chat widget in a real browser keeps a message the gateway could not store yet and sends it again by itself.
+"""The chat widget in a real browser keeps a message the gateway could not store yet and sends it again by itself,
+and tells a new visitor refused by the new-visitor limit that the chat will connect by itself.
 
 The gateway runs in this process (so the test can take every connection of its database pools, as a burst of
 visitors would); the widget is Debian's Chromium through Playwright, on the demo page the gateway serves.
@@ -6,6 +7,7 @@ visitors would); the widget is Debian's Chromium through Playwright, on the demo
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,22 +27,32 @@ from tests import harness
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
-@pytest.fixture
-async def gateway(settings: Settings) -> AsyncIterator[TestServer]:
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, **changes: Any) -> AsyncIterator[TestServer]:
+    """The gateway in this process on a free port, which is also its PUBLIC_BASE_URL (the demo page may embed the
+    widget), with a Redis prefix of its own (fresh limit counters)."""
     port = harness.free_port()
-    impatient = settings.model_copy(
+    changed = settings.model_copy(
         update={
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # the demo page's origin may embed the widget
-            "FRONTDESK_WEBCHAT_STORE_WITHIN": 1.0,
-            "FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS": 100_000,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "FRONTDESK_REDIS_PREFIX": f"wcb{secrets.token_hex(4)}",
+            **changes,
         }
     )
-    server = TestServer(create_app(impatient), host="127.0.0.1", port=port)
+    server = TestServer(create_app(changed), host="127.0.0.1", port=port)
     await server.start_server()
     try:
         yield server
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[TestServer]:
+    async with serving(
+        settings, FRONTDESK_WEBCHAT_STORE_WITHIN=1.0, FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS=100_000
+    ) as server:
+        yield server
 
 
 async def test_a_message_the_busy_gateway_cannot_store_yet_is_sent_again_and_kept_once(
@@ -84,3 +96,28 @@ async def test_a_message_the_busy_gateway_cannot_store_yet_is_sent_again_and_kep
     )
     assert copies.scalar_one() == 1
     await page.close()
+
+
+async def test_a_new_visitor_over_the_limit_is_told_the_chat_will_connect_by_itself(
+    settings: Settings, browser: Browser
+) -> None:
+    async with serving(settings, FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS=1) as server:
+        first = await browser.new_context()  # each context is a visitor of its own (its own localStorage)
+        second = await browser.new_context()
+        try:
+            for context, status in ((first, ""), (second, "Many chats are starting right now")):
+                page = await context.new_page()
+                await page.goto(str(server.make_url("/webchat/demo?lang=en")))
+                await page.get_by_role("button", name="Chat with the clinic").click()
+                dialog = page.get_by_role("dialog", name="Chat with us")
+                if status:
+                    await expect(dialog.get_by_role("status")).to_contain_text(status)
+                else:
+                    await expect(dialog.get_by_role("status")).to_be_empty()
+                    box = dialog.get_by_role("textbox")
+                    await box.fill("Hello")
+                    await box.press("Enter")
+                    await expect(dialog.locator(".msg.in")).to_have_attribute("data-state", "acked")
+        finally:
+            await first.close()
+            await second.close()

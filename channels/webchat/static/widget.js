@@ -421,7 +421,7 @@
     var delay = Math.min(MAX_DELAY, 1000 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
     delay = Math.max(delay, notBefore - Date.now());
     attempt += 1;
-    if (isOpen) notice(T.reconnecting);
+    if (isOpen && Date.now() >= notBefore) notice(T.reconnecting); // else the server's reason stays on screen
     retryTimer = window.setTimeout(function () {
       retryTimer = null;
       connect();
