@@ -227,9 +227,23 @@ async def test_a_revoked_bot_token_is_permanent(telegram: FakeTelegram) -> None:
     assert (failed.value.transient, failed.value.code) == (False, "unauthorized")
 
 
-def test_a_timeout_is_transient() -> None:
+def test_a_timeout_waiting_for_the_answer_is_transient_and_uncertain() -> None:
+    """The request may have reached Telegram: it is sent again, but at most once more (the outbox's policy)."""
     failure = delivery_failure(TimeoutError())
-    assert (failure.transient, failure.code) == (True, "network")
+    assert (failure.transient, failure.uncertain, failure.code) == (True, True, "uncertain")
+
+
+async def test_a_connection_that_was_never_made_is_transient_and_certain() -> None:
+    """Nothing listens there: the request never left, so sending it again cannot make a copy."""
+    closed = TelegramAdapter(
+        token="123456:clinic-bot-token", webhook_secret="secret_0123456789", api_url="http://127.0.0.1:9"
+    )
+    try:
+        with pytest.raises(DeliveryFailed) as failed:
+            await closed.send(OutboundMessage(channel="telegram", recipient="42", text="Hello"))
+    finally:
+        await closed.close()
+    assert (failed.value.transient, failed.value.uncertain, failed.value.code) == (True, False, "network")
 
 
 async def test_a_recipient_that_is_not_a_chat_id_is_a_permanent_failure(
