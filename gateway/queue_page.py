@@ -9,6 +9,7 @@ What shows of the patient follows the clinic's privacy setting (``queue_privacy`
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +19,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from babel.dates import format_date, format_time
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis.exceptions import RedisError
 
 from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
 from booking_core.domain.phones import to_e164
@@ -28,6 +30,8 @@ from gateway.forms import posted_form
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
 from gateway.limits import limit_address, retry_after
 from workers.ratelimit import Limit, RateLimiter
+
+log = logging.getLogger(__name__)
 
 PATH = "/queue"
 LINK_SALT = "frontdesk.queue-tracker"
@@ -52,6 +56,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "link_expired": "This link has expired. Enter your phone number and booking code again.",
         "csrf_failed": "This form has expired or was not sent from our page. Please reload the page and try again.",
         "rate_limited": "Too many attempts. Please wait a few minutes and try again.",
+        "unavailable": "We cannot look up places in the queue right now. Please try again in a minute.",
         "token": "Your token",
         "position": "Your place",
         "you_are_next": "You are next!",
@@ -88,6 +93,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "Formulir ini kedaluwarsa atau tidak dikirim dari halaman kami. Muat ulang halaman lalu coba lagi."
         ),
         "rate_limited": "Terlalu banyak percobaan. Tunggu beberapa menit lalu coba lagi.",
+        "unavailable": "Kami belum dapat mencari posisi antrean saat ini. Silakan coba lagi sebentar lagi.",
         "token": "Nomor antrean Anda",
         "position": "Posisi Anda",
         "you_are_next": "Anda berikutnya!",
@@ -218,7 +224,14 @@ async def look_up(request: web.Request) -> web.StreamResponse:
     form = await posted_form(request)
     lang = language(request, form)
     limit = Limit(f"queue:ip:{limit_address(request)}", LOOKUPS_PER_WINDOW, LOOKUP_WINDOW)
-    wait = await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit])
+    try:
+        wait = await RateLimiter(app[REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX).try_acquire([limit])
+    except RedisError:
+        # Without the limit a lookup is an unthrottled guess at a phone and booking code: refuse it for now.
+        log.warning("queue lookups are refused: Redis is unreachable, so guesses could not be limited")
+        response = _form(request, lang, error="unavailable", status=503)
+        response.headers["Retry-After"] = "60"
+        return response
     if wait > 0:
         response = _form(request, lang, error="rate_limited", status=429)
         response.headers["Retry-After"] = retry_after(wait)

@@ -15,6 +15,7 @@ from booking_core.db.queries.clinic import put_setting
 from booking_core.services import lifecycle, queue
 from gateway.app import create_app
 from gateway.settings import Settings
+from tests import harness
 from tests.builders import Clinic, unique
 from tests.integration.queue_pages import DESK, Client, at, checked_in, midday_clinic, setting_kept, visit
 
@@ -217,3 +218,17 @@ async def test_a_patient_an_hour_early_is_expected_at_their_booked_time_not_any_
     assert found is not None, html
     assert 45 <= int(found.group(1)) <= 105
     assert "any moment" not in html
+
+
+async def test_with_redis_away_a_lookup_is_refused_with_a_clear_page_not_a_500(
+    settings: Settings, db: AsyncSession
+) -> None:
+    """Without Redis a lookup could not be counted against the guessing limit: it waits, it does not break."""
+    clinic = await midday_clinic(db)
+    phone, code, _stored = await two_waiting(db, clinic)
+    nowhere = settings.model_copy(update={"REDIS_URL": f"redis://127.0.0.1:{harness.free_port()}/0"})
+    async with TestClient(TestServer(create_app(nowhere))) as http:
+        status, page, _link = await look_up(http, phone, code)
+        response = await http.post("/queue", data={"phone": phone, "code": code})
+    assert status == 503 and "cannot look up places in the queue right now" in page and "A-002" not in page
+    assert response.status == 503 and response.headers["Retry-After"] == "60"
