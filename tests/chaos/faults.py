@@ -42,8 +42,23 @@ async def settled(stack: Stack) -> bool:
 async def settle(stack: Stack, *, seconds: float) -> float:
     """Wait until :func:`settled` (bounded); returns how long it took."""
     began = time.monotonic()
-    await eventually(lambda: quietly(settled(stack)), seconds=seconds, what="the queue draining")
+    try:
+        await eventually(lambda: quietly(settled(stack)), seconds=seconds, what="the queue draining")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}: {await what_is_left(stack)}; logs in {stack.logs}") from None
     return time.monotonic() - began
+
+
+async def what_is_left(stack: Stack) -> str:
+    """The unanswered messages and the rows still to go, for a scenario that did not drain."""
+    waiting = await stack.query(
+        "SELECT id, external_id, created_at FROM messages WHERE direction = 'in' AND processed_at IS NULL LIMIT 5"
+    )
+    rows = await stack.query(
+        "SELECT id, kind, status, attempts, next_attempt_at, locked_at, last_error FROM outbox"
+        " WHERE status IN ('pending', 'sending') ORDER BY id LIMIT 5"
+    )
+    return f"unanswered {[dict(r) for r in waiting]}, unsent {[dict(r) for r in rows]}, now {datetime.now(UTC)}"
 
 
 async def quietly(check: Awaitable[bool]) -> bool:
