@@ -13,6 +13,7 @@ runs it again after a deadlock or serialization failure and answers ``try_again`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,9 +27,9 @@ from booking_core.db.tables import Examination, Session, SessionLine, SlotHold
 from booking_core.domain import availability as engine
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import new_booking_code
-from booking_core.services import audit, availability, reminders
+from booking_core.services import audit, availability, contention, reminders
 from booking_core.services import settings as clinic_settings
-from booking_core.services.errors import Conflict, Invalid, NotFound
+from booking_core.services.errors import Conflict, Invalid, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,6 +40,8 @@ MAX_EXAMINATIONS = 10
 TAKEN = {"booked", "no_room"}
 #: How many times one booking transaction runs when PostgreSQL aborts it for a deadlock or serialization failure.
 ATTEMPTS = 4
+#: How many times a booking reads availability while others in this process claim overlapping time, before claiming.
+READS = 3
 
 
 @dataclass
@@ -130,6 +133,29 @@ async def alternatives(
     return [_slot_json(slot, ctx.doctor_names) for slot in engine.first_free(ctx.query, limit)]
 
 
+def _nearby_alternatives(
+    ctx: availability.Context, *, after: datetime, now: datetime, limit: int = ALTERNATIVES
+) -> list[dict[str, object]] | None:
+    """The alternatives from the availability just read to check the time, if it holds enough of them, else None.
+
+    The read covers a day either side of the time asked for, with everything that bounds a slot in it; the first
+    free slots inside it are the first free slots of the longer period :func:`alternatives` reads.
+    """
+    begin = max(after, now)
+    if begin >= ctx.query.end:
+        return None
+    slots = engine.first_free(dataclasses.replace(ctx.query, start=begin), limit)
+    return [_slot_json(slot, ctx.doctor_names) for slot in slots] if len(slots) == limit else None
+
+
+def _taken(options: list[dict[str, object]]) -> Conflict:
+    return Conflict(
+        "slot_taken",
+        "That time has just been taken." + (" The next free times are listed." if options else ""),
+        details={"alternatives": options},
+    )
+
+
 async def _slot_taken(
     db: Db,
     *,
@@ -139,21 +165,20 @@ async def _slot_taken(
     doctor_id: int | None,
     now: datetime,
     duration_min: int,
+    ctx: availability.Context | None = None,
 ) -> Conflict:
-    options = await alternatives(
-        db,
-        branch_id=branch_id,
-        examination_id=examination_id,
-        after=start,
-        doctor_id=doctor_id,
-        now=now,
-        duration_min=duration_min,
-    )
-    return Conflict(
-        "slot_taken",
-        "That time has just been taken." + (" The next free times are listed." if options else ""),
-        details={"alternatives": options},
-    )
+    options = _nearby_alternatives(ctx, after=start, now=now) if ctx is not None else None
+    if options is None:
+        options = await alternatives(
+            db,
+            branch_id=branch_id,
+            examination_id=examination_id,
+            after=start,
+            doctor_id=doctor_id,
+            now=now,
+            duration_min=duration_min,
+        )
+    return _taken(options)
 
 
 async def _place(
@@ -195,6 +220,7 @@ async def _place(
                 doctor_id=doctor_id,
                 now=now,
                 duration_min=duration_min,
+                ctx=ctx,  # read just now, after any claim in flight in this process ended
             )
         blocking = [r for r in reasons if r.code not in TAKEN] or reasons
         raise Invalid(
@@ -222,12 +248,18 @@ async def _place(
     )
 
 
-async def _examinations(db: Db, ids: Sequence[int], currency: str) -> list[Examination]:
+def _check_count(ids: Sequence[int]) -> None:
     if not ids:
         raise Invalid("no_examinations", "Choose at least one examination.")
     if len(ids) > MAX_EXAMINATIONS:
         raise Invalid("too_many_examinations", f"At most {MAX_EXAMINATIONS} examinations per visit.")
-    exams = await queries.examinations(db, ids)
+
+
+async def _examinations(
+    db: Db, ids: Sequence[int], currency: str, loaded: list[Examination] | None = None
+) -> list[Examination]:
+    _check_count(ids)
+    exams = loaded if loaded is not None else await queries.examinations(db, ids)
     found = {e.id for e in exams if e.active}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -363,53 +395,152 @@ async def book(
 
     A visit that ended before ``now`` is a record of the past (staff only): it is written completed, without
     availability checks but still refused by the database if it overlaps an active session.
+
+    Under contention in one process (see :mod:`contention`): a request identical to one in flight waits for that one
+    and shares its answer, and a booking whose time overlaps a claim in flight waits for it before reading
+    availability.
     """
     now = now or datetime.now(UTC)
     start = _utc(start, "start")
-    branch = await availability.queries.load_branch(db, branch_id)
+    request = {
+        "actor": actor,
+        "branch_id": branch_id,
+        "patient_id": patient_id,
+        "examination_ids": examination_ids,
+        "start": start,
+        "doctor_id": doctor_id,
+        "room_id": room_id,
+        "lead_id": lead_id,
+    }
+    if start <= now:  # a record of the past (or a refusal): nothing to share or to queue for
+        return await _book(db, **request, now=now, contended=False)  # type: ignore[arg-type]
+    key = (actor, branch_id, patient_id, tuple(examination_ids), start, doctor_id, room_id, lead_id)
+    while (followed := await contention.follow(db, key)) is not None:
+        if followed.refusal is not None:
+            raise followed.refusal
+        if followed.booked is None:
+            break  # the leader failed or took too long: book on our own
+        flight = followed.booked
+
+        async def compute() -> object:
+            exams = await queries.examinations(db, examination_ids)
+            return await alternatives(
+                db,
+                branch_id=branch_id,
+                examination_id=examination_ids[0],
+                after=start,
+                doctor_id=doctor_id,
+                now=now,
+                duration_min=sum(e.duration_min for e in exams),
+            )
+
+        options: list[dict[str, object]] = await contention.shared(flight, "alternatives", compute)  # type: ignore[assignment]
+        if not any(datetime.fromisoformat(str(o["start"])) == start for o in options):
+            raise _taken(options)
+        # The time is still free (another doctor or room): try it ourselves, behind whoever goes first.
+    flight = contention.lead(db, key)
+    try:
+        session = await _book(db, **request, now=now, contended=True)  # type: ignore[arg-type]
+    except ServiceError as refused:
+        contention.crash(key, flight, refused)
+        raise
+    except BaseException:
+        contention.crash(key, flight, None)
+        raise
+    contention.land(db, key, flight)
+    return session
+
+
+async def _book(
+    db: Db,
+    *,
+    actor: Actor,
+    branch_id: int,
+    patient_id: int,
+    examination_ids: Sequence[int],
+    start: datetime,
+    doctor_id: int | None,
+    room_id: int | None,
+    lead_id: int | None,
+    now: datetime,
+    contended: bool,
+) -> Session:
+    _check_count(examination_ids)
+    loaded = await queries.booking_inputs(
+        db, branch_id=branch_id, patient_id=patient_id, examination_ids=examination_ids
+    )
+    branch = loaded[0] if loaded else await availability.queries.load_branch(db, branch_id)
     if branch is None or not branch.active:
         raise NotFound("not_found", f"There is no branch {branch_id}.")
     if not actor.can_see_branch(branch_id):
         raise NotFound("not_found", f"There is no branch {branch_id}.")
-    if await queries.patient(db, patient_id) is None:
+    if loaded is None and await queries.patient(db, patient_id) is None:
         raise NotFound("not_found", f"There is no patient {patient_id}.")
-    exams = await _examinations(db, examination_ids, branch.currency)
+    exams = await _examinations(db, examination_ids, branch.currency, loaded[1] if loaded else None)
     primary = exams[0]
     duration = sum(e.duration_min for e in exams)
     end = start + timedelta(minutes=duration)
     past = end <= now
-    if past:
-        placement = await _place_past(
+    turn = None
+    if contended and not past:
+        turn = contention.turn(
             db,
             branch_id=branch_id,
-            examination=primary,
-            start=start,
-            end=end,
             doctor_id=doctor_id,
             room_id=room_id,
-            actor=actor,
+            start=start - timedelta(minutes=primary.buffer_before_min),
+            end=end + timedelta(minutes=primary.buffer_after_min),
         )
-    else:
-        placement = await _place(
+        if not await contention.wait(turn):
+            contention.take(turn)  # nobody in the way: claim straight after our check
+    try:
+        for reads in range(1, READS + 1):
+            if past:
+                placement = await _place_past(
+                    db,
+                    branch_id=branch_id,
+                    examination=primary,
+                    start=start,
+                    end=end,
+                    doctor_id=doctor_id,
+                    room_id=room_id,
+                    actor=actor,
+                )
+            else:
+                # After waiting for an overlapping claim: read and check with the others who waited (most of them
+                # learn here that the time has gone), and take a turn only to claim.
+                placement = await _place(
+                    db,
+                    branch_id=branch_id,
+                    examination=primary,
+                    duration_min=duration,
+                    start=start,
+                    doctor_id=doctor_id,
+                    room_id=room_id,
+                    now=now,
+                )
+            if turn is None or turn.registered:
+                break
+            if reads == READS or not contention.blocked(turn):
+                contention.take(turn)
+                break
+            await contention.wait(turn)  # someone began claiming overlapping time while we read: read again after
+        occupancy_id = await _claim_or_conflict(
             db,
+            placement,
             branch_id=branch_id,
             examination=primary,
             duration_min=duration,
-            start=start,
-            doctor_id=doctor_id,
-            room_id=room_id,
+            kind="session",
             now=now,
+            doctor_requested=doctor_id,
         )
-    occupancy_id = await _claim_or_conflict(
-        db,
-        placement,
-        branch_id=branch_id,
-        examination=primary,
-        duration_min=duration,
-        kind="session",
-        now=now,
-        doctor_requested=doctor_id,
-    )
+    except BaseException:
+        if turn is not None and turn.registered:
+            contention.give_back(turn)
+        raise
+    if turn is not None:
+        contention.hold_until_transaction_end(db, turn)  # others overlapping it read availability after our commit
     session = await _open_session(
         db,
         actor=actor,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, event, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import Range, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 
-from booking_core.db.tables import Examination, Occupancy, Patient, Room, Session, SlotHold
+from booking_core.db.tables import Branch, Examination, Occupancy, Patient, Room, Session, SlotHold
+
+log = logging.getLogger(__name__)
 
 #: SQLSTATEs after which the whole transaction may simply run again: deadlock detected, serialization failure.
 RETRYABLE = frozenset({"40P01", "40001"})
@@ -28,6 +33,66 @@ def retryable_sqlstate(exc: BaseException) -> str | None:
             return state
         current = getattr(current, "orig", None) or current.__cause__
     return None
+
+
+_ON_END = "frontdesk.on_transaction_end"
+_COMMITTED = "frontdesk.committed"
+
+
+def on_transaction_end(db: AsyncSession, callback: Callable[[bool], None]) -> None:
+    """Call ``callback(committed)`` once, when the session's current (outermost) transaction ends.
+
+    ``committed`` is True after a commit, False after a rollback or a close without commit. The callback runs inside
+    SQLAlchemy's event hook: it must be quick and must not raise (it only wakes waiters).
+    """
+    db.sync_session.info.setdefault(_ON_END, []).append(callback)
+
+
+def same_transaction_owner(db: AsyncSession) -> object:
+    """What identifies ``db``'s transactions in process-local bookkeeping (the underlying ORM session)."""
+    return db.sync_session
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:
+    if _ON_END in session.info and session.get_nested_transaction() is None:  # the outermost one, not a savepoint
+        session.info[_COMMITTED] = True
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or transaction.nested or _ON_END not in session.info:
+        return
+    callbacks: list[Callable[[bool], None]] = session.info.pop(_ON_END)
+    committed = bool(session.info.pop(_COMMITTED, False))
+    for callback in callbacks:
+        try:
+            callback(committed)
+        except Exception:  # only waiters are woken here: never let that break a commit or a rollback
+            log.exception("transaction-end callback failed")
+
+
+async def booking_inputs(
+    db: AsyncSession, *, branch_id: int, patient_id: int, examination_ids: Sequence[int]
+) -> tuple[Branch, list[Examination]] | None:
+    """Branch, patient and examinations of a booking in one round trip (they land in the session's identity map).
+
+    None unless the branch, the patient and at least one examination exist; the caller then looks them up one by one
+    to say which is missing.
+    """
+    rows = (
+        await db.execute(
+            select(Branch, Patient.id, Examination)
+            .select_from(Branch)
+            .join(Patient, Patient.id == patient_id)
+            .join(Examination, Examination.id.in_(list(examination_ids)))
+            .where(Branch.id == branch_id)
+        )
+    ).all()
+    if not rows:
+        return None
+    by_id: dict[int, Examination] = {row[2].id: row[2] for row in rows}
+    return rows[0][0], [by_id[i] for i in examination_ids if i in by_id]
 
 
 def _expired_holds_in_the_way(

@@ -1,0 +1,219 @@
+"""Bookings racing inside one process: identical requests share one transaction, overlapping ones take turns.
+
+Fifty requests for one slot arriving at once in one gateway used to run fifty transactions, and the forty-nine
+losers each paid for a claim the database refused plus a fresh availability read for their alternatives: all of it
+Python work in one event loop, so the last answer came after everybody's work. Two process-local helpers cut that:
+
+* **Single flight.** While a booking is in flight, an *identical* request (same caller, branch, patient,
+  examinations, start, doctor, room, lead) waits for its outcome instead of running its own transaction. A refusal
+  is shared as is; a booking that committed leaves the followers to ask once, together, whether the time is still
+  free (another doctor or room) - if not they answer ``slot_taken`` with those alternatives, if so they book on
+  their own. A leader that failed for any other reason (or rolled back) shares nothing: followers run their own.
+* **Turns.** A booking whose time overlaps a claim still in flight in this process on the same doctor or room
+  (or on the same branch, when no doctor is named) waits for that claim's transaction to end before it reads
+  availability - what PostgreSQL would make it do at the insert anyway, but before spending work on a read that
+  would be out of date. The loser then learns at its availability check that the time is gone.
+
+Neither is needed for correctness: the exclusion constraints stay the authority. Waiting is bounded
+(:data:`WAIT_SECONDS`), after which the request simply goes ahead and lets the database decide. State is kept per
+event loop, so tests and workers running several loops never share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from booking_core.db.engine import Db
+from booking_core.db.queries import booking as queries
+from booking_core.services.errors import ServiceError
+
+T = TypeVar("T")
+
+#: How long a request waits for another's transaction before going ahead on its own (the database still decides).
+WAIT_SECONDS = 5.0
+
+
+@dataclass(eq=False)
+class _Flight:
+    """One booking in flight: the followers' shared view of how it ended."""
+
+    owner: object
+    outcome: asyncio.Future[ServiceError | bool]  # a refusal, True (committed), False (failed or rolled back)
+    after: dict[Hashable, asyncio.Future[object]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Claim:
+    """Time a transaction in this process is about to claim (or has claimed and not yet committed)."""
+
+    owner: object
+    branch_id: int
+    doctor_id: int | None
+    room_id: int | None
+    start: datetime
+    end: datetime
+    done: asyncio.Future[None]
+    registered: bool = False
+
+    def blocks(self, other: _Claim) -> bool:
+        if self.owner is other.owner or not (self.start < other.end and other.start < self.end):
+            return False
+        if self.doctor_id is None or other.doctor_id is None:
+            return self.branch_id == other.branch_id
+        return self.doctor_id == other.doctor_id or (self.room_id is not None and self.room_id == other.room_id)
+
+
+@dataclass
+class _State:
+    flights: dict[Hashable, _Flight] = field(default_factory=dict)
+    claims: list[_Claim] = field(default_factory=list)
+
+
+_STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _State] = weakref.WeakKeyDictionary()
+
+
+def _state() -> _State:
+    loop = asyncio.get_running_loop()
+    state = _STATES.get(loop)
+    if state is None:
+        state = _STATES[loop] = _State()
+    return state
+
+
+def _settle(future: asyncio.Future[T], value: T) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def copy_refusal(refusal: ServiceError) -> ServiceError:
+    """A fresh exception with the same answer (one exception object must not be raised by several tasks)."""
+    return type(refusal)(refusal.code, refusal.message, details=refusal.details)
+
+
+@dataclass
+class Follow:
+    """What a follower learnt: the leader's refusal, or that it booked (``flight`` to share the follow-up), or
+    nothing (the leader failed, or waited too long): then the follower runs its own transaction."""
+
+    refusal: ServiceError | None = None
+    booked: _Flight | None = None
+
+
+async def follow(db: Db, key: Hashable) -> Follow | None:
+    """If an identical booking is in flight in another transaction, wait for it; None if there is none."""
+    flight = _state().flights.get(key)
+    if flight is None or flight.owner is queries.same_transaction_owner(db):
+        return None
+    try:
+        outcome = await asyncio.wait_for(asyncio.shield(flight.outcome), WAIT_SECONDS)
+    except TimeoutError:
+        return Follow()
+    if isinstance(outcome, ServiceError):
+        return Follow(refusal=copy_refusal(outcome))
+    return Follow(booked=flight) if outcome else Follow()
+
+
+async def shared(flight: _Flight, key: Hashable, compute: Callable[[], Awaitable[object]]) -> object:
+    """``compute()`` once for the followers of ``flight`` asking ``key``; if it fails, each computes its own."""
+    pending = flight.after.get(key)
+    if pending is not None:
+        try:
+            return await asyncio.shield(pending)
+        except Exception:
+            return await compute()
+    pending = flight.after[key] = asyncio.get_running_loop().create_future()
+    try:
+        result = await compute()
+    except BaseException as exc:
+        del flight.after[key]
+        if not pending.done():
+            pending.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            pending.exception()  # retrieved: followers that are not waiting must not log it as lost
+        raise
+    pending.set_result(result)
+    return result
+
+
+def lead(db: Db, key: Hashable) -> _Flight:
+    """Register this transaction as the one running ``key``; :func:`land` or :func:`crash` says how it ended."""
+    state = _state()
+    flight = _Flight(owner=queries.same_transaction_owner(db), outcome=asyncio.get_running_loop().create_future())
+    state.flights[key] = flight
+    return flight
+
+
+def _end(key: Hashable, flight: _Flight, outcome: ServiceError | bool) -> None:
+    state = _STATES.get(flight.outcome.get_loop())
+    if state is not None and state.flights.get(key) is flight:
+        del state.flights[key]
+    _settle(flight.outcome, outcome)
+
+
+def crash(key: Hashable, flight: _Flight, refusal: ServiceError | None) -> None:
+    """The leader was refused (shared with followers) or failed otherwise (None: followers run on their own)."""
+    _end(key, flight, refusal if refusal is not None else False)
+
+
+def land(db: Db, key: Hashable, flight: _Flight) -> None:
+    """The leader booked: followers learn whether it counts when its transaction commits or rolls back."""
+    queries.on_transaction_end(db, lambda committed: _end(key, flight, committed))
+
+
+def turn(
+    db: Db,
+    *,
+    branch_id: int,
+    doctor_id: int | None,
+    room_id: int | None,
+    start: datetime,
+    end: datetime,
+) -> _Claim:
+    """The time this booking means to claim (not yet registered: see :func:`wait` and :func:`take`)."""
+    loop = asyncio.get_running_loop()
+    return _Claim(queries.same_transaction_owner(db), branch_id, doctor_id, room_id, start, end, loop.create_future())
+
+
+def blocked(claim: _Claim) -> bool:
+    """Whether another transaction in this process has an overlapping claim in flight."""
+    return any(other.blocks(claim) for other in _state().claims)
+
+
+async def wait(claim: _Claim) -> bool:
+    """Wait until no other transaction in this process has an overlapping claim in flight; whether it had to.
+
+    Bounded by :data:`WAIT_SECONDS`: after that the booking goes ahead and lets the database decide.
+    """
+    state = _state()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_SECONDS
+    waited = False
+    while True:
+        blockers = [other.done for other in state.claims if other.blocks(claim)]
+        remaining = deadline - loop.time()
+        if not blockers or remaining <= 0:
+            return waited
+        waited = True
+        await asyncio.wait(blockers, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+
+
+def take(claim: _Claim) -> None:
+    """Register the claim: overlapping bookings in this process wait for it (see :func:`give_back`)."""
+    claim.registered = True
+    _state().claims.append(claim)
+
+
+def give_back(claim: _Claim) -> None:
+    """The claim is over (refused, failed, committed or rolled back): wake whoever waits for it."""
+    state = _STATES.get(claim.done.get_loop())
+    if state is not None and claim in state.claims:
+        state.claims.remove(claim)
+    _settle(claim.done, None)
+
+
+def hold_until_transaction_end(db: Db, claim: _Claim) -> None:
+    queries.on_transaction_end(db, lambda _committed: give_back(claim))
