@@ -38,6 +38,19 @@ T = TypeVar("T")
 WAIT_SECONDS = 5.0
 
 
+@dataclass
+class Counts:
+    """Process-wide counts (metrics, tests): requests that waited for an identical one, how many of those then ran
+    their own transaction because the one they waited for failed, and how many are waiting right now."""
+
+    followed: int = 0
+    on_their_own: int = 0
+    waiting: int = 0
+
+
+COUNTS = Counts()
+
+
 @dataclass(eq=False)
 class _Flight:
     """One booking in flight: the followers' shared view of how it ended."""
@@ -109,13 +122,20 @@ async def follow(db: Db, key: Hashable) -> Follow | None:
     flight = _state().flights.get(key)
     if flight is None or flight.owner is queries.same_transaction_owner(db):
         return None
+    COUNTS.followed += 1
+    COUNTS.waiting += 1
     try:
-        outcome = await asyncio.wait_for(asyncio.shield(flight.outcome), WAIT_SECONDS)
+        outcome: ServiceError | bool = await asyncio.wait_for(asyncio.shield(flight.outcome), WAIT_SECONDS)
     except TimeoutError:
-        return Follow()
+        outcome = False
+    finally:
+        COUNTS.waiting -= 1
     if isinstance(outcome, ServiceError):
         return Follow(refusal=copy_refusal(outcome))
-    return Follow(booked=flight) if outcome else Follow()
+    if not outcome:
+        COUNTS.on_their_own += 1
+        return Follow()
+    return Follow(booked=flight)
 
 
 async def shared(flight: _Flight, key: Hashable, compute: Callable[[], Awaitable[object]]) -> object:

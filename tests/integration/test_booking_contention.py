@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -18,9 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
-from booking_core.db.tables import Doctor, DoctorAttendance, ExaminationDoctor, Room
+from booking_core.db.tables import Doctor, DoctorAttendance, ExaminationDoctor, Patient, Room
 from booking_core.domain.actors import Actor
-from booking_core.services import booking
+from booking_core.services import booking, contention
 from booking_core.services.errors import Conflict
 from gateway.settings import Settings
 from tests.builders import Clinic, next_weekday
@@ -273,3 +274,110 @@ async def test_racing_api_bookings_answer_201_or_409_never_500(
         for other_doctor, other_room, other_start, other_end in claims[i + 1 :]:
             if doctor == other_doctor or room == other_room:
                 assert not _overlap(start, end, other_start, other_end), "two active claims overlap"
+
+
+async def _book_as_siti(
+    maker: async_sessionmaker[AsyncSession], clinic: Clinic, start: datetime, *, patient: str = "siti"
+) -> str:
+    """One booking by the front desk, through the retry wrapper as the API runs it: what it answered."""
+
+    async def transaction() -> object:
+        async with maker() as db, db.begin():
+            return await booking.book(
+                db,
+                actor=RECEPTION,
+                branch_id=clinic.branch.id,
+                patient_id=clinic.patients[patient].id,
+                examination_ids=[clinic.examinations["GP"].id],
+                start=start,
+            )
+
+    try:
+        await booking.retrying(transaction)
+    except Conflict as refused:
+        assert refused.code != "slot_taken" or refused.details["alternatives"], "slot_taken without alternatives"
+        return refused.code
+    except Exception as exc:  # the answer under test: anything else is a failure, reported by name
+        return f"error: {type(exc).__name__}: {exc}"
+    return "booked"
+
+
+async def test_fifty_identical_bookings_at_once_give_one_visit_and_slot_taken_with_alternatives_to_the_rest(
+    clinic: Clinic, db: AsyncSession, many: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims_run: list[datetime] = []
+    claim = booking.queries.claim
+
+    async def counted_claim(*args: object, **kwargs: object) -> int | None:
+        claims_run.append(datetime.now(UTC))
+        return await claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(booking.queries, "claim", counted_claim)
+    start = next_weekday(1, hour=10)  # dr. Andi is the only GP: one visit fits
+
+    outcomes = await asyncio.gather(*(_book_as_siti(many, clinic, start) for _ in range(50)))
+
+    assert outcomes.count("booked") == 1 and outcomes.count("slot_taken") == 49, sorted(set(outcomes))
+    assert len(claims_run) == 1, "the identical requests waited for the first one instead of claiming themselves"
+    assert [row[2] for row in await _claims(db, clinic.branch.id)] == [start]
+
+
+async def test_when_the_booking_others_wait_for_fails_they_book_on_their_own(
+    clinic: Clinic, db: AsyncSession, many: async_sessionmaker[AsyncSession]
+) -> None:
+    """The first of several identical requests dies with a database error (its connection is killed while it waits
+    for a lock); the ones waiting for it do not inherit the error: they run their own transactions, and one books."""
+    start = next_weekday(3, hour=11)
+    # Plain ids: rolling this session back below expires the clinic's objects.
+    branch_id, patient_id = clinic.branch.id, clinic.patients["siti"].id
+    # The first booking gets as far as writing its session, then waits for the patient's row, locked here.
+    await db.execute(text("SELECT id FROM patients WHERE id = :p FOR UPDATE"), {"p": patient_id})
+    me = (await db.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    first = asyncio.ensure_future(_book_as_siti(many, clinic, start))
+    lock_waiter = text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+        "AND pid <> :me"
+    )
+    async with asyncio.timeout(60):
+        while (first_pid := (await db.execute(lock_waiter, {"me": me})).scalar()) is None:
+            await db.execute(text("SELECT pg_stat_clear_snapshot()"))
+            await asyncio.sleep(0.05)
+    on_their_own = contention.COUNTS.on_their_own
+    others = [asyncio.ensure_future(_book_as_siti(many, clinic, start)) for _ in range(10)]
+    async with asyncio.timeout(60):  # they wait for the first one, not for the database
+        while contention.COUNTS.waiting < len(others):
+            await asyncio.sleep(0.01)
+
+    await db.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+    await db.rollback()  # the patient's row is free again
+    async with asyncio.timeout(60):
+        failed = await first
+        outcomes = await asyncio.gather(*others)
+
+    assert failed.startswith("error:"), failed  # the first one's own failure is its own
+    assert contention.COUNTS.on_their_own >= on_their_own + len(others)
+    assert outcomes.count("booked") == 1 and outcomes.count("slot_taken") == len(others) - 1, outcomes
+    assert [row[2] for row in await _claims(db, branch_id)] == [start]
+
+
+async def test_different_patients_asking_for_any_doctor_at_one_time_fill_every_free_doctor_once(
+    clinic: Clinic, db: AsyncSession, many: async_sessionmaker[AsyncSession]
+) -> None:
+    """Not identical (each its own patient): no request waits for another's answer, overlapping ones take turns, and
+    the database decides; three GPs and three consultation rooms free at 14:00 give exactly three visits."""
+    doctors, _ = await three_gps_three_rooms(db, clinic)
+    start = next_weekday(2, hour=14)
+    patients = []
+    for i in range(20):
+        patient = Patient(name=f"Patient {i}", phone_e164=f"+62814{secrets.randbelow(10**8):08d}", language="id")
+        db.add(patient)
+        patients.append(patient)
+    await db.commit()
+    clinic.patients.update({f"p{i}": p for i, p in enumerate(patients)})
+
+    outcomes = await asyncio.gather(*(_book_as_siti(many, clinic, start, patient=f"p{i}") for i in range(20)))
+
+    assert outcomes.count("booked") == 3 and outcomes.count("slot_taken") == 17, sorted(set(outcomes))
+    claims = await _claims(db, clinic.branch.id)
+    assert sorted(doctor for doctor, _, _, _ in claims) == sorted(doctors)
+    assert len({room for _, room, _, _ in claims}) == 3
