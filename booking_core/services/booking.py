@@ -191,11 +191,34 @@ async def _place(
     doctor_id: int | None,
     room_id: int | None,
     now: datetime,
+    since: int | None = None,
 ) -> Placement:
-    """Check the clinic's rules for this start; pick doctor and room; 409 if taken, 422 if not offered."""
-    ctx, reasons = await availability.explain_time(
-        db, branch_id=branch_id, examination_id=examination.id, at=start, doctor_id=doctor_id, now=now
-    )
+    """Check the clinic's rules for this start; pick doctor and room; 409 if taken, 422 if not offered.
+
+    ``since`` (see :func:`contention.mark`): the booking waited for others' claims in this process; it may share the
+    availability read of the others that waited with it (the same rows, read after the same commits).
+    """
+    if since is not None and duration_min == examination.duration_min:
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)  # UTC: one read for the day's requests
+
+        async def load() -> availability.Context:
+            return await availability.context(
+                db,
+                branch_id=branch_id,
+                examination_id=examination.id,
+                start=day - timedelta(days=1),
+                end=day + timedelta(days=2),
+                doctor_id=doctor_id,
+                now=now,
+            )
+
+        ctx = await contention.read_once(("explain", branch_id, examination.id, doctor_id, day), since, load)
+        ctx = dataclasses.replace(ctx, query=dataclasses.replace(ctx.query, now=now))
+        reasons = engine.explain(ctx.query, start, doctor_id)
+    else:
+        ctx, reasons = await availability.explain_time(
+            db, branch_id=branch_id, examination_id=examination.id, at=start, doctor_id=doctor_id, now=now
+        )
     if duration_min != examination.duration_min:  # several examinations in one visit: one longer slot
         ctx = await availability.context(
             db,
@@ -481,7 +504,7 @@ async def _book(
     duration = sum(e.duration_min for e in exams)
     end = start + timedelta(minutes=duration)
     past = end <= now
-    turn = None
+    turn, since = None, None
     if contended and not past:
         turn = contention.turn(
             db,
@@ -491,7 +514,9 @@ async def _book(
             start=start - timedelta(minutes=primary.buffer_before_min),
             end=end + timedelta(minutes=primary.buffer_after_min),
         )
-        if not await contention.wait(turn):
+        if await contention.wait(turn):
+            since = contention.mark()
+        else:
             contention.take(turn)  # nobody in the way: claim straight after our check
     try:
         for reads in range(1, READS + 1):
@@ -518,6 +543,7 @@ async def _book(
                     doctor_id=doctor_id,
                     room_id=room_id,
                     now=now,
+                    since=since,
                 )
             if turn is None or turn.registered:
                 break
@@ -525,6 +551,7 @@ async def _book(
                 contention.take(turn)
                 break
             await contention.wait(turn)  # someone began claiming overlapping time while we read: read again after
+            since = contention.mark()
         occupancy_id = await _claim_or_conflict(
             db,
             placement,

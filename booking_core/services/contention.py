@@ -81,10 +81,18 @@ class _Claim:
         return self.doctor_id == other.doctor_id or (self.room_id is not None and self.room_id == other.room_id)
 
 
+@dataclass(eq=False)
+class _Read:
+    since: int
+    result: asyncio.Future[object]
+
+
 @dataclass
 class _State:
     flights: dict[Hashable, _Flight] = field(default_factory=dict)
     claims: list[_Claim] = field(default_factory=list)
+    ended: int = 0  # claims given back so far: a read begun at ``ended == n`` saw the end of the first n
+    reads: dict[Hashable, _Read] = field(default_factory=dict)
 
 
 _STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _State] = weakref.WeakKeyDictionary()
@@ -232,7 +240,41 @@ def give_back(claim: _Claim) -> None:
     state = _STATES.get(claim.done.get_loop())
     if state is not None and claim in state.claims:
         state.claims.remove(claim)
+        state.ended += 1
     _settle(claim.done, None)
+
+
+def mark() -> int:
+    """Where this process is in the claims that ended: pass it to :func:`read_once` after waiting."""
+    return _state().ended
+
+
+async def read_once(key: Hashable, since: int, load: Callable[[], Awaitable[T]]) -> T:
+    """``load()``, or the result of an identical read already in flight that began after ``since`` (see :func:`mark`).
+
+    Bookings that waited for the same claim to end read the same rows right after it: one read serves them all. A
+    read that began before the claim we waited for ended may not show it, so it is not joined.
+    """
+    state = _state()
+    current = state.reads.get(key)
+    if current is not None and current.since >= since:
+        try:
+            return await asyncio.shield(current.result)  # type: ignore[arg-type]
+        except Exception:
+            return await load()
+    read = state.reads[key] = _Read(state.ended, asyncio.get_running_loop().create_future())
+    try:
+        result = await load()
+    except BaseException as exc:
+        read.result.set_exception(exc if isinstance(exc, Exception) else RuntimeError("read cancelled"))
+        read.result.exception()  # retrieved: nobody may be waiting for it
+        raise
+    else:
+        read.result.set_result(result)
+        return result
+    finally:
+        if state.reads.get(key) is read:
+            del state.reads[key]
 
 
 def hold_until_transaction_end(db: Db, claim: _Claim) -> None:
