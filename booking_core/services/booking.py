@@ -379,8 +379,8 @@ async def _open_session(
 
 async def _new_session(db: Db, **values: object) -> Session:
     for _ in range(5):
-        session = Session(booking_code=new_booking_code(), **values)
-        if await queries.add_session(db, session):
+        session = await queries.add_session(db, {"booking_code": new_booking_code(), **values})
+        if session is not None:
             return session
     raise Conflict("try_again", "Could not allocate a booking code; please try again.")  # pragma: no cover
 

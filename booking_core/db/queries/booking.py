@@ -9,7 +9,6 @@ from typing import cast
 
 from sqlalchemy import ColumnElement, event, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import Range, insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
@@ -185,17 +184,15 @@ async def claim(
     return cast("int | None", occupancy_id)
 
 
-async def add_session(db: AsyncSession, session: Session) -> bool:
-    """Insert a session; False when its booking code collided with another (the caller draws a new one)."""
-    try:
-        async with db.begin_nested():
-            db.add(session)
-            await db.flush()
-    except IntegrityError as exc:
-        if "booking_code" in str(exc.orig):
-            return False
-        raise
-    return True
+async def add_session(db: AsyncSession, values: dict[str, object]) -> Session | None:
+    """Insert a session (one round trip, no savepoint); None when its booking code is taken (draw a new one)."""
+    inserted = (
+        insert(Session)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Session.booking_code])
+        .returning(Session)
+    )
+    return (await db.scalars(inserted)).one_or_none()
 
 
 async def examinations(db: AsyncSession, ids: Sequence[int]) -> list[Examination]:
