@@ -55,10 +55,14 @@ async def what_is_left(stack: Stack) -> str:
         "SELECT id, external_id, created_at FROM messages WHERE direction = 'in' AND processed_at IS NULL LIMIT 5"
     )
     rows = await stack.query(
-        "SELECT id, kind, status, attempts, next_attempt_at, locked_at, last_error FROM outbox"
-        " WHERE status IN ('pending', 'sending') ORDER BY id LIMIT 5"
+        "SELECT to_jsonb(o) - 'payload' AS row FROM outbox o WHERE status IN ('pending', 'sending') ORDER BY id LIMIT 5"
     )
-    return f"unanswered {[dict(r) for r in waiting]}, unsent {[dict(r) for r in rows]}, now {datetime.now(UTC)}"
+    by_recipient = await stack.query(
+        "SELECT recipient, status, count(*) AS n, min(id) AS first FROM outbox WHERE status IN ('pending', 'sending')"
+        " GROUP BY recipient, status ORDER BY n DESC LIMIT 5"
+    )
+    return (f"unanswered {[dict(r) for r in waiting]}, unsent {[r['row'] for r in rows]}, by recipient "
+            f"{[dict(r) for r in by_recipient]}, now {datetime.now(UTC)}")  # fmt: skip
 
 
 async def quietly(check: Awaitable[bool]) -> bool:
