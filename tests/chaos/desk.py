@@ -97,12 +97,13 @@ async def patient_on(stack: Stack, channel: str, external_id: str, name: str) ->
         await engine.dispose()
 
 
-async def session_today(stack: Stack, patient_id: int, *, minutes_from_now: int) -> int:
+async def session_today(stack: Stack, patient_id: int, *, slot: int) -> int:
     """A waiting, accepted session of dr. Andi later today (written straight into the tables, as the builders do:
     the demo's doctors may have gone home at the hour the suite runs), for the queue: check-in and call-next."""
-    now = datetime.now(JAKARTA)
-    starts = min(now + timedelta(minutes=minutes_from_now), now.replace(hour=23, minute=30, second=0, microsecond=0))
-    starts = max(starts, now.replace(hour=0, minute=1, second=0, microsecond=0))
+    now = datetime.now(JAKARTA).replace(second=0, microsecond=0)
+    # Slot n of today, 40 minutes apart (a visit is 30): from 20 minutes on, or from 01:00 when the day is nearly over.
+    first = now + timedelta(minutes=20) if now.hour < 20 else now.replace(hour=1, minute=0)
+    starts = first + timedelta(minutes=40 * slot)
     engine = make_engine(stack.env["DATABASE_URL"], pool_size=1)
     try:
         async with make_sessionmaker(engine)() as db:

@@ -25,6 +25,7 @@ import psutil
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from channels.network import SEND_TIMEOUT
 from tests import harness
 from tests.chaos.servers import PrivatePostgres, PrivateRedis
 from tests.fakes.control import FakeProvider
@@ -36,10 +37,9 @@ WEBHOOK_SECRET = "chaos-webhook-secret"
 TWILIO_SID, TWILIO_TOKEN = "AC" + "7" * 32, "chaos-twilio-auth-token"
 CLINIC_WHATSAPP = "whatsapp:+14155238886"
 SECRET_KEY = "chaos-secret-key-0123456789abcdef"
-#: Sweep every 5 s and take back a dead worker's claim after 20 s (above the providers' 15 s client timeout, so a
-#: slow but live send is never taken back): scenarios wait for what a killed worker left, not the production
-#: defaults' two minutes.
-FAST_RECLAIM = {"FRONTDESK_SWEEP_EVERY": "5", "FRONTDESK_OUTBOX_RECLAIM_AFTER": "20"}
+#: Sweep every 5 s and take back a dead worker's claim 10 s after the sender's own timeout (so a slow but live send
+#: is never taken back): scenarios wait for what a killed worker left, not the production defaults' two minutes.
+FAST_RECLAIM = {"FRONTDESK_SWEEP_EVERY": "5", "FRONTDESK_OUTBOX_RECLAIM_AFTER": str(int(SEND_TIMEOUT) + 10)}
 #: Recorded for a request whose caller went away before the fake answered (nginx's "client closed request").
 CUT_OFF = 499
 

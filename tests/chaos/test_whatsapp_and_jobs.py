@@ -66,7 +66,7 @@ async def test_whatsapp_and_every_job_kind_under_kills_and_restarts(
         citra, _ = await patient_on(stack, "telegram", str(new_chats(1)[0]), "Citra Dewi")  # cancels her visit
         queue = [await patient_on(stack, "whatsapp", new_numbers(1)[0], "Quinn Pratiwi"),
                  await patient_on(stack, "telegram", str(new_chats(1)[0]), "Qori Amalia")]  # fmt: skip
-        today = [await session_today(stack, q[0], minutes_from_now=20 + 30 * n) for n, q in enumerate(queue)]
+        today = [await session_today(stack, q[0], slot=n) for n, q in enumerate(queue)]
         wednesday = weekday_at(2, 9)
 
         def visit(patient: int, start: datetime) -> dict[str, object]:
