@@ -54,7 +54,7 @@ bench: $(STAMP)
 # a 1,000-request booking race) on a PostgreSQL and Redis of its own; ends with the table of figures.
 # `make test` runs the same scenarios briefly (FRONTDESK_CHAOS=short, the default).
 chaos: $(STAMP)
-	FRONTDESK_CHAOS=full $(BIN)/pytest tests/chaos -q -p no:cacheprovider
+	FRONTDESK_CHAOS=full $(BIN)/pytest tests/chaos -q -p no:cacheprovider -o timeout=3600
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
