@@ -33,6 +33,8 @@ from booking_core.services.errors import Conflict, Invalid, NotFound, ServiceErr
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: An examination as booking reads it: a row of this session, or plain values shared by concurrent bookings.
+ExaminationLike = Examination | queries.ExaminationFacts
 
 ALTERNATIVES = 5
 MAX_EXAMINATIONS = 10
@@ -185,7 +187,7 @@ async def _place(
     db: Db,
     *,
     branch_id: int,
-    examination: Examination,
+    examination: ExaminationLike,
     duration_min: int,
     start: datetime,
     doctor_id: int | None,
@@ -279,8 +281,8 @@ def _check_count(ids: Sequence[int]) -> None:
 
 
 async def _examinations(
-    db: Db, ids: Sequence[int], currency: str, loaded: list[Examination] | None = None
-) -> list[Examination]:
+    db: Db, ids: Sequence[int], currency: str, loaded: Sequence[ExaminationLike] | None = None
+) -> Sequence[ExaminationLike]:
     _check_count(ids)
     exams = loaded if loaded is not None else await queries.examinations(db, ids)
     found = {e.id for e in exams if e.active}
@@ -297,7 +299,7 @@ async def _claim_or_conflict(
     placement: Placement,
     *,
     branch_id: int,
-    examination: Examination,
+    examination: ExaminationLike,
     duration_min: int,
     kind: str,
     now: datetime,
@@ -347,7 +349,7 @@ async def _open_session(
     lead_id: int | None,
     starts_at: datetime,
     ends_at: datetime,
-    exams: Sequence[Examination],
+    exams: Sequence[ExaminationLike],
     note: dict[str, object],
 ) -> Session:
     """The session row on an already claimed time, its examination lines, the audit row and the draft invoice."""
@@ -385,7 +387,7 @@ async def _new_session(db: Db, **values: object) -> Session:
     raise Conflict("try_again", "Could not allocate a booking code; please try again.")  # pragma: no cover
 
 
-def _lines(session_id: int, exams: Sequence[Examination]) -> list[SessionLine]:
+def _lines(session_id: int, exams: Sequence[ExaminationLike]) -> list[SessionLine]:
     return [
         SessionLine(
             session_id=session_id,
@@ -489,17 +491,30 @@ async def _book(
     contended: bool,
 ) -> Session:
     _check_count(examination_ids)
-    loaded = await queries.booking_inputs(
-        db, branch_id=branch_id, patient_id=patient_id, examination_ids=examination_ids
-    )
-    branch = loaded[0] if loaded else await availability.queries.load_branch(db, branch_id)
-    if branch is None or not branch.active:
-        raise NotFound("not_found", f"There is no branch {branch_id}.")
-    if not actor.can_see_branch(branch_id):
-        raise NotFound("not_found", f"There is no branch {branch_id}.")
-    if loaded is None and await queries.patient(db, patient_id) is None:
-        raise NotFound("not_found", f"There is no patient {patient_id}.")
-    exams = await _examinations(db, examination_ids, branch.currency, loaded[1] if loaded else None)
+
+    async def read_inputs() -> queries.BookingInputs | None:
+        return await queries.booking_inputs(
+            db, branch_id=branch_id, patient_id=patient_id, examination_ids=examination_ids
+        )
+
+    if contended:  # racing requests for the same patient and examinations read these rows once between them
+        inputs = await contention.read_once(("inputs", branch_id, patient_id, tuple(examination_ids)), 0, read_inputs)
+    else:
+        inputs = await read_inputs()
+    if inputs is None:  # something is missing: look each up to say which
+        branch = await availability.queries.load_branch(db, branch_id)
+        if branch is None or not branch.active:
+            raise NotFound("not_found", f"There is no branch {branch_id}.")
+        if not actor.can_see_branch(branch_id):
+            raise NotFound("not_found", f"There is no branch {branch_id}.")
+        if await queries.patient(db, patient_id) is None:
+            raise NotFound("not_found", f"There is no patient {patient_id}.")
+        currency, loaded = branch.currency, None
+    else:
+        if not inputs.branch_active or not actor.can_see_branch(branch_id):
+            raise NotFound("not_found", f"There is no branch {branch_id}.")
+        currency, loaded = inputs.currency, inputs.examinations
+    exams = await _examinations(db, examination_ids, currency, loaded)
     primary = exams[0]
     duration = sum(e.duration_min for e in exams)
     end = start + timedelta(minutes=duration)
@@ -594,7 +609,7 @@ async def _place_past(
     db: Db,
     *,
     branch_id: int,
-    examination: Examination,
+    examination: ExaminationLike,
     start: datetime,
     end: datetime,
     doctor_id: int | None,

@@ -151,7 +151,7 @@ async def shared(flight: _Flight, key: Hashable, compute: Callable[[], Awaitable
     pending = flight.after.get(key)
     if pending is not None:
         try:
-            return await asyncio.shield(pending)
+            return await asyncio.wait_for(asyncio.shield(pending), WAIT_SECONDS)
         except Exception:
             return await compute()
     pending = flight.after[key] = asyncio.get_running_loop().create_future()
@@ -258,8 +258,8 @@ async def read_once(key: Hashable, since: int, load: Callable[[], Awaitable[T]])
     state = _state()
     current = state.reads.get(key)
     if current is not None and current.since >= since:
-        try:
-            return await asyncio.shield(current.result)  # type: ignore[arg-type]
+        try:  # bounded: the one reading may itself wait for a pooled connection that a waiter here holds
+            return await asyncio.wait_for(asyncio.shield(current.result), WAIT_SECONDS)  # type: ignore[arg-type]
         except Exception:
             return await load()
     read = state.reads[key] = _Read(state.ended, asyncio.get_running_loop().create_future())

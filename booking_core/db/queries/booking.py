@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import cast
 
 from sqlalchemy import ColumnElement, event, exists, or_, select, update
@@ -71,9 +73,49 @@ def _after_transaction_end(session: OrmSession, transaction: SessionTransaction)
             log.exception("transaction-end callback failed")
 
 
+@dataclass(frozen=True)
+class ExaminationFacts:
+    """What a booking reads of an examination, as plain values: concurrent bookings may share one read of it."""
+
+    id: int
+    name: str
+    price: Decimal
+    currency: str
+    duration_min: int
+    taxable: bool
+    room_kind: str | None
+    buffer_before_min: int
+    buffer_after_min: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class BookingInputs:
+    """A booking's branch (whether it is open, its currency) and examinations (those that exist, in the order asked)."""
+
+    branch_active: bool
+    currency: str
+    examinations: tuple[ExaminationFacts, ...]
+
+
+def _facts(e: Examination) -> ExaminationFacts:
+    return ExaminationFacts(
+        id=e.id,
+        name=e.name,
+        price=e.price,
+        currency=e.currency,
+        duration_min=e.duration_min,
+        taxable=e.taxable,
+        room_kind=e.room_kind,
+        buffer_before_min=e.buffer_before_min,
+        buffer_after_min=e.buffer_after_min,
+        active=e.active,
+    )
+
+
 async def booking_inputs(
     db: AsyncSession, *, branch_id: int, patient_id: int, examination_ids: Sequence[int]
-) -> tuple[Branch, list[Examination]] | None:
+) -> BookingInputs | None:
     """Branch, patient and examinations of a booking in one round trip (they land in the session's identity map).
 
     None unless the branch, the patient and at least one examination exist; the caller then looks them up one by one
@@ -90,8 +132,10 @@ async def booking_inputs(
     ).all()
     if not rows:
         return None
+    branch: Branch = rows[0][0]
     by_id: dict[int, Examination] = {row[2].id: row[2] for row in rows}
-    return rows[0][0], [by_id[i] for i in examination_ids if i in by_id]
+    exams = tuple(_facts(by_id[i]) for i in examination_ids if i in by_id)
+    return BookingInputs(branch_active=branch.active, currency=branch.currency, examinations=exams)
 
 
 def _expired_holds_in_the_way(
