@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from booking_core.domain.messages import OutboundMessage
@@ -76,10 +78,13 @@ class SharedPacing:
         self._senders = senders
         self._route = route
         self._early: asyncio.Future[float] | None = None
+        self._early_limits: list[Limit] = []
+        self._early_token = secrets.token_hex(8)
         if route is not None:
             channel, recipient = outbox.unroute(route)
             expected = OutboundMessage(channel=channel, recipient=recipient, text="")  # type: ignore[arg-type]
-            self._early = asyncio.ensure_future(limiter.try_acquire(self._limits(expected)))
+            self._early_limits = self._limits(expected)
+            self._early = asyncio.ensure_future(limiter.try_acquire(self._early_limits, token=self._early_token))
 
     def _limits(self, message: OutboundMessage) -> list[Limit]:
         return _limits(self._senders.get(message.channel), message)
@@ -100,10 +105,18 @@ class SharedPacing:
         await self._limiter.pause(self._limits(message), seconds)
 
     async def settle(self) -> None:
-        """The early answer, if the row was not sent (already sent, or waiting its turn): it goes unused."""
-        if self._early is not None:
-            await asyncio.gather(self._early, return_exceptions=True)
-            self._early = None
+        """The early answer, if the row was not sent (already sent, or waiting its turn behind an earlier message):
+        a place it took is given back, else messages that wait their turn would use up their chat's one place a
+        second while the message at the head of the line never finds it free."""
+        if self._early is None:
+            return
+        early, self._early = self._early, None
+        [taken] = await asyncio.gather(early, return_exceptions=True)
+        if taken == 0.0:
+            try:
+                await self._limiter.release(self._early_limits, self._early_token)
+            except RedisError:
+                log.warning("could not give back an unused rate-limit place; it expires with its window")
 
 
 async def _deliver(

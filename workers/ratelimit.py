@@ -57,16 +57,27 @@ class RateLimiter:
         self._margin = margin  # a little slack so our window never beats the provider's clock
         self._script = redis.register_script(_SCRIPT)
 
-    async def try_acquire(self, limits: Sequence[Limit]) -> float:
-        """Take a place in every window and return 0, or return the seconds to wait (nothing taken)."""
+    async def try_acquire(self, limits: Sequence[Limit], *, token: str | None = None) -> float:
+        """Take a place in every window and return 0, or return the seconds to wait (nothing taken).
+
+        ``token`` names the places taken, so that :meth:`release` can give them back unused."""
         if not limits:
             return 0.0
         keys = [f"{self._prefix}:rate:{limit.key}" for limit in limits]
-        args: list[str | int] = [secrets.token_hex(8)]
+        args: list[str | int] = [token or secrets.token_hex(8)]
         for limit in limits:
             args += [limit.count, int((limit.seconds + self._margin) * 1000)]
         wait_ms = await self._script(keys=keys, args=args)
         return float(wait_ms) / 1000
+
+    async def release(self, limits: Sequence[Limit], token: str) -> None:
+        """Give back the places :meth:`try_acquire` took under ``token`` (taken for a message that did not go)."""
+        if not limits:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for i, limit in enumerate(limits, start=1):
+                pipe.zrem(f"{self._prefix}:rate:{limit.key}", f"{token}:{i}")
+            await pipe.execute()
 
     async def pause(self, limits: Sequence[Limit], seconds: float) -> None:
         """Nobody takes a place in these windows for ``seconds`` (the provider said to wait: a 429's retry_after).

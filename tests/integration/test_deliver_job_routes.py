@@ -138,3 +138,20 @@ async def test_a_route_that_names_another_chat_is_not_used_for_this_one(
 
     assert len(telegram.sent_messages(int(chat))) == 1 and not telegram.sent_messages(int(other))
     assert chat_window(redis, worker_settings, chat) == 1  # the row's own chat was asked for, as without a route
+    assert chat_window(redis, worker_settings, other) == 0  # the other chat's place, taken early, was given back
+
+
+async def test_a_reply_waiting_behind_an_earlier_one_gives_back_the_place_it_took_for_its_chat(
+    sessionmaker: Sessions, worker_settings: Settings, redis: SyncRedis, telegram: FakeTelegram
+) -> None:
+    """Replies that wait their turn must not use up their chat's one place a second: the reply at the head of the
+    line would then never find it free while the patient keeps writing (a freeze the chaos suite found)."""
+    chat = str(700_000_000 + secrets.randbelow(10**6))
+    first, _ = await plan_reply(sessionmaker, chat, "Which day suits you?")
+    second, routes = await plan_reply(sessionmaker, chat, "We are open Monday to Saturday.")
+
+    assert await run_deliver(worker_settings, second, routes[second]) == "retry"  # behind the first
+
+    assert chat_window(redis, worker_settings, chat) == 0
+    assert await run_deliver(worker_settings, first, None) == "sent"  # the head of the line goes at once
+    assert [m.params["text"] for m in telegram.sent_messages(int(chat))] == ["Which day suits you?"]
