@@ -236,10 +236,16 @@ class Worker(SimpleWorker):
         if isinstance(self.scheduler, ThreadScheduler):
             self.scheduler.stop()
 
+    _command_channel_logged = 0.0  # when the command channel's loss was last logged (monotonic seconds)
+
     def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
         """RQ stops the scheduler and unregisters the worker when its command channel loses Redis; here both ride
-        the outage out (the scheduler thread reconnects by itself, :meth:`_redis_lost` re-registers)."""
-        log.warning("worker %s: the command channel lost Redis (%s); it reconnects", self.name, exc)
+        the outage out (the scheduler thread reconnects by itself, :meth:`_redis_lost` re-registers). The command
+        channel's thread calls this and tries again at once, so it waits a second here, and logs once a minute."""
+        if time.monotonic() - self._command_channel_logged > 60:
+            log.warning("worker %s: the command channel lost Redis (%s); it reconnects", self.name, exc)
+            self._command_channel_logged = time.monotonic()
+        time.sleep(1.0)
 
     def _redis_lost(self) -> None:
         """Redis came back without its data (or was flushed): register this worker again and rebuild at once what
