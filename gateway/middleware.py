@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
+from booking_core.db.engine import DATABASE_AWAY
 from booking_core.services.errors import ServiceError
 from gateway.errors import ApiError
 from gateway.keys import METRICS
@@ -152,6 +153,13 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
         return response
+    except DATABASE_AWAY as exc:  # restarting, crashed, a cut connection: a moment's wait, not our bug
+        log.warning("%s %s: the database is away (%s); answered 503", request.method, request.path, exc)
+        unavailable = error_response(
+            request, 503, "unavailable", "The database is not reachable right now; please try again in a moment."
+        )
+        unavailable.headers["Retry-After"] = "5"
+        return unavailable
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(request, 500, "internal_error", "Something went wrong on our side; it has been logged.")

@@ -98,3 +98,13 @@ async def test_the_openapi_document_describes_every_api_route_from_its_models(
     }
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     assert routes - {("GET", "/api/v1/openapi.json")} == documented
+
+
+async def test_a_request_that_meets_a_restarting_database_gets_503_with_retry_after_not_500(settings: Settings) -> None:
+    """PostgreSQL restarting (or out of reach) is a moment's wait: providers and browsers are told to come back."""
+    nowhere = settings.model_copy(update={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{harness.free_port()}/x"})
+    async with TestClient(TestServer(create_app(nowhere))) as http:
+        api = await http.get("/api/v1/leads", headers={"Authorization": "Bearer nobody"})
+        page = await http.get("/book")
+    for response in (api, page):
+        assert response.status == 503 and response.headers["Retry-After"] == "5", response.status
