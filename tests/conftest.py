@@ -48,6 +48,10 @@ def settings(backing: harness.Backing, database_name: str) -> Settings:
         FRONTDESK_REDIS_PREFIX=f"fdt{os.getpid()}",
         PUBLIC_BASE_URL="http://testserver.local",
         FRONTDESK_HOME="/tmp/frontdesk-test-home",
+        # Every test is a visitor from 127.0.0.1, and a run lasts longer than the limits' windows: tests of the
+        # web-chat limits set their own.
+        FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS=100_000,
+        FRONTDESK_WEBCHAT_OPEN_SOCKETS_PER_ADDRESS=10_000,
     )
 
 
@@ -62,6 +66,8 @@ def child_env(settings: Settings) -> dict[str, str]:
         FRONTDESK_REDIS_PREFIX=settings.FRONTDESK_REDIS_PREFIX,
         PUBLIC_BASE_URL=settings.PUBLIC_BASE_URL,
         PYTHONPATH=str(harness.ROOT),
+        FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS=str(settings.FRONTDESK_WEBCHAT_NEW_VISITORS_PER_ADDRESS),
+        FRONTDESK_WEBCHAT_OPEN_SOCKETS_PER_ADDRESS=str(settings.FRONTDESK_WEBCHAT_OPEN_SOCKETS_PER_ADDRESS),
     )
     return env
 
