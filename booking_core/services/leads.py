@@ -238,6 +238,9 @@ class ThreadEntry:
     status: str | None
     delivery_state: str | None
     error: str | None
+    #: A send of it may have reached the patient without the provider saying so, and it was sent once more: the
+    #: patient may have it twice.
+    maybe_twice: bool = False
 
 
 @dataclass(frozen=True)
@@ -355,8 +358,9 @@ async def lead_page(db: Db, lead_id: int, *, actor: Actor, now: datetime | None 
             status=outbox_status,
             delivery_state=delivery_state,
             error=last_error if outbox_status == "failed" else None,
+            maybe_twice=outbox_status == "sent" and uncertain_at is not None,
         )
-        for m, channel, display_name, outbox_status, delivery_state, last_error in await queries.thread(
+        for m, channel, display_name, outbox_status, delivery_state, last_error, uncertain_at in await queries.thread(
             db, patient_id=patient.id if patient else None, conversation_id=lead.conversation_id, limit=limit
         )
     ]

@@ -214,6 +214,7 @@ def _thread_view(entry: leads.ThreadEntry, tz: str) -> dict[str, Any]:
         "status": entry.status or "",
         "delivery_state": entry.delivery_state or "",
         "error": entry.error or "",
+        "maybe_twice": entry.maybe_twice,
     }
 
 

@@ -477,3 +477,32 @@ async def test_doctors_are_sent_on_to_the_queue_and_strangers_to_sign_in(client:
     landing = await client.get("/inbox", allow_redirects=False)  # where signing in lands: on to the queue board
     assert landing.status == 303 and landing.headers["Location"] == "/inbox/queue"
     assert "A doctor may not open this page." in await _page(client, "/inbox/leads/1", status=403)
+
+
+async def test_staff_see_which_messages_may_have_reached_the_patient_twice_or_may_have_been_delivered(
+    client: Client, db: AsyncSession, sessionmaker: Sessions
+) -> None:
+    """Sends whose outcome was unknown (the provider answered too late) are shown for what they are."""
+    marker = secrets.token_hex(4)
+    chat = _chat_id()
+    received = await _writes(sessionmaker, f"hello {marker}", external=chat)
+    rows = {}
+    async with sessionmaker() as s, s.begin():
+        for name in ("twice", "maybe"):
+            rows[name] = await outbox.add(
+                s, OutboundMessage(channel="telegram", recipient=chat, text=f"{name} {marker}"),
+                conversation_id=received.conversation_id, identity_id=received.identity_id,
+            )  # fmt: skip
+        late = datetime.now(UTC)
+        await s.execute(
+            update(OutboxMessage).where(OutboxMessage.id == rows["twice"]).values(status="sent", uncertain_at=late)
+        )
+        await s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == rows["maybe"])
+            .values(status="failed", uncertain_at=late, last_error="uncertain: uncertain: Request timeout error")
+        )
+    await sign_in_page(client, db, "staff")
+    html = await _page(client, f"/inbox/leads/{received.lead_id}")
+    assert "the patient may have it twice" in html
+    assert "May have been delivered: the provider did not answer in time, twice." in html

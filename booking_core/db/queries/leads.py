@@ -182,6 +182,7 @@ async def thread(db: AsyncSession, *, patient_id: int | None, conversation_id: i
             OutboxMessage.status.label("outbox_status"),
             OutboxMessage.delivery_state.label("delivery_state"),
             OutboxMessage.last_error.label("last_error"),
+            OutboxMessage.uncertain_at.label("uncertain_at"),
         )
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
