@@ -78,6 +78,8 @@ class WebchatHub:
         self._pattern = self._channel_start + "*"
         self._listeners: dict[str, set[Listener]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._pubsub: PubSub | None = None  # the subscription now, so that stop() can cut it
         self._background: set[asyncio.Task[Any]] = set()
         self._open_by_address: dict[str, int] = {}
         self._origins: list[str] = []
@@ -174,10 +176,21 @@ class WebchatHub:
 
     async def stop(self) -> None:
         self._mark_all_stale(WSCloseCode.SERVICE_RESTART)  # their widgets reconnect (to another gateway, or this one)
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # A cancellation can be lost inside redis-py's read of the subscription when it lands as that read
+            # times out (seen: a gateway that never finished stopping). So: cancel, wait a moment, then cut the
+            # connection under the read and cancel again; never wait for ever.
+            for attempt in range(3):
+                self._task.cancel()
+                done, _ = await asyncio.wait({self._task}, timeout=2.0)
+                if done:
+                    break
+                if attempt == 0 and self._pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await self._pubsub.aclose()
+            else:
+                log.warning("webchat: the reply subscription did not stop; left behind")
         if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=BACKGROUND_GRACE)
             for task in late:
@@ -198,13 +211,13 @@ class WebchatHub:
 
     async def _listen(self) -> None:
         delay = RESUBSCRIBE_FIRST
-        while True:
+        while not self._stopping:
             client = self._client()
-            pubsub = client.pubsub()
+            pubsub = self._pubsub = client.pubsub()
             try:
                 await self._subscribe(pubsub)
                 delay = RESUBSCRIBE_FIRST
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
                     if message is not None and message["type"] == "pmessage":
                         self.dispatch(_text(message["channel"]), _text(message["data"]))
