@@ -13,7 +13,7 @@ Not part of the public contract, for operators and tests (defaults suit producti
   unanswered messages, re-enqueues due outbox rows and rebuilds reminder schedules after Redis lost them.
 * ``FRONTDESK_OUTBOX_RECLAIM_AFTER``: seconds after which an outbox row still marked ``sending`` is taken to belong
   to a dead worker and is sent again (default 120). Keep it well above the longest provider call (the Telegram
-  client gives up after 15 s), else a slow but live send could be repeated.
+  client gives up after 60 s), else a slow but live send could be repeated.
 * ``FRONTDESK_HEALTH_INGEST_WITHIN``: seconds within which a write must commit, and the longest any write of ours
   (gateways', workers') may wait for a lock, before /health says ``ingest`` is failing (default 3).
 * ``FRONTDESK_HEALTH_WORKER_SILENCE``: seconds without a heartbeat from any worker before /health says ``workers``
