@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import WSCloseCode, WSMsgType, web
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
+from booking_core.db.engine import DATABASE_FAILED
 from booking_core.services import settings as clinic_settings
 from booking_core.services import webchat as webchat_service
 from channels.base import Refused
@@ -52,6 +52,8 @@ from gateway.webchat_hub import Listener, WebchatHub
 from workers.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
+#: What reading the database (or waiting for it) raises when it cannot answer now: the visitor is asked to retry.
+_NOT_NOW: tuple[type[BaseException], ...] = (TimeoutError, OSError, *DATABASE_FAILED)
 
 WIDGET_JS = Path(__file__).resolve().parent.parent / "channels" / "webchat" / "static" / "widget.js"
 #: The widget URL has no version in it (sites paste it once), so caches revalidate hourly (cheap: ETag → 304).
@@ -204,7 +206,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     except Refused as exc:
         refused(request, "webchat")
         return error_response(request, exc.status, "forbidden" if exc.status == 403 else "bad_request", exc.message)
-    except (TimeoutError, SQLAlchemyError, OSError):
+    except _NOT_NOW:
         log.warning("webchat: cannot read the allowed sites now; the widget will try again")
         return _busy(request, "The chat is busy; try again in a moment.", status=503, seconds=RETRY_SECONDS)
     address = limit_address(request)
@@ -291,7 +293,7 @@ class VisitorSocket:
             try:
                 async with asyncio.timeout(self.store_within), self.app[SESSIONMAKER]() as db:
                     history = await webchat_service.history(db, self.visitor_id)
-            except (TimeoutError, SQLAlchemyError, OSError):
+            except _NOT_NOW:
                 log.warning("webchat: cannot read a visitor's history now; the widget will reconnect")
                 await _refuse(self.ws, "unavailable", "We cannot open the chat right now; trying again.", RETRY_SECONDS)
                 return

@@ -31,6 +31,10 @@ DATABASE_AWAY: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
+#: Anything the database layer raises when a statement could not be done (the database away, a pool with no free
+#: connection, a statement refused): for callers outside the db package that answer "try again" rather than fail.
+DATABASE_FAILED: tuple[type[BaseException], ...] = (sa_exc.SQLAlchemyError, *DATABASE_AWAY)
+
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An asyncpg engine; ``url`` must be ``postgresql+asyncpg://…``."""

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from rq import Queue
 from rq.job import Job
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,7 +22,7 @@ from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
 from gateway.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
-from workers import jobs
+from workers import jobs, queues
 from workers.runtime import Runtime
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -158,7 +159,12 @@ async def test_the_job_that_plans_a_message_sends_it_without_a_job_of_its_own(
     for outbox_id in planned:
         sent = await row(sessionmaker, outbox_id)
         assert (sent.status, sent.attempts) == ("sent", 1) and sent.provider_id
-        assert not Job.exists(f"deliver-{outbox_id}", connection=sync_redis)
+    # No deliver job was queued for them on this worker's queues (RQ's job ids are not prefixed, so another test's
+    # database can have a job of the same id in the same Redis: its own queue is what tells).
+    outbound = Queue(
+        queues.queue_name(telegram_worker.settings.FRONTDESK_REDIS_PREFIX, queues.OUTBOUND), connection=sync_redis
+    )
+    assert not {f"deliver-{outbox_id}" for outbox_id in planned} & set(outbound.job_ids)
 
 
 async def test_a_message_on_a_channel_the_worker_cannot_send_on_is_left_to_a_deliver_job(
