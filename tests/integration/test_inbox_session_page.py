@@ -196,7 +196,7 @@ async def test_accepting_and_checking_in_a_visit_today(client: Client, db: Async
     token = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
     page = await (await client.get(f"/inbox/sessions/{visit.id}")).text()
     assert f'action="/inbox/sessions/{visit.id}/check-in"' not in page  # accept first
-    assert f'action="/inbox/sessions/{visit.id}/start"' not in page
+    assert "Start visit</button>" not in page  # (just before local midnight the explicit back-dated form may show)
     assert "Check-in opens once the visit is accepted" in page and NOT_ACCEPTED_MESSAGE in page
     refused = await (await _post(client, visit.id, "check-in", token)).text()  # a stale page
     assert flash_of(refused) == NOT_ACCEPTED_MESSAGE
