@@ -78,8 +78,13 @@ async def test_the_desk_reorders_the_queue_by_dragging_and_the_order_stays(brows
         ]
         visits = [await book_today(db, *spec, phone="+6281399990001") for spec in morning]
         now = datetime.now(UTC)
-        for minutes_ago, visit in zip((40, 32, 25, 12, 5), visits, strict=True):
-            await queue.check_in(db, visit.id, actor=DESK, arrived_at=now - timedelta(minutes=minutes_ago))
+        # Arrivals spread over the last 40 minutes, or over what has passed of the clinic's day when the run starts
+        # just after its midnight: a patient checks in on the day of the visit.
+        jakarta = ZoneInfo("Asia/Jakarta")  # Klinik Sehat Kemang's zone
+        local_midnight = datetime.combine(now.astimezone(jakarta).date(), time(0), jakarta)
+        span = min(timedelta(minutes=40), now - local_midnight)
+        for fraction, visit in zip((1.0, 0.8, 0.625, 0.3, 0.125), visits, strict=True):
+            await queue.check_in(db, visit.id, actor=DESK, arrived_at=now - span * fraction)
             await db.commit()
         maya = visits[-1].doctor_id
         await queue.call_next(db, visits[-1].branch_id, maya, actor=DESK)
