@@ -30,7 +30,7 @@ from booking_core.db.queries import confirmation as queries
 from booking_core.db.tables import Session
 from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.domain.codes import mask_name
-from booking_core.domain.dialog_types import LANGUAGES
+from booking_core.domain.dialog import LANGUAGES
 from booking_core.domain.lifecycle import MAX_NOTE_LENGTH, REASONS_REQUIRING_NOTE
 from booking_core.domain.links import (
     PAGE_CANCEL_REASONS,

@@ -22,7 +22,7 @@ from booking_core.db.queries import conversation as queries
 from booking_core.db.tables import ChannelIdentity, Conversation, Lead, Message, Patient
 from booking_core.domain import dialog
 from booking_core.domain.actors import Actor
-from booking_core.domain.dialog_types import (
+from booking_core.domain.dialog import (
     AlreadyRated,
     Booked,
     BookingReceived,

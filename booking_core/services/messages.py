@@ -40,7 +40,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import clinic as clinic_queries
-from booking_core.domain.dialog_types import LANGUAGES, Reply
+from booking_core.domain.dialog import LANGUAGES, Reply
 from booking_core.domain.messages import MAX_TEXT, Button
 from booking_core.services.errors import Invalid, NotFound
 

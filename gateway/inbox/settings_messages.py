@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from booking_core.domain.actors import Actor
-from booking_core.domain.dialog_types import LANGUAGES
+from booking_core.domain.dialog import LANGUAGES
 from booking_core.services import messages
 from booking_core.services import settings as service
 from booking_core.services.errors import Invalid, NotFound

@@ -17,8 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from booking_core.domain.dialog import decide, first_state, resume
-from booking_core.domain.dialog_types import (
+from booking_core.domain.dialog import (
     Booked,
     BookingReceived,
     BranchInfo,
@@ -49,6 +48,9 @@ from booking_core.domain.dialog_types import (
     State,
     Visit,
     VisitCancelled,
+    decide,
+    first_state,
+    resume,
 )
 from booking_core.services.messages import TEMPLATES, render_reply
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from booking_core.domain.dialog_types import (
+from booking_core.domain.dialog import (
     AlreadyRated,
     CancelVisit,
     ConfirmVisit,

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from booking_core.domain.dialog_ask import done, iso, reask, to_menu, tz_of
-from booking_core.domain.dialog_flows import (
+from booking_core.domain.dialog.ask import done, iso, reask, to_menu, tz_of
+from booking_core.domain.dialog.flows import (
     advance,
     ask_confirm,
     ask_time,
@@ -21,7 +21,7 @@ from booking_core.domain.dialog_flows import (
     rewind,
     visit_vars,
 )
-from booking_core.domain.dialog_types import (
+from booking_core.domain.dialog.types import (
     AlreadyRated,
     Booked,
     BookingReceived,

@@ -1,4 +1,4 @@
-"""The booking chatbot: a channel-neutral state machine. Pure: data in, a :class:`Decision` out.
+"""The state machine's entry points, :func:`decide` and :func:`resume`, and what works at every step.
 
     decision = decide(state, event, ctx)        # replies to send, effects for the service to perform
     decision = resume(decision.state, outcome, ctx)   # after the service performed the last effect
@@ -30,10 +30,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from booking_core.domain import dates
-from booking_core.domain.dialog_ask import iso, question, reask, reset, to_menu, tz_of, wrong
-from booking_core.domain.dialog_flows import HANDLERS, HINTS, advance, cancel_from_followup, list_visits, rewind, start
-from booking_core.domain.dialog_outcomes import OUTCOMES, aside
-from booking_core.domain.dialog_types import (
+from booking_core.domain.dialog.ask import iso, question, reask, reset, to_menu, tz_of, wrong
+from booking_core.domain.dialog.flows import HANDLERS, HINTS, advance, cancel_from_followup, list_visits, rewind, start
+from booking_core.domain.dialog.outcomes import OUTCOMES, aside
+from booking_core.domain.dialog.types import (
     LANGUAGES,
     BranchInfo,
     Choice,
@@ -48,7 +48,7 @@ from booking_core.domain.dialog_types import (
     Reply,
     State,
 )
-from booking_core.domain.dialog_words import (
+from booking_core.domain.dialog.words import (
     choose_language,
     command,
     intent,

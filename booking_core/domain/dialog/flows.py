@@ -2,7 +2,7 @@
 
 :func:`advance` looks at what the draft still lacks and asks for it, skipping what is already known (the only
 examination, the only branch, a name the clinic has). Steps that need live data end in an effect; the service's
-answer comes back through :mod:`booking_core.domain.dialog_outcomes` (``present_days``/``present_slots`` are here,
+answer comes back through :mod:`booking_core.domain.dialog.outcomes` (``present_days``/``present_slots`` are here,
 as they build the day and time questions).
 
 Handlers take ``(state, choice, text, ctx)``: ``choice`` is button data already checked against what was offered
@@ -18,8 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from booking_core.domain import dates
-from booking_core.domain.dialog_ask import BACK, PAGE, STAFF, iso, question, reask, to_menu, tz_of, wrong
-from booking_core.domain.dialog_types import (
+from booking_core.domain.dialog.ask import BACK, PAGE, STAFF, iso, question, reask, to_menu, tz_of, wrong
+from booking_core.domain.dialog.types import (
     CancelVisit,
     Choice,
     ConfirmBooking,
@@ -40,7 +40,7 @@ from booking_core.domain.dialog_types import (
     State,
     Visit,
 )
-from booking_core.domain.dialog_words import match_names, normalise, phone_e164, valid_name, yes_no
+from booking_core.domain.dialog.words import match_names, normalise, phone_e164, valid_name, yes_no
 
 __all__ = [
     "HANDLERS",

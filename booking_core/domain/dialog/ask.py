@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from booking_core.domain.dialog_types import Choice, Context, Decision, Draft, Effect, ReleaseHold, Reply, State, Step
+from booking_core.domain.dialog.types import Choice, Context, Decision, Draft, Effect, ReleaseHold, Reply, State, Step
 
 __all__ = [
     "BACK",

@@ -1,0 +1,111 @@
+"""The booking chatbot: a channel-neutral state machine. Pure: data in, a :class:`Decision` out.
+
+    decision = decide(state, event, ctx)        # replies to send, effects for the service to perform
+    decision = resume(decision.state, outcome, ctx)   # after the service performed the last effect
+
+This module is the package's public surface: code outside the package imports from ``booking_core.domain.dialog``
+only, never from its modules, which are free to move things between them. Inside, one module per concern:
+
+* :mod:`.types` — the data: state, events, replies, what the dialog knows, the effects it asks for, their outcomes
+* :mod:`.machine` — :func:`decide`, :func:`resume`, :func:`first_state`; the commands that work at every step
+* :mod:`.flows` — the flows (book, reschedule, cancel, queue): one handler per step and ``advance`` to the next
+* :mod:`.outcomes` — what the dialog says once the service has done what it asked
+* :mod:`.ask` — asking, re-asking and leaving: the helpers every step uses
+* :mod:`.words` — reading free text: commands, intents, yes/no, names, phone numbers, fuzzy catalogue matches
+"""
+
+from booking_core.domain.dialog.machine import decide, first_state, resume
+from booking_core.domain.dialog.types import (
+    LANGUAGES,
+    STATE_VERSION,
+    AlreadyRated,
+    Booked,
+    BookingReceived,
+    BranchInfo,
+    CancelVisit,
+    Choice,
+    ConfirmBooking,
+    ConfirmVisit,
+    Context,
+    DaysFound,
+    Decision,
+    DoctorInfo,
+    Draft,
+    Effect,
+    Event,
+    ExaminationInfo,
+    FindDays,
+    FindSlots,
+    Handoff,
+    Held,
+    HoldSlot,
+    NotChanged,
+    NotInQueue,
+    OpeningHours,
+    Outcome,
+    QueuePlace,
+    QueuePosition,
+    Rated,
+    RateVisit,
+    ReleaseHold,
+    Reply,
+    Reschedule,
+    Rescheduled,
+    SlotsFound,
+    SlotTaken,
+    SlotUnavailable,
+    State,
+    Step,
+    Visit,
+    VisitCancelled,
+    VisitConfirmed,
+)
+
+__all__ = [
+    "LANGUAGES",
+    "STATE_VERSION",
+    "AlreadyRated",
+    "Booked",
+    "BookingReceived",
+    "BranchInfo",
+    "CancelVisit",
+    "Choice",
+    "ConfirmBooking",
+    "ConfirmVisit",
+    "Context",
+    "DaysFound",
+    "Decision",
+    "DoctorInfo",
+    "Draft",
+    "Effect",
+    "Event",
+    "ExaminationInfo",
+    "FindDays",
+    "FindSlots",
+    "Handoff",
+    "Held",
+    "HoldSlot",
+    "NotChanged",
+    "NotInQueue",
+    "OpeningHours",
+    "Outcome",
+    "QueuePlace",
+    "QueuePosition",
+    "RateVisit",
+    "Rated",
+    "ReleaseHold",
+    "Reply",
+    "Reschedule",
+    "Rescheduled",
+    "SlotTaken",
+    "SlotUnavailable",
+    "SlotsFound",
+    "State",
+    "Step",
+    "Visit",
+    "VisitCancelled",
+    "VisitConfirmed",
+    "decide",
+    "first_state",
+    "resume",
+]
