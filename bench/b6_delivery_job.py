@@ -28,6 +28,7 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.fakes.telegram_api import running_fake_telegram
 
 from bench.common import Report
 from bench.processes import bench_env
@@ -36,7 +37,6 @@ from booking_core.db.tables import ChannelIdentity
 from booking_core.domain.messages import Button, OutboundMessage
 from booking_core.services import outbox
 from tests import harness
-from tests.fakes.telegram_api import running_fake_telegram
 from workers import queues
 
 JOBS = 2_000
@@ -200,7 +200,7 @@ def serve_lifted() -> bool:
     """The B6 worker: :func:`workers.runtime.run_worker` in burst mode, Telegram's per-bot limit raised."""
     from channels.base import RateLimit
     from channels.telegram.adapter import TelegramAdapter
-    from gateway.settings import load_settings
+    from infra.settings import load_settings
     from workers.runtime import run_worker
 
     def lifted(self: TelegramAdapter, message: OutboundMessage) -> list[RateLimit]:

@@ -34,7 +34,7 @@ from gateway.keys import (
 )
 from gateway.metrics import Metrics
 from gateway.middleware import install_security_headers, request_context
-from gateway.settings import Settings, SettingsError
+from infra.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 

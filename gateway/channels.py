@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.settings import Settings
+from infra.settings import Settings
 
 
 def _telegram(settings: Settings, redis: Redis) -> Any:

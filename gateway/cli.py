@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from gateway import embedded
 from gateway.embedded import EmbeddedError, Services
 from gateway.loop import new_event_loop
-from gateway.settings import Settings, SettingsError, load_settings
+from infra.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("frontdesk")
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from redis import Redis as SyncRedis
 
-from gateway.settings import Settings
+from infra.settings import Settings
 from workers import queues
 
 log = logging.getLogger(__name__)

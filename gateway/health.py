@@ -31,8 +31,8 @@ from booking_core.db.queries.health import Backend, DatabaseVitals, ReadOnlyData
 from gateway import metrics_access
 from gateway.api import api
 from gateway.keys import ENGINE, METRICS, REDIS, SETTINGS, VITALS
-from gateway.settings import Settings
 from gateway.vitals import Vitals, WorkerVitals, describe, vitals_context
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

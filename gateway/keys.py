@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.raw import RawDb
-from gateway.settings import Settings
+from infra.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.dialog_runner import DialogRunner

@@ -34,7 +34,7 @@ from booking_core.db.engine import DATABASE_AWAY
 from booking_core.services.errors import ServiceError
 from gateway.errors import ApiError
 from gateway.keys import METRICS
-from gateway.settings import Settings
+from infra.settings import Settings
 
 log = logging.getLogger("frontdesk.http")
 

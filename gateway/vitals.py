@@ -22,7 +22,7 @@ from redis import Redis as SyncRedis
 from booking_core.db.queries import health as queries
 from booking_core.db.raw import RawDb, make_raw_pool
 from gateway.keys import RAW_DB, RQ_REDIS, SETTINGS, VITALS
-from gateway.settings import Settings
+from infra.settings import Settings
 from workers import watch
 
 log = logging.getLogger(__name__)

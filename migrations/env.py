@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from booking_core.db.tables import metadata
-from gateway.settings import load_settings
+from infra.settings import load_settings
 
 config = context.config
 

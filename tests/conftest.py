@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from gateway.migrate import upgrade
-from gateway.settings import Settings, load_settings
+from infra.settings import Settings, load_settings
 from tests import harness
 
 TEST_SECRET = "test-secret-key-not-for-production"

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import booking, outbox
-from gateway.settings import Settings
+from infra.settings import Settings
 from workers import queues, runtime
 from workers.ratelimit import Limit, RateLimiter
 

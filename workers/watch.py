@@ -12,7 +12,7 @@ from datetime import datetime
 from redis import Redis
 from rq import Queue, Worker
 
-from gateway.settings import Settings
+from infra.settings import Settings
 from workers import queues
 
 #: RQ's job registries counted per queue, next to the queue itself ("queued").

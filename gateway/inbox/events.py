@@ -25,7 +25,7 @@ from booking_core.services import auth as auth_service
 from gateway.auth import token_from
 from gateway.inbox.web import ALL, message_page, staff_page
 from gateway.keys import SESSIONMAKER, SETTINGS
-from gateway.settings import to_asyncpg_url
+from infra.settings import to_asyncpg_url
 
 log = logging.getLogger(__name__)
 

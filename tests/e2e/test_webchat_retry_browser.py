@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.tables import Message
 from gateway.app import create_app
 from gateway.keys import ENGINE, RAW_DB
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

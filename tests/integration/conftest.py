@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import auth
 from gateway.app import create_app
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import Clinic, build_clinic, unique
 from tests.conftest import TEST_SECRET
 from tests.integration.telegram_bot import Bot, running_bot

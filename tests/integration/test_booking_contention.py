@@ -23,7 +23,7 @@ from booking_core.db.tables import Doctor, DoctorAttendance, ExaminationDoctor, 
 from booking_core.domain.actors import Actor
 from booking_core.services import booking, contention
 from booking_core.services.errors import Conflict
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import Clinic, next_weekday
 
 RECEPTION = Actor(kind="staff", name="Reception", role="staff")

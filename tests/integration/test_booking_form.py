@@ -25,7 +25,7 @@ from booking_core.db.queries import clinic as clinic_queries
 from booking_core.db.tables import Lead, Message
 from booking_core.services.settings import DEFAULT_SETTINGS
 from gateway.booking_form import CSRF_COOKIE
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import Clinic, build_clinic
 
 Client = TestClient[Any, Any]

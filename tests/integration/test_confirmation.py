@@ -25,7 +25,7 @@ from booking_core.domain.codes import mask_name
 from booking_core.domain.links import link_expires_at
 from booking_core.services import booking, confirmation, lifecycle
 from gateway import confirmation_page
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import Clinic, add_patient, insert_session, next_weekday
 from tests.conftest import TEST_SECRET
 from tests.integration.test_conversation import Chat, buttons, text

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.fakes.telegram_api import FakeTelegram
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers import jobs, queues, runtime

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers import jobs, queues
 from workers.runtime import Runtime

@@ -18,7 +18,7 @@ from booking_core.db.tables import AuditEntry, JobFailure, Lead, OutboxMessage
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import ingest, outbox
 from channels.telegram.adapter import TelegramAdapter
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import Clinic, build_clinic
 from tests.fakes.control import serve
 from tests.fakes.telegram_api import running_fake_telegram

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import AuditEntry, ChannelIdentity, Lead, OutboxMessage
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests import harness
 from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 from tests.fakes.telegram_api import running_fake_telegram

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests import harness
 
 

@@ -19,7 +19,7 @@ from booking_core.db.raw import RawDb, make_raw_pool
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import ingest
 from gateway.group_ingest import GroupIngest
-from gateway.settings import Settings
+from infra.settings import Settings
 
 
 @pytest.fixture

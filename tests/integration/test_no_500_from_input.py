@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import DeliveryEvent
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import Clinic
 from tests.integration.staff_pages import sign_in_page
 from tests.integration.test_booking_form import fresh_rate_limit, leads_named, open_form, valid

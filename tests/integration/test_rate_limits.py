@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from gateway.settings import Settings
+from infra.settings import Settings
 from workers.ratelimit import Limit, RateLimiter
 
 

@@ -26,7 +26,7 @@ from booking_core.db.tables import ChannelIdentity, ClinicSetting, OutboxMessage
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import conversation, ingest, outbox, reminders
 from channels.whatsapp.adapter import WhatsAppAdapter
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import Clinic, add_patient, insert_session, next_weekday
 from tests.fakes.twilio_api import running_fake_twilio
 from workers import reminders as reminder_jobs

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.app import create_app
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.integration.staff_pages import sign_in_page
 
 Client = TestClient[Any, Any]

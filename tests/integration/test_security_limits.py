@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import auth
 from gateway.app import create_app
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.builders import unique
 from tests.integration.staff_pages import csrf_of, new_code
 

@@ -17,7 +17,7 @@ from booking_core.db.tables import Lead, StaffSession
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import auth
 from gateway.app import create_app
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests import harness
 from tests.builders import Clinic, build_clinic, unique
 from tests.conftest import TEST_SECRET

@@ -23,7 +23,7 @@ from booking_core.db.tables import ChannelIdentity, Conversation, Lead, Message,
 from channels.telegram.adapter import SECRET_HEADER
 from gateway.app import create_app
 from gateway.keys import METRICS
-from gateway.settings import Settings, SettingsError
+from infra.settings import Settings, SettingsError
 from tests import harness
 from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
 

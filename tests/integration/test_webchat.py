@@ -26,7 +26,7 @@ from booking_core.services import outbox
 from channels.webchat.adapter import WebchatAdapter
 from channels.webchat.token import VisitorTokens, new_visitor_id
 from gateway.app import create_app
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 
 Client = TestClient[Any, Any]

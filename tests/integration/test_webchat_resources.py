@@ -36,7 +36,7 @@ from channels.webchat.adapter import WebchatAdapter
 from channels.webchat.token import VisitorTokens
 from gateway.app import REDIS_MAX_CONNECTIONS, create_app
 from gateway.keys import ENGINE, RAW_DB, WEBCHAT_HUB
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.e2e.faults_support import private_redis
 

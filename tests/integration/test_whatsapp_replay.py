@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import DeliveryEvent, Message
 from gateway.app import create_app
-from gateway.settings import Settings
+from infra.settings import Settings
 from tests.integration.test_whatsapp_webhook import (
     ACCOUNT_SID,
     AUTH_TOKEN,

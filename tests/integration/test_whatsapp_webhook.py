@@ -25,7 +25,7 @@ from booking_core.services import delivery_status
 from channels.whatsapp.status import RANK
 from gateway.app import create_app
 from gateway.keys import METRICS
-from gateway.settings import Settings
+from infra.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "whatsapp"
 ACCOUNT_SID = "AC3f9a1c0d7be24e6a8c5d2b1f0e9a7c64"

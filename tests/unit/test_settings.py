@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.settings import SettingsError, load_settings
+from infra.settings import SettingsError, load_settings
 
 
 def test_defaults_need_nothing_from_the_environment() -> None:
