@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from gateway import embedded
 from gateway.embedded import EmbeddedError, Services
-from gateway.loop import new_event_loop
+from infra.loop import new_event_loop
 from infra.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("frontdesk")
@@ -247,7 +247,7 @@ async def _serve(
 
 
 def _run_gateway(main: Coroutine[Any, Any, int]) -> int:
-    """Run the gateway on :func:`gateway.loop.new_event_loop` (uvloop)."""
+    """Run the gateway on :func:`infra.loop.new_event_loop` (uvloop)."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)
 
