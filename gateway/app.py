@@ -16,7 +16,6 @@ from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.raw import make_raw_pool
 from gateway import health, routes
 from gateway.auth import require_staff
-from gateway.channels import build_adapters, close_adapters
 from gateway.dialog_runner import DialogRunner
 from gateway.forms import storable_query
 from gateway.group_ingest import GroupIngest
@@ -34,6 +33,7 @@ from gateway.keys import (
 )
 from gateway.metrics import Metrics
 from gateway.middleware import install_security_headers, request_context
+from infra.adapters import build_adapters, close_adapters
 from infra.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("sessionmaker")
 REDIS: web.AppKey[Redis] = web.AppKey("redis")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-#: channel name → adapter (verify / parse / send), built once from settings by gateway.channels.
+#: channel name → adapter (verify / parse / send), built once from settings by infra.adapters.
 ADAPTERS: web.AppKey[dict[str, Any]] = web.AppKey("adapters")
 #: A synchronous Redis client for RQ (enqueueing happens in a thread, off the event loop).
 RQ_REDIS: web.AppKey[SyncRedis] = web.AppKey("rq_redis")

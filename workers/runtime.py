@@ -56,7 +56,7 @@ class Runtime:
     def senders(self) -> dict[str, Any]:
         """The channel adapters used for sending, built on first use and kept for the process's life."""
         if "senders" not in self.extras:
-            from gateway.channels import build_adapters
+            from infra.adapters import build_adapters
 
             self.extras["senders"] = build_adapters(self.settings, self.redis)
         return self.extras["senders"]
