@@ -46,7 +46,7 @@ class Refused(Exception):
 
 
 class RateLimit(NamedTuple):
-    """At most ``most`` sends per ``seconds`` for ``key``, shared by every worker (see workers/ratelimit.py)."""
+    """At most ``most`` sends per ``seconds`` for ``key``, shared by every worker (see infra/ratelimit.py)."""
 
     key: str
     most: int

@@ -21,7 +21,7 @@ from gateway.csrf import Csrf
 from gateway.forms import posted_form
 from gateway.keys import REDIS, SESSIONMAKER, SETTINGS
 from gateway.limits import limit_address, retry_after
-from workers.ratelimit import Limit, RateLimiter
+from infra.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
 

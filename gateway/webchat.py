@@ -49,7 +49,7 @@ from gateway.keys import ADAPTERS, REDIS, SESSIONMAKER, SETTINGS, WEBCHAT_HUB
 from gateway.limits import limit_address, retry_after
 from gateway.middleware import error_response
 from gateway.webchat_hub import Listener, WebchatHub
-from workers.ratelimit import Limit, RateLimiter
+from infra.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
 #: What reading the database (or waiting for it) raises when it cannot answer now: the visitor is asked to retry.

@@ -82,7 +82,7 @@ class Runtime:
 
     def limiter(self) -> Any:
         if "limiter" not in self.extras:
-            from workers.ratelimit import RateLimiter
+            from infra.ratelimit import RateLimiter
 
             self.extras["limiter"] = RateLimiter(self.redis, self.settings.FRONTDESK_REDIS_PREFIX)
         return self.extras["limiter"]

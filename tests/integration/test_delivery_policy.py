@@ -18,10 +18,10 @@ from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import failures, outbox
 from channels.telegram.adapter import TelegramAdapter
+from infra.ratelimit import Limit, RateLimiter
 from infra.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers.jobs import SharedPacing
-from workers.ratelimit import Limit, RateLimiter
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from infra.ratelimit import Limit, RateLimiter
 from infra.settings import Settings
-from workers.ratelimit import Limit, RateLimiter
 
 
 @pytest.fixture
