@@ -36,8 +36,8 @@ from booking_core.db.engine import make_sessionmaker
 from booking_core.db.tables import ChannelIdentity
 from booking_core.domain.messages import Button, OutboundMessage
 from booking_core.services import outbox
+from infra import queues
 from tests import harness
-from workers import queues
 
 JOBS = 2_000
 QUICK_JOBS = 300

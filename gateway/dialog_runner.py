@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from redis import Redis as SyncRedis
 
+from infra import queues
 from infra.settings import Settings
-from workers import queues
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 50

@@ -9,7 +9,7 @@ from datetime import datetime
 from aiohttp import web
 
 from gateway.keys import RQ_REDIS, SETTINGS
-from workers import queues
+from infra import queues
 
 
 async def enqueue(

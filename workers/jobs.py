@@ -15,9 +15,10 @@ from sqlalchemy import text
 
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import booking, outbox
+from infra import queues
 from infra.ratelimit import Limit, RateLimiter
 from infra.settings import Settings
-from workers import queues, runtime
+from workers import runtime
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from rq.job import Job
 
 from booking_core.services import reminders
 from booking_core.services.reminders import Due
-from workers import jobs, queue_replies, queues, runtime
+from infra import queues
+from workers import jobs, queue_replies, runtime
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.raw import RawDb, make_raw_pool
+from infra import queues
 from infra.loop import new_event_loop
 from infra.settings import Settings, load_settings
-from workers import queues
 from workers.scheduler import ThreadScheduler
 from workers.scheduler import epoch_key as scheduler_epoch_key
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from redis import Redis
 from rq import Queue, Worker
 
+from infra import queues
 from infra.settings import Settings
-from workers import queues
 
 #: RQ's job registries counted per queue, next to the queue itself ("queued").
 JOB_STATES = ("queued", "scheduled", "started", "failed")

@@ -15,7 +15,7 @@ from gateway.api import api
 from gateway.api.common import caller, transaction
 from gateway.api.fields import BigId
 from gateway.keys import RQ_REDIS, SETTINGS
-from workers import queues
+from infra import queues
 
 log = logging.getLogger(__name__)
 FRONT_DESK = ("owner", "admin", "staff")

@@ -30,7 +30,7 @@ from gateway.api.booking import plan_followups
 from gateway.api.common import transaction
 from gateway.inbox.web import ALL, DESK, View, back, form_of, render, staff_page
 from gateway.keys import RQ_REDIS, SESSIONMAKER, SETTINGS
-from workers import queues
+from infra import queues
 
 log = logging.getLogger(__name__)
 

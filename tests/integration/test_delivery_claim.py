@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
+from infra import queues
 from infra.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
-from workers import jobs, queues
+from workers import jobs
 from workers.runtime import Runtime
 
 Sessions = async_sessionmaker[AsyncSession]

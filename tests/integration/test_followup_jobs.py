@@ -29,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import AuditEntry, ChannelIdentity, Lead, OutboxMessage
+from infra import queues
 from infra.settings import Settings
 from tests import harness
 from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 from tests.fakes.telegram_api import running_fake_telegram
-from workers import followups, queues, runtime
+from workers import followups, runtime
 
 BOT_TOKEN = "123456:test"
 

@@ -28,10 +28,10 @@ from booking_core.db.tables import OutboxMessage
 from channels.telegram.adapter import SECRET_HEADER
 from gateway.app import create_app
 from gateway.migrate import upgrade
+from infra import queues
 from infra.settings import Settings
 from tests import harness
 from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
-from workers import queues
 
 Client = TestClient[Any, Any]
 BOT_TOKEN = "123456:clinic-bot-token"

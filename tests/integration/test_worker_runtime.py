@@ -11,8 +11,8 @@ import pytest
 from redis import Redis
 from rq.job import Job, JobStatus
 
+from infra import queues
 from tests import harness
-from workers import queues
 
 
 @pytest.fixture
