@@ -16,7 +16,7 @@ from bench import (
     b7b_booking_overlap,
 )
 from bench.common import Report, bench_database
-from tests import harness
+from devtools import harness
 
 
 async def main() -> int:

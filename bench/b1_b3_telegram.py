@@ -23,8 +23,8 @@ from bench.common import Report, ms, percentile
 from bench.processes import bench_env, running
 from booking_core.db.engine import make_sessionmaker
 from booking_core.services.demo import seed_demo
-from tests import harness
-from tests.fakes.telegram_api import running_fake_telegram
+from devtools import harness
+from devtools.fakes.telegram_api import running_fake_telegram
 
 TOKEN = "987654321:bench-token"
 SECRET = "bench-webhook-secret"

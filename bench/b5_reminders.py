@@ -37,9 +37,6 @@ from redis import Redis
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.fakes.control import SlidingWindowLimit
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
-from tests.fakes.twilio_api import FakeTwilio, running_fake_twilio
 
 from bench.common import Report
 from bench.processes import bench_env, running
@@ -61,8 +58,11 @@ from booking_core.db.tables import (
 )
 from booking_core.domain.codes import new_booking_code
 from booking_core.services.reminders import kind_for
+from devtools import harness
+from devtools.fakes.control import SlidingWindowLimit
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from devtools.fakes.twilio_api import FakeTwilio, running_fake_twilio
 from infra import queues
-from tests import harness
 
 REMINDERS = 10_000
 QUICK_REMINDERS = 1_000

@@ -28,7 +28,6 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.fakes.telegram_api import running_fake_telegram
 
 from bench.common import Report
 from bench.processes import bench_env
@@ -36,8 +35,9 @@ from booking_core.db.engine import make_sessionmaker
 from booking_core.db.tables import ChannelIdentity
 from booking_core.domain.messages import Button, OutboundMessage
 from booking_core.services import outbox
+from devtools import harness
+from devtools.fakes.telegram_api import running_fake_telegram
 from infra import queues
-from tests import harness
 
 JOBS = 2_000
 QUICK_JOBS = 300

@@ -22,7 +22,7 @@ from booking_core.db.tables import Session
 from booking_core.domain.actors import Actor
 from booking_core.services import booking
 from booking_core.services.errors import Conflict
-from tests.builders import Clinic, build_clinic, next_weekday
+from devtools.builders import Clinic, build_clinic, next_weekday
 
 ATTEMPTS = 50
 GOAL_P99 = 0.100

@@ -21,7 +21,7 @@ from bench.b7_booking_race import ATTEMPTS, Attempt, book_concurrently, describe
 from bench.common import Report, ms
 from booking_core.db.engine import make_sessionmaker
 from booking_core.db.tables import Doctor, DoctorAttendance, ExaminationDoctor, Room
-from tests.builders import Clinic, build_clinic, next_weekday
+from devtools.builders import Clinic, build_clinic, next_weekday
 
 GOAL_P99 = 0.250
 SEED = 7

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking_core.db.engine import make_engine
+from devtools import harness
 from gateway.migrate import upgrade
-from tests import harness
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests import harness
+from devtools import harness
 
 
 def bench_env(database_url: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:

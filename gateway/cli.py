@@ -18,6 +18,7 @@ import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, NoReturn
 
+from devtools.fakes.cli import main as fakes_main
 from gateway import embedded
 from gateway.embedded import EmbeddedError, Services
 from infra.loop import new_event_loop
@@ -331,24 +332,11 @@ def _stop_child(child: subprocess.Popen[bytes]) -> None:
             child.wait()
 
 
-def _fakes_main() -> Any:
-    """The fake provider APIs live with the tests (tests/fakes); they are there in every source checkout."""
-    from gateway.migrate import PROJECT_ROOT
-
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    try:
-        from tests.fakes.cli import main as fakes_main
-    except ImportError as exc:
-        raise CliError(f"the fake APIs need a source checkout of Frontdesk (tests/fakes): {exc}") from None
-    return fakes_main
-
-
 def cmd_fake_apis(settings: Settings, args: argparse.Namespace) -> int:
     argv = ["--telegram-port", str(args.telegram_port), "--twilio-port", str(args.twilio_port)]
     if args.enforce_limits:
         argv.append("--enforce-limits")
-    return int(_fakes_main()(argv))
+    return fakes_main(argv)
 
 
 @contextlib.contextmanager
@@ -357,7 +345,6 @@ def _fake_providers(settings: Settings, env: dict[str, str]) -> Iterator[tuple[S
     if settings.telegram_enabled or settings.whatsapp_enabled:
         yield settings, None
         return
-    _fakes_main()  # fail early, with one line, outside a checkout
     telegram_port, twilio_port = _free_port(), _free_port()
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [

@@ -13,9 +13,9 @@ from redis import Redis as SyncRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
+from devtools import harness
 from gateway.migrate import upgrade
 from infra.settings import Settings, load_settings
-from tests import harness
 
 TEST_SECRET = "test-secret-key-not-for-production"
 

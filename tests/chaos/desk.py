@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import Branch, ChannelIdentity, Doctor, Examination, Patient, Room
-from tests import builders
+from devtools import builders
 from tests.chaos.stack import Stack
 
 JAKARTA = ZoneInfo("Asia/Jakarta")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests import harness
+from devtools import harness
 from tests.e2e.faults_support import PrivateRedis
 
 

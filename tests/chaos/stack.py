@@ -26,11 +26,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from channels.network import SEND_TIMEOUT
-from tests import harness
+from devtools import harness
+from devtools.fakes.control import FakeProvider
+from devtools.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
+from devtools.fakes.twilio_api import TWILIO_FAKE, FakeTwilio, create_twilio_app
 from tests.chaos.servers import PrivatePostgres, PrivateRedis
-from tests.fakes.control import FakeProvider
-from tests.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
-from tests.fakes.twilio_api import TWILIO_FAKE, FakeTwilio, create_twilio_app
 
 BOT_TOKEN = "424242:chaos-suite"
 WEBHOOK_SECRET = "chaos-webhook-secret"

@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import Lead, OutboxMessage, SlotHold
 from booking_core.services.demo import seed_demo
+from devtools import harness
+from devtools.fakes.telegram_api import running_fake_telegram
+from devtools.fakes.twilio_api import running_fake_twilio
 from gateway.migrate import upgrade
-from tests import harness
-from tests.fakes.telegram_api import running_fake_telegram
-from tests.fakes.twilio_api import running_fake_twilio
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test`; never `playwright install`
 CHROMIUM_ARGS = [

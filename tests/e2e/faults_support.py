@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import OutboxMessage
-from tests import harness
-from tests.builders import Clinic
-from tests.fakes.control import Recorded
-from tests.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
+from devtools import harness
+from devtools.builders import Clinic
+from devtools.fakes.control import Recorded
+from devtools.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
 
 BOT_TOKEN = "424242:delivery-faults"
 WEBHOOK_SECRET = "delivery-faults-secret"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from booking_core.db.engine import make_sessionmaker
 from booking_core.db.tables import Branch
-from tests.builders import next_weekday
+from devtools.builders import next_weekday
 from tests.e2e.conftest import Stack, staff_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

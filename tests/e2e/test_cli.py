@@ -18,7 +18,7 @@ import pytest
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.services import auth
-from tests import harness
+from devtools import harness
 from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.e2e

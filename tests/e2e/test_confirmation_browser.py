@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.tables import Session
 from booking_core.domain.links import link_expires_at
 from booking_core.services import confirmation
+from devtools.builders import Clinic, build_clinic, insert_session, next_weekday
 from infra.settings import Settings
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday
 from tests.conftest import TEST_SECRET
 from tests.e2e.conftest import serving
 

@@ -29,8 +29,8 @@ from booking_core.db.tables import ChannelIdentity, Lead, Message, OutboxMessage
 from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import auth, outbox
+from devtools.builders import build_clinic, next_weekday
 from infra import queues
-from tests.builders import build_clinic, next_weekday
 from tests.e2e import faults_support as faults
 from tests.e2e.faults_support import eventually, new_chat_id, patient_writes
 

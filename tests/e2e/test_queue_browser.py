@@ -19,7 +19,7 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.codes import new_booking_code
 from booking_core.domain.links import checkin_content
 from booking_core.services import queue
-from tests import harness
+from devtools import harness
 from tests.e2e.conftest import Stack, staff_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

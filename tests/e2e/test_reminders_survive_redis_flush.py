@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage, Reminder
 from booking_core.domain.actors import Actor
 from booking_core.services import booking, reminders
-from tests import harness
-from tests.builders import build_clinic, insert_session, next_weekday
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from devtools import harness
+from devtools.builders import build_clinic, insert_session, next_weekday
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 from workers.reminders import job_id
 
 pytestmark = pytest.mark.e2e

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import Message
+from devtools import harness
 from gateway.app import create_app
 from gateway.keys import ENGINE, RAW_DB
 from infra.settings import Settings
-from tests import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -34,8 +34,8 @@ from redis.asyncio import Redis
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.services.demo import seed_demo
+from devtools import harness
 from gateway.app import REDIS_MAX_CONNECTIONS
-from tests import harness
 from tests.e2e.faults_support import eventually, running
 
 pytestmark = [pytest.mark.e2e]

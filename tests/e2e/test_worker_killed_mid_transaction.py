@@ -19,8 +19,8 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
+from devtools.builders import build_clinic
 from infra import queues
-from tests.builders import build_clinic
 from tests.e2e import faults_support as faults
 from tests.e2e.faults_support import eventually, new_chat_id, patient_writes
 

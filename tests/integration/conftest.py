@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import auth
+from devtools.builders import Clinic, build_clinic, unique
 from gateway.app import create_app
 from infra.settings import Settings
-from tests.builders import Clinic, build_clinic, unique
 from tests.conftest import TEST_SECRET
 from tests.integration.telegram_bot import Bot, running_bot
 
@@ -27,7 +27,7 @@ async def client(settings: Settings) -> AsyncIterator[TestClient[object, object]
 
 @pytest.fixture
 async def clinic(db: AsyncSession) -> Clinic:
-    """A fresh branch with rooms, two doctors, three examinations and a patient (see tests/builders.py)."""
+    """A fresh branch with rooms, two doctors, three examinations and a patient (see devtools/builders.py)."""
     return await build_clinic(db)
 
 

@@ -21,7 +21,7 @@ from booking_core.db.queries.clinic import get_setting, put_setting
 from booking_core.db.tables import ClinicSetting, Session, Staff
 from booking_core.domain.actors import Actor
 from booking_core.services import queue
-from tests.builders import Clinic, add_patient, build_clinic, insert_session, unique
+from devtools.builders import Clinic, add_patient, build_clinic, insert_session, unique
 from tests.integration.staff_pages import csrf_of, new_code
 
 Client = TestClient[object, object]

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import auth
-from tests.builders import unique
+from devtools.builders import unique
 from tests.conftest import TEST_SECRET
 
 _CSRF = re.compile(r'name="csrf-token" content="([^"]+)"|name="csrf_token" value="([^"]+)"')

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from channels.telegram.adapter import TelegramAdapter
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 
 BOT_TOKEN = "123456:clinic-bot-token"
 WEBHOOK_SECRET = "clinic-webhook-secret_0123456789"

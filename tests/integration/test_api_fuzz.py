@@ -28,8 +28,8 @@ import pytest
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.services.demo import seed_demo
+from devtools import harness
 from gateway.migrate import upgrade
-from tests import harness
 
 SEED = 20261207
 #: Test cases per operation and phase: the coverage phase's boundary values plus this many random ones, per mode

@@ -15,7 +15,7 @@ from booking_core.db.tables import AuditEntry, BlackoutBlock, Occupancy, Session
 from booking_core.domain.actors import Actor
 from booking_core.services import booking
 from booking_core.services.errors import Conflict
-from tests.builders import Clinic, add_patient, next_weekday
+from devtools.builders import Clinic, add_patient, next_weekday
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -280,7 +280,7 @@ async def test_bad_periods_and_unknown_ids_are_refused_clearly(
 async def test_branch_staff_cannot_see_or_book_another_branch(
     client: TestClient[object, object], clinic: Clinic, sign_in: SignIn, db: AsyncSession
 ) -> None:
-    from tests.builders import build_clinic
+    from devtools.builders import build_clinic
 
     other = await build_clinic(db)
     headers = await sign_in("staff", branch_id=other.branch.id)

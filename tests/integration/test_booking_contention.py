@@ -23,8 +23,8 @@ from booking_core.db.tables import Doctor, DoctorAttendance, ExaminationDoctor, 
 from booking_core.domain.actors import Actor
 from booking_core.services import booking, contention
 from booking_core.services.errors import Conflict
+from devtools.builders import Clinic, next_weekday
 from infra.settings import Settings
-from tests.builders import Clinic, next_weekday
 
 RECEPTION = Actor(kind="staff", name="Reception", role="staff")
 SignIn = Callable[..., Awaitable[dict[str, str]]]

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.queries import clinic as clinic_queries
 from booking_core.db.tables import Lead, Message
 from booking_core.services.settings import DEFAULT_SETTINGS
+from devtools.builders import Clinic, build_clinic
 from gateway.booking_form import CSRF_COOKIE
 from infra.settings import Settings
-from tests.builders import Clinic, build_clinic
 
 Client = TestClient[Any, Any]
 JAKARTA = ZoneInfo("Asia/Jakarta")

@@ -19,8 +19,8 @@ from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.domain.actors import Actor
 from booking_core.services import booking, lifecycle
 from booking_core.services.errors import ServiceError
+from devtools.builders import build_clinic, next_weekday
 from infra.settings import Settings
-from tests.builders import build_clinic, next_weekday
 
 RECEPTION = Actor(kind="staff", name="Reception", role="staff")
 

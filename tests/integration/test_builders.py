@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.builders import Clinic, insert_session, next_weekday
+from devtools.builders import Clinic, insert_session, next_weekday
 
 
 async def test_the_test_clinic_has_rooms_doctors_examinations_and_a_patient(clinic: Clinic, db: AsyncSession) -> None:

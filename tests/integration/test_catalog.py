@@ -15,7 +15,7 @@ from booking_core.db.tables import AuditEntry, Examination, ScheduleApplication
 from booking_core.domain.actors import Actor
 from booking_core.services import catalog
 from booking_core.services.errors import Conflict
-from tests.builders import Clinic, build_clinic, next_weekday, unique
+from devtools.builders import Clinic, build_clinic, next_weekday, unique
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Client = TestClient[object, object]

@@ -20,7 +20,7 @@ from booking_core.db.tables import AuditEntry, ChannelIdentity, Message, OutboxM
 from booking_core.domain.actors import Actor
 from booking_core.domain.links import link_expires_at
 from booking_core.services import appointments, confirmation, lifecycle, messages, settings
-from tests.builders import Clinic, add_patient, insert_session, next_weekday
+from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from tests.conftest import TEST_SECRET
 from tests.integration.test_conversation import Chat, buttons, text
 

@@ -24,9 +24,9 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.codes import mask_name
 from booking_core.domain.links import link_expires_at
 from booking_core.services import booking, confirmation, lifecycle
+from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from gateway import confirmation_page
 from infra.settings import Settings
-from tests.builders import Clinic, add_patient, insert_session, next_weekday
 from tests.conftest import TEST_SECRET
 from tests.integration.test_conversation import Chat, buttons, text
 

@@ -20,7 +20,7 @@ from booking_core.db.tables import Conversation, Lead, Message, OutboxMessage, S
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import conversation, ingest, queue
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday, unique
+from devtools.builders import Clinic, build_clinic, insert_session, next_weekday, unique
 
 DESK = Actor(kind="staff", id=None, name="desk", role="staff")
 

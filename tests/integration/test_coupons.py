@@ -16,7 +16,7 @@ from booking_core.db.tables import AuditEntry, Coupon
 from booking_core.domain.actors import Actor
 from booking_core.services import coupons
 from booking_core.services.errors import Conflict
-from tests.builders import Clinic, build_clinic
+from devtools.builders import Clinic, build_clinic
 from tests.conftest import TEST_SECRET
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]

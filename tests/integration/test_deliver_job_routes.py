@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
+from devtools.fakes.telegram_api import FakeTelegram
 from infra import queues
 from infra.settings import Settings
-from tests.fakes.telegram_api import FakeTelegram
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers import jobs, runtime
 

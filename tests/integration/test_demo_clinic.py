@@ -17,7 +17,7 @@ from booking_core.db.tables import (
     Room,
 )
 from booking_core.services.demo import seed_demo
-from tests import harness
+from devtools import harness
 
 
 async def _count(db: AsyncSession, table: type) -> int:

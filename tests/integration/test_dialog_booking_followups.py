@@ -20,7 +20,7 @@ from booking_core.db.tables import ChannelIdentity, ClinicSetting, Lead, OutboxM
 from booking_core.domain.links import confirm_buttons
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import confirmation, conversation, ingest
-from tests.builders import Clinic, build_clinic, next_weekday
+from devtools.builders import Clinic, build_clinic, next_weekday
 from tests.conftest import TEST_SECRET
 
 Sessions = async_sessionmaker[AsyncSession]

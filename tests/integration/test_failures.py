@@ -18,10 +18,10 @@ from booking_core.db.tables import AuditEntry, JobFailure, Lead, OutboxMessage
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import ingest, outbox
 from channels.telegram.adapter import TelegramAdapter
+from devtools.builders import Clinic, build_clinic
+from devtools.fakes.control import serve
+from devtools.fakes.telegram_api import running_fake_telegram
 from infra.settings import Settings
-from tests.builders import Clinic, build_clinic
-from tests.fakes.control import serve
-from tests.fakes.telegram_api import running_fake_telegram
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Sessions = async_sessionmaker[AsyncSession]

@@ -25,9 +25,12 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.message import MessageInstance
 
-from tests.fakes.clients import basic_authorization, rewrite_twilio_url, telegram_bot, twilio_client
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
-from tests.fakes.twilio_api import FakeTwilio, running_fake_twilio
+from channels.telegram.client import make_bot
+from channels.whatsapp.client import Throttled, basic_authorization, twilio_client
+from channels.whatsapp.client import rewrite_url as rewrite_twilio_url
+from devtools.fakes.clients import sync_twilio_client
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from devtools.fakes.twilio_api import FakeTwilio, running_fake_twilio
 
 BOT_TOKEN = "123456:clinic-bot-token"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -80,7 +83,7 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
-    bot = telegram_bot(BOT_TOKEN, api_url=telegram.base_url)
+    bot = make_bot(BOT_TOKEN, api_url=telegram.base_url)
     yield bot
     await bot.session.close()
 
@@ -93,7 +96,7 @@ async def twilio() -> AsyncIterator[FakeTwilio]:
 
 @pytest.fixture
 def twilio_rest(twilio: FakeTwilio) -> Client:
-    return twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_url=twilio.base_url)
+    return sync_twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_url=twilio.base_url)
 
 
 async def send_whatsapp(client: Client, body: str = "Your visit is confirmed for Tue 09:00.") -> MessageInstance:
@@ -251,7 +254,7 @@ async def test_concurrent_calls_use_each_fault_exactly_once(bot: Bot, telegram: 
 async def test_a_second_message_to_the_same_patient_within_a_second_is_throttled() -> None:
     clock = ManualClock()
     async with running_fake_telegram(enforce_limits=True, clock=clock) as fake:
-        bot = telegram_bot(BOT_TOKEN, api_url=fake.base_url)
+        bot = make_bot(BOT_TOKEN, api_url=fake.base_url)
         try:
             await bot.send_message(PATIENT_CHAT, "Your queue number is 4")
             with pytest.raises(TelegramRetryAfter) as refused:
@@ -270,7 +273,7 @@ async def test_a_second_message_to_the_same_patient_within_a_second_is_throttled
 
 async def test_more_than_thirty_messages_a_second_per_bot_are_throttled() -> None:
     async with running_fake_telegram(enforce_limits=True, clock=ManualClock()) as fake:
-        bot = telegram_bot(BOT_TOKEN, api_url=fake.base_url)
+        bot = make_bot(BOT_TOKEN, api_url=fake.base_url)
         try:
             outcomes = await asyncio.gather(
                 *(bot.send_message(PATIENT_CHAT + n, "Clinic closes early today") for n in range(40)),
@@ -293,7 +296,7 @@ async def test_limits_are_off_unless_switched_on(bot: Bot, telegram: FakeTelegra
 
 
 async def test_an_unknown_bot_token_is_unauthorized(telegram: FakeTelegram) -> None:
-    stranger = telegram_bot("999999:not-our-bot", api_url=telegram.base_url)
+    stranger = make_bot("999999:not-our-bot", api_url=telegram.base_url)
     try:
         with pytest.raises(TelegramUnauthorizedError):
             await stranger.get_me()
@@ -412,7 +415,7 @@ async def test_fetching_an_unknown_message_is_not_found(twilio_rest: Client) -> 
 
 
 async def test_a_wrong_auth_token_is_refused_with_401(twilio: FakeTwilio) -> None:
-    intruder = twilio_client(ACCOUNT_SID, "guessed-token", api_url=twilio.base_url)
+    intruder = sync_twilio_client(ACCOUNT_SID, "guessed-token", api_url=twilio.base_url)
 
     with pytest.raises(TwilioRestException) as refused:
         await send_whatsapp(intruder)
@@ -504,7 +507,7 @@ async def test_a_template_message_needs_no_body(twilio_rest: Client, twilio: Fak
 
 
 async def test_the_async_client_goes_through_the_rewriting_http_client(twilio: FakeTwilio) -> None:
-    client = twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_url=twilio.base_url, asynchronous=True)
+    client = twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_url=twilio.base_url)
     try:
         created = await client.messages.create_async(
             to=PATIENT_WHATSAPP,
@@ -534,7 +537,7 @@ async def test_messages_can_be_listed_page_by_page(twilio_rest: Client) -> None:
 
 async def test_more_than_eighty_messages_a_second_from_one_sender_are_throttled() -> None:
     async with running_fake_twilio(enforce_limits=True, clock=ManualClock()) as fake:
-        client = twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_url=fake.base_url, asynchronous=True)
+        client = twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_url=fake.base_url)
         try:
             outcomes = await asyncio.gather(
                 *(
@@ -548,9 +551,9 @@ async def test_more_than_eighty_messages_a_second_from_one_sender_are_throttled(
         finally:
             await client.http_client.close()
 
-    refusals = [outcome for outcome in outcomes if isinstance(outcome, TwilioRestException)]
+    refusals = [outcome for outcome in outcomes if isinstance(outcome, Throttled)]  # the worker's client: a 429
     assert len(refusals) == 10
-    assert {refusal.status for refusal in refusals} == {429}
+    assert {refusal.code for refusal in refusals} == {20429}
     assert len(fake.sent_messages()) == 80
     assert fake.throttled_count == 10
 
@@ -600,7 +603,7 @@ async def test_the_fake_apis_command_serves_both_until_interrupted() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fakes",
+        "devtools.fakes",
         "--telegram-port",
         "0",
         "--twilio-port",

@@ -29,11 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import AuditEntry, ChannelIdentity, Lead, OutboxMessage
+from devtools import harness
+from devtools.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
+from devtools.fakes.telegram_api import running_fake_telegram
 from infra import queues
 from infra.settings import Settings
-from tests import harness
-from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
-from tests.fakes.telegram_api import running_fake_telegram
 from workers import followups, runtime
 
 BOT_TOKEN = "123456:test"

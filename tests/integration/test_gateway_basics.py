@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from devtools import harness
 from gateway.app import create_app
 from infra.settings import Settings
-from tests import harness
 
 
 async def test_health_reports_ok_when_postgres_and_redis_answer(client: TestClient[object, object]) -> None:

@@ -26,12 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import OutboxMessage
 from channels.telegram.adapter import SECRET_HEADER
+from devtools import harness
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 from gateway.app import create_app
 from gateway.migrate import upgrade
 from infra import queues
 from infra.settings import Settings
-from tests import harness
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
 
 Client = TestClient[Any, Any]
 BOT_TOKEN = "123456:clinic-bot-token"

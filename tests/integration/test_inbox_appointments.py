@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import AuditEntry, OutboxMessage, Patient, ScheduleApplication, Session, Staff
 from booking_core.domain.actors import Actor
 from booking_core.services import schedule
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday, unique
+from devtools.builders import Clinic, build_clinic, insert_session, next_weekday, unique
 from tests.integration.staff_pages import csrf_of, new_code, sign_in_page
 
 Client = TestClient[object, object]

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import AuditEntry, BlackoutBlock, Patient, Session
-from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
+from devtools.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 from tests.integration.staff_pages import sign_in_page
 
 Client = TestClient[object, object]

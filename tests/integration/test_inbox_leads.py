@@ -19,7 +19,7 @@ from booking_core.db.tables import AuditEntry, Conversation, Lead, Message, Outb
 from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import ContactRef, InboundMessage, OutboundMessage
 from booking_core.services import booking, conversation, ingest, outbox
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday
+from devtools.builders import Clinic, build_clinic, insert_session, next_weekday
 from tests.integration.staff_pages import sign_in_page
 
 Client = TestClient[object, object]

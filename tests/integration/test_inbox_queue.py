@@ -14,7 +14,7 @@ from yarl import URL
 from booking_core.db.queries.clinic import get_setting, put_setting
 from booking_core.db.tables import AuditEntry, QueueEntry, Session
 from booking_core.services import queue
-from tests.builders import Clinic
+from devtools.builders import Clinic
 from tests.integration.queue_pages import (
     DESK,
     Client,

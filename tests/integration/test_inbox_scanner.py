@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.tables import AuditEntry, QueueEntry, Session
 from booking_core.domain.links import checkin_content
 from booking_core.services import coupons
-from tests.builders import Clinic
+from devtools.builders import Clinic
 from tests.conftest import TEST_SECRET
 from tests.integration.queue_pages import DESK, Client, at, checked_in, flash_of, midday_clinic, today, visit
 from tests.integration.staff_pages import sign_in_page

@@ -15,7 +15,7 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.services import booking, invoicing
 from booking_core.services.errors import Invalid
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday, today_at, unique
+from devtools.builders import Clinic, build_clinic, insert_session, next_weekday, today_at, unique
 from tests.integration.queue_pages import flash_of
 from tests.integration.staff_pages import csrf_of, new_code, sign_in_page
 

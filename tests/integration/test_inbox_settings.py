@@ -30,7 +30,7 @@ from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.domain.privacy import QueuePrivacy
 from booking_core.services import availability, ingest, lead_actions, messages, webform
 from booking_core.services import settings as settings_service
-from tests.builders import Clinic, build_clinic, next_weekday, unique
+from devtools.builders import Clinic, build_clinic, next_weekday, unique
 from tests.integration.staff_pages import sign_in_page
 
 Client = TestClient[object, object]

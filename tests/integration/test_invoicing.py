@@ -8,7 +8,7 @@ The seeded patient (see ``seeded``), in an IDR branch with 11 % tax and the defa
   750,000 used -> 250,000 left) and 500 loyalty points.
 - Budi has nothing but 5,000 loyalty points.
 
-Catalogue (tests/builders.py): GP 150,000 (not taxable), DENTAL 250,000 (not taxable), FACIAL 350,000 (taxable).
+Catalogue (devtools/builders.py): GP 150,000 (not taxable), DENTAL 250,000 (not taxable), FACIAL 350,000 (taxable).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from booking_core.db.tables import (
 )
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import invoicing, lifecycle
-from tests.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday, today_at
+from devtools.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday, today_at
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Client = TestClient[object, object]

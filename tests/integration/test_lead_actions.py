@@ -28,7 +28,7 @@ from booking_core.db.tables import (
 from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import appointments, booking, ingest
-from tests.builders import Clinic, build_clinic, next_weekday
+from devtools.builders import Clinic, build_clinic, next_weekday
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 DESK_STAFF = Actor(kind="staff", name="Reception", role="staff")

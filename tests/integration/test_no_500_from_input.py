@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import DeliveryEvent
+from devtools.builders import Clinic
 from infra.settings import Settings
-from tests.builders import Clinic
 from tests.integration.staff_pages import sign_in_page
 from tests.integration.test_booking_form import fresh_rate_limit, leads_named, open_form, valid
 from tests.integration.test_whatsapp_webhook import (

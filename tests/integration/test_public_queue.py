@@ -13,10 +13,10 @@ from yarl import URL
 
 from booking_core.db.queries.clinic import put_setting
 from booking_core.services import lifecycle, queue
+from devtools import harness
+from devtools.builders import Clinic, unique
 from gateway.app import create_app
 from infra.settings import Settings
-from tests import harness
-from tests.builders import Clinic, unique
 from tests.integration.queue_pages import DESK, Client, at, checked_in, midday_clinic, setting_kept, visit
 
 PRIVACY = "queue_privacy"

@@ -23,7 +23,7 @@ from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.services import queue
 from booking_core.services.errors import Conflict
 from booking_core.services.queue import CheckInOutcome
-from tests.builders import Clinic, add_patient, build_clinic, insert_session, unique
+from devtools.builders import Clinic, add_patient, build_clinic, insert_session, unique
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Client = TestClient[object, object]

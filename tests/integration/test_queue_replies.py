@@ -17,7 +17,7 @@ from booking_core.db.tables import ChannelIdentity, OutboxMessage, Patient, Queu
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import conversation, ingest, lifecycle, queue, queue_replies
-from tests.builders import Clinic, add_patient, build_clinic, insert_session
+from devtools.builders import Clinic, add_patient, build_clinic, insert_session
 
 DESK = Actor(kind="staff", name="Reception", role="staff")
 DAY = date(2030, 3, 5)  # a Tuesday

@@ -26,9 +26,9 @@ from booking_core.db.tables import ChannelIdentity, ClinicSetting, OutboxMessage
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import conversation, ingest, outbox, reminders
 from channels.whatsapp.adapter import WhatsAppAdapter
+from devtools.builders import Clinic, add_patient, insert_session, next_weekday
+from devtools.fakes.twilio_api import running_fake_twilio
 from infra.settings import Settings
-from tests.builders import Clinic, add_patient, insert_session, next_weekday
-from tests.fakes.twilio_api import running_fake_twilio
 from workers import reminders as reminder_jobs
 from workers.runtime import Runtime
 

@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import Branch, Doctor, Occupancy, Room, metadata
+from devtools import harness
 from gateway.migrate import downgrade, upgrade
-from tests import harness
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 09:00 in Jakarta
 

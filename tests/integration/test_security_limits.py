@@ -16,10 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from devtools.builders import unique
 from gateway import auth
 from gateway.app import create_app
 from infra.settings import Settings
-from tests.builders import unique
 from tests.integration.staff_pages import csrf_of, new_code
 
 Client = TestClient[Any, Any]

@@ -28,7 +28,7 @@ from booking_core.domain.actors import SYSTEM
 from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE, START_DAYS_SETTING
 from booking_core.services import invoicing, lifecycle
 from booking_core.services.errors import Conflict
-from tests.builders import Clinic, build_clinic, insert_session, next_weekday, today_at, unique
+from devtools.builders import Clinic, build_clinic, insert_session, next_weekday, today_at, unique
 from tests.integration.queue_pages import setting_kept
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]

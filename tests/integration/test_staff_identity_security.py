@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.tables import Lead, Staff, StaffSession
 from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.services import auth
+from devtools.builders import Clinic, add_staff, build_clinic, unique
 from gateway.app import create_app
 from infra.settings import Settings
-from tests.builders import Clinic, add_staff, build_clinic, unique
 from tests.conftest import TEST_SECRET
 from tests.integration.staff_pages import csrf_of, new_code, sign_in_page
 

@@ -16,10 +16,10 @@ from yarl import URL
 from booking_core.db.tables import Lead, StaffSession
 from booking_core.domain.actors import SYSTEM
 from booking_core.services import auth
+from devtools import harness
+from devtools.builders import Clinic, build_clinic, unique
 from gateway.app import create_app
 from infra.settings import Settings
-from tests import harness
-from tests.builders import Clinic, build_clinic, unique
 from tests.conftest import TEST_SECRET
 from tests.integration.staff_pages import csrf_of, new_code, sign_in_page
 

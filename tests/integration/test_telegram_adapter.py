@@ -16,9 +16,9 @@ from multidict import CIMultiDict
 from channels.base import Button, ContactRef, DeliveryFailed, Image, InboundMessage, OutboundMessage, Refused
 from channels.telegram.adapter import SECRET_HEADER, TelegramAdapter, delivery_failure
 from channels.telegram.setup import WebhookSetupError, set_webhook
-from tests import harness
-from tests.fakes.control import serve
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from devtools import harness
+from devtools.fakes.control import serve
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 
 BOT_TOKEN = "123456:clinic-bot-token"
 WEBHOOK_SECRET = "clinic-webhook-secret_0123456789"

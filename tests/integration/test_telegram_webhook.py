@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import ChannelIdentity, Conversation, Lead, Message, Patient
 from channels.telegram.adapter import SECRET_HEADER
+from devtools import harness
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 from gateway.app import create_app
 from gateway.keys import METRICS
 from infra.settings import Settings, SettingsError
-from tests import harness
-from tests.fakes.telegram_api import FakeTelegram, running_fake_telegram
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
 PATH = "/webhooks/telegram"

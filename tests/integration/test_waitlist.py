@@ -26,7 +26,7 @@ from booking_core.db.tables import (
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import booking, conversation, ingest, lifecycle, waitlist
-from tests.builders import Clinic, add_patient, build_clinic, next_weekday
+from devtools.builders import Clinic, add_patient, build_clinic, next_weekday
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 Client = TestClient[object, object]

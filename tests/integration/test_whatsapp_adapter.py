@@ -13,7 +13,7 @@ import pytest
 from booking_core.domain.messages import Button, DeliveryFailed, Image, OutboundMessage
 from channels.whatsapp import options
 from channels.whatsapp.adapter import WhatsAppAdapter
-from tests.fakes.twilio_api import FakeTwilio, running_fake_twilio
+from devtools.fakes.twilio_api import FakeTwilio, running_fake_twilio
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "clinic-auth-token"

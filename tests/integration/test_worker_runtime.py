@@ -11,8 +11,8 @@ import pytest
 from redis import Redis
 from rq.job import Job, JobStatus
 
+from devtools import harness
 from infra import queues
-from tests import harness
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.control import (
+from devtools.fakes.control import (
     Clock,
     FakeProvider,
     Fault,

@@ -1,4 +1,4 @@
-"""``python -m tests.fakes`` / ``frontdesk fake-apis``: serve the fake Telegram and Twilio APIs."""
+"""``python -m devtools.fakes`` / ``frontdesk fake-apis``: serve the fake Telegram and Twilio APIs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tests.fakes.telegram_api import running_fake_telegram
-from tests.fakes.twilio_api import running_fake_twilio
+from devtools.fakes.telegram_api import running_fake_telegram
+from devtools.fakes.twilio_api import running_fake_twilio
 
 
 def build_parser() -> argparse.ArgumentParser:

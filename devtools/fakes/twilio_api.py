@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes.control import (
+from devtools.fakes.control import (
     Clock,
     FakeProvider,
     Recorded,
