@@ -37,7 +37,7 @@ from booking_core.domain.messages import Button, OutboundMessage
 from booking_core.services import outbox
 from devtools import harness
 from devtools.fakes.telegram_api import running_fake_telegram
-from infra import queues
+from infra import job_names, queues
 
 JOBS = 2_000
 QUICK_JOBS = 300
@@ -143,7 +143,7 @@ async def run(engine: AsyncEngine, backing: harness.Backing, *, quick: bool = Fa
     for start in range(WARM_UP, WARM_UP + count, BLOCK):
         empty.append(empty_jobs(min(BLOCK, WARM_UP + count - start)))
         deliveries.append(delivery_jobs(outbox_ids[start : start + BLOCK]))
-    ping = queues.enqueue(redis, prefix, "workers.jobs.ping", "b6").id
+    ping = queues.enqueue(redis, prefix, job_names.PING, "b6").id
     async with running_fake_telegram(0) as telegram:
         env = bench_env(
             database_url,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from redis import Redis as SyncRedis
 
-from infra import queues
+from infra import job_names, queues
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def enqueue_dialog(connection: SyncRedis, prefix: str, message_ids: Sequence[int
     queues.enqueue(
         connection,
         prefix,
-        "workers.jobs.dialog",
+        job_names.DIALOG,
         list(message_ids),
         queue=queues.DIALOG,
         job_id=f"dialog-{message_ids[0]}-{len(message_ids)}",

@@ -1,4 +1,4 @@
-"""Queue names and enqueueing. Jobs are referred to by dotted name and take ids, never objects."""
+"""Queue names and enqueueing. Jobs are named in :mod:`infra.job_names` and take ids, never objects."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
+
+from infra import job_names
 
 DEFAULT = "default"
 OUTBOUND = "outbound"
@@ -38,7 +40,8 @@ def enqueue(
     retries: int = 0,
     timeout: int = 120,
 ) -> Job:
-    """Enqueue ``func`` (dotted path) now or at ``at``; a deterministic ``job_id`` makes repeats harmless."""
+    """Enqueue the job ``func`` (a name from :mod:`infra.job_names`) now or at ``at``; a deterministic ``job_id``
+    makes repeats harmless."""
     q = Queue(queue_name(prefix, queue), connection=connection)
     options: dict[str, Any] = {
         "job_id": job_id,
@@ -66,7 +69,7 @@ def enqueue_deliveries(
         enqueue(
             connection,
             prefix,
-            "workers.jobs.deliver",
+            job_names.DELIVER,
             *args,
             queue=OUTBOUND,
             job_id=f"deliver-{outbox_id}",

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import booking, outbox
-from infra import queues
+from infra import job_names, queues
 from infra.ratelimit import Limit, RateLimiter
 from infra.settings import Settings
 from workers import runtime
@@ -152,7 +152,7 @@ async def _deliver(
         queues.enqueue(
             rt.sync_redis(),
             rt.settings.FRONTDESK_REDIS_PREFIX,
-            "workers.jobs.deliver",
+            job_names.DELIVER,
             outbox_id,
             queue=queues.OUTBOUND,
             at=_whole_second_after(outcome.retry_at),
@@ -233,7 +233,7 @@ def schedule_sweep(rt: runtime.Runtime) -> None:
     queues.enqueue(
         rt.sync_redis(),
         rt.settings.FRONTDESK_REDIS_PREFIX,
-        "workers.jobs.sweep",
+        job_names.SWEEP,
         at=datetime.fromtimestamp(slot * every, UTC),
         job_id=f"{rt.settings.FRONTDESK_REDIS_PREFIX}-sweep-{slot}",
     )
@@ -245,7 +245,7 @@ def sweep_now(rt: runtime.Runtime) -> None:
     queues.enqueue(
         rt.sync_redis(),
         rt.settings.FRONTDESK_REDIS_PREFIX,
-        "workers.jobs.sweep",
+        job_names.SWEEP,
         job_id=f"{rt.settings.FRONTDESK_REDIS_PREFIX}-sweep-start-{os.getpid()}-{time.time_ns()}",
     )
 

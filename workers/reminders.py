@@ -17,7 +17,7 @@ from rq.job import Job
 
 from booking_core.services import reminders
 from booking_core.services.reminders import Due
-from infra import queues
+from infra import job_names, queues
 from workers import jobs, queue_replies, runtime
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def schedule(rt: runtime.Runtime, rows: Sequence[Due], *, now: datetime | None =
             if state is not None and state.decode() in ALIVE:
                 continue
             at = due.due_at if due.due_at > now else None
-            queues.enqueue(connection, prefix, "workers.reminders.send_reminder", due.reminder_id, job_id=one, at=at)
+            queues.enqueue(connection, prefix, job_names.SEND_REMINDER, due.reminder_id, job_id=one, at=at)
             created += 1
     return created
 

@@ -15,7 +15,7 @@ from gateway.api import api
 from gateway.api.common import caller, transaction
 from gateway.api.fields import BigId
 from gateway.keys import RQ_REDIS, SETTINGS
-from infra import queues
+from infra import job_names, queues
 
 log = logging.getLogger(__name__)
 FRONT_DESK = ("owner", "admin", "staff")
@@ -94,7 +94,7 @@ async def retry_failure(request: web.Request, outbox_id: BigId) -> RetryOut:
             queues.enqueue,
             request.app[RQ_REDIS],
             request.app[SETTINGS].FRONTDESK_REDIS_PREFIX,
-            "workers.jobs.deliver",
+            job_names.DELIVER,
             outbox_id,
             queue=queues.OUTBOUND,
             job_id=retried.job_id,

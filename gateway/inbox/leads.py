@@ -30,7 +30,7 @@ from gateway.api.booking import plan_followups
 from gateway.api.common import transaction
 from gateway.inbox.web import ALL, DESK, View, back, form_of, render, staff_page
 from gateway.keys import RQ_REDIS, SESSIONMAKER, SETTINGS
-from infra import queues
+from infra import job_names, queues
 
 log = logging.getLogger(__name__)
 
@@ -578,7 +578,7 @@ async def retry(request: web.Request, actor: Actor) -> web.StreamResponse:
     try:
         await asyncio.to_thread(
             queues.enqueue, request.app[RQ_REDIS], request.app[SETTINGS].FRONTDESK_REDIS_PREFIX,
-            "workers.jobs.deliver", outbox_id, queue=queues.OUTBOUND, job_id=retried.job_id,
+            job_names.DELIVER, outbox_id, queue=queues.OUTBOUND, job_id=retried.job_id,
         )  # fmt: skip
     except (RedisError, OSError):  # the row is pending and due: the sweep sends it
         log.warning("could not enqueue %s; the sweep will deliver outbox %s", retried.job_id, outbox_id)

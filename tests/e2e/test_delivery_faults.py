@@ -30,7 +30,7 @@ from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import auth, outbox
 from devtools.builders import build_clinic, next_weekday
-from infra import queues
+from infra import job_names, queues
 from tests.e2e import faults_support as faults
 from tests.e2e.faults_support import eventually, new_chat_id, patient_writes
 
@@ -306,7 +306,7 @@ async def test_a_sent_message_is_recorded_even_when_its_worker_then_has_nothing_
                 await eventually(lambda: start_sweep_done(redis, env), seconds=60, what="the worker's start")
             outbox_id = await plan(sessions, chat, "Klinik Sehat: your visit is tomorrow at 09:30")
             with Redis.from_url(env["REDIS_URL"]) as redis:  # as a request does after its commit
-                queues.enqueue(redis, env["FRONTDESK_REDIS_PREFIX"], "workers.jobs.deliver", outbox_id,
+                queues.enqueue(redis, env["FRONTDESK_REDIS_PREFIX"], job_names.DELIVER, outbox_id,
                                queue=queues.OUTBOUND, job_id=f"deliver-{outbox_id}")  # fmt: skip
             await eventually(lambda: telegram.sent_messages(chat), seconds=60, what="the deliver job")
             sent = await eventually(

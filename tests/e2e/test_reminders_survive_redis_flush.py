@@ -28,6 +28,7 @@ from booking_core.services import booking, reminders
 from devtools import harness
 from devtools.builders import build_clinic, insert_session, next_weekday
 from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from infra import job_names
 from workers.reminders import job_id
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +86,7 @@ def scheduled_jobs(redis: Redis, ids: list[str]) -> bool:
         if not Job.exists(one, connection=redis):
             return False
         job = Job.fetch(one, connection=redis)
-        if job.get_status() != "scheduled" or job.func_name != "workers.reminders.send_reminder":
+        if job.get_status() != "scheduled" or job.func_name != job_names.SEND_REMINDER:
             return False
     return True
 

@@ -20,7 +20,7 @@ from booking_core.db.tables import OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
 from devtools.fakes.telegram_api import FakeTelegram
-from infra import queues
+from infra import job_names, queues
 from infra.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers import jobs, runtime
@@ -94,7 +94,7 @@ async def test_committed_replies_are_handed_over_with_where_they_go(
 
     job = Job.fetch(f"deliver-{outbox_id}", connection=redis)
     assert routes == {outbox_id: f"telegram:{chat}"}
-    assert job.func_name == "workers.jobs.deliver" and job.args == (outbox_id, f"telegram:{chat}")
+    assert job.func_name == job_names.DELIVER and job.args == (outbox_id, f"telegram:{chat}")
     job.delete()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
-from infra import queues
+from infra import job_names, queues
 from infra.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
 from workers import jobs
@@ -179,4 +179,4 @@ async def test_a_message_on_a_channel_the_worker_cannot_send_on_is_left_to_a_del
     untouched = await row(sessionmaker, planned)
     assert (untouched.status, untouched.attempts, untouched.last_error) == ("pending", 0, None)
     job = Job.fetch(f"deliver-{planned}", connection=sync_redis)
-    assert (job.func_name, job.args) == ("workers.jobs.deliver", (planned,))
+    assert (job.func_name, job.args) == (job_names.DELIVER, (planned,))

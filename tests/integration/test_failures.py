@@ -21,6 +21,7 @@ from channels.telegram.adapter import TelegramAdapter
 from devtools.builders import Clinic, build_clinic
 from devtools.fakes.control import serve
 from devtools.fakes.telegram_api import running_fake_telegram
+from infra import job_names
 from infra.settings import Settings
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -121,7 +122,7 @@ async def test_retrying_a_failed_message_sends_it_again_once(
     assert (body["status"], body["attempts"], body["retry"], body["enqueued"]) == ("pending", 1, 1, True)
     job = Job.fetch(f"deliver-{outbox_id}-retry-1", connection=sync_redis)
     assert (job.func_name, job.args, job.origin) == (
-        "workers.jobs.deliver",
+        job_names.DELIVER,
         (outbox_id,),
         f"{settings.FRONTDESK_REDIS_PREFIX}:outbound",
     )

@@ -30,7 +30,7 @@ from devtools import harness
 from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 from gateway.app import create_app
 from gateway.migrate import upgrade
-from infra import queues
+from infra import job_names, queues
 from infra.settings import Settings
 
 Client = TestClient[Any, Any]
@@ -311,8 +311,8 @@ async def test_metrics_show_outbox_lag_rows_queues_workers_retries_deadlocks_and
         db.add_all(rows)
     prefix = own.FRONTDESK_REDIS_PREFIX
     for n in range(3):
-        queues.enqueue(rq_redis, prefix, "workers.jobs.ping", f"queued {n}", queue=queues.OUTBOUND)
-    queues.enqueue(rq_redis, prefix, "workers.jobs.ping", "later", at=now + timedelta(hours=1))
+        queues.enqueue(rq_redis, prefix, job_names.PING, f"queued {n}", queue=queues.OUTBOUND)
+    queues.enqueue(rq_redis, prefix, job_names.PING, "later", at=now + timedelta(hours=1))
     worker = register_worker(rq_redis, prefix)
     holder = await connect()
     try:

@@ -20,6 +20,7 @@ from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import ContactRef, InboundMessage, OutboundMessage
 from booking_core.services import booking, conversation, ingest, outbox
 from devtools.builders import Clinic, build_clinic, insert_session, next_weekday
+from infra import job_names
 from tests.integration.staff_pages import sign_in_page
 
 Client = TestClient[object, object]
@@ -217,7 +218,7 @@ async def test_a_failed_delivery_is_flagged_and_staff_send_it_again(
     assert response.headers["Location"] == f"/inbox/leads/{received.lead_id}"
     row = await _scalar(sessionmaker, select(OutboxMessage).where(OutboxMessage.id == outbox_id))
     assert row.status == "pending"
-    assert Job.fetch(f"deliver-{outbox_id}-retry-1", connection=sync_redis).func_name == "workers.jobs.deliver"
+    assert Job.fetch(f"deliver-{outbox_id}-retry-1", connection=sync_redis).func_name == job_names.DELIVER
     assert "Failed delivery" not in await _page(client, f"/inbox?q={marker}")
     again = await client.post(retry_url, data={"csrf_token": token}, allow_redirects=True)
     assert "not failed" in _flash(await again.text())
@@ -269,7 +270,7 @@ async def test_a_staff_reply_goes_out_on_the_patients_channel_and_pauses_the_bot
     assert len(rows) == 1
     sent = rows[0]
     assert sent.channel == "telegram" and sent.payload["text"] == fields["text"]
-    assert Job.fetch(f"deliver-{sent.id}", connection=sync_redis).func_name == "workers.jobs.deliver"
+    assert Job.fetch(f"deliver-{sent.id}", connection=sync_redis).func_name == job_names.DELIVER
     said = await _scalar(sessionmaker, select(Message).where(Message.outbox_id == sent.id))
     assert said.author == "staff" and said.conversation_id == received.conversation_id
     chat_row = await _scalar(sessionmaker, select(Conversation).where(Conversation.id == received.conversation_id))

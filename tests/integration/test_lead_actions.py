@@ -29,6 +29,7 @@ from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import appointments, booking, ingest
 from devtools.builders import Clinic, build_clinic, next_weekday
+from infra import job_names
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 DESK_STAFF = Actor(kind="staff", name="Reception", role="staff")
@@ -140,7 +141,7 @@ async def test_accepting_a_lead_tells_the_patient_on_telegram_in_indonesian(
     assert (message.channel, message.recipient, message.kind) == ("telegram", chat, "lead_accepted")
     assert "kabar baik" in message.payload["text"] and "General consultation" in message.payload["text"]
     assert "dr. Andi Wijaya" in message.payload["text"] and "10:00" in message.payload["text"]
-    assert Job.fetch(f"deliver-{message.id}", connection=sync_redis).func_name == "workers.jobs.deliver"
+    assert Job.fetch(f"deliver-{message.id}", connection=sync_redis).func_name == job_names.DELIVER
     assert len(await _audit(sessionmaker, "lead.accepted", "lead", received.lead_id or 0)) == 1
 
     again = await client.post(f"/api/v1/leads/{received.lead_id}/accept", headers=headers)

@@ -12,7 +12,7 @@ from redis import Redis
 from rq.job import Job, JobStatus
 
 from devtools import harness
-from infra import queues
+from infra import job_names, queues
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_jobs_share_one_loop_engine_and_connection_in_the_worker_process(
     worker: subprocess.Popen[bytes], isolated_env: dict[str, str], sync_redis: Redis
 ) -> None:
     prefix = isolated_env["FRONTDESK_REDIS_PREFIX"]
-    results = [_wait(queues.enqueue(sync_redis, prefix, "workers.jobs.ping", f"ping {n}")) for n in range(5)]
+    results = [_wait(queues.enqueue(sync_redis, prefix, job_names.PING, f"ping {n}")) for n in range(5)]
     assert all(isinstance(r, dict) for r in results)
     first = results[0]
     assert isinstance(first, dict)
@@ -68,7 +68,7 @@ def test_a_job_enqueued_for_later_is_run_by_the_scheduler(
     job = queues.enqueue(
         sync_redis,
         prefix,
-        "workers.jobs.ping",
+        job_names.PING,
         "later",
         at=datetime.now(UTC) + timedelta(seconds=1),
         job_id=f"{prefix}-later-ping",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 from pathlib import Path
 
 import pytest
+
+from infra import job_names
 
 ROOT = Path(__file__).resolve().parents[2]
 STDLIB = set(sys.stdlib_module_names)
@@ -58,3 +61,10 @@ def test_nothing_inside_imports_the_gateway_or_the_workers(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("booking_core"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_clinic_does_not_know_the_channels(path: Path) -> None:
     assert not {m for m in _imports(path) if m.split(".")[0] == "channels"}
+
+
+@pytest.mark.parametrize("name", job_names.ALL)
+def test_every_job_name_is_a_function_of_the_workers(name: str) -> None:
+    module, _, function = name.rpartition(".")
+    assert module.split(".")[0] == "workers"
+    assert callable(getattr(importlib.import_module(module), function, None)), f"{name} names no function"
