@@ -6,34 +6,28 @@
 This module is the package's public surface: code outside the package imports from ``booking_core.domain.dialog``
 only, never from its modules, which are free to move things between them. Inside, one module per concern:
 
-* :mod:`.types` — the data: state, events, replies, what the dialog knows, the effects it asks for, their outcomes
 * :mod:`.machine` — :func:`decide`, :func:`resume`, :func:`first_state`; the commands that work at every step
-* :mod:`.flows` — the flows (book, reschedule, cancel, queue): one handler per step and ``advance`` to the next
+* :mod:`.flows` — the flows (book, reschedule, cancel, queue): their steps, ``advance`` to the next, the questions
+* :mod:`.answers` — reading the patient's answer at each step (one handler per step)
 * :mod:`.outcomes` — what the dialog says once the service has done what it asked
 * :mod:`.ask` — asking, re-asking and leaving: the helpers every step uses
 * :mod:`.words` — reading free text: commands, intents, yes/no, names, phone numbers, fuzzy catalogue matches
+* :mod:`.state` — the persisted state, what comes in (:class:`Event`) and what the bot says (:class:`Reply`)
+* :mod:`.context` — what the dialog knows of the clinic and the patient (:class:`Context`)
+* :mod:`.effects` — the :class:`Decision`, the effects it asks the service for and the outcomes that come back
 """
 
-from booking_core.domain.dialog.machine import decide, first_state, resume
-from booking_core.domain.dialog.types import (
-    LANGUAGES,
-    STATE_VERSION,
+from booking_core.domain.dialog.context import BranchInfo, Context, DoctorInfo, ExaminationInfo, OpeningHours, Visit
+from booking_core.domain.dialog.effects import (
     AlreadyRated,
     Booked,
     BookingReceived,
-    BranchInfo,
     CancelVisit,
-    Choice,
     ConfirmBooking,
     ConfirmVisit,
-    Context,
     DaysFound,
     Decision,
-    DoctorInfo,
-    Draft,
     Effect,
-    Event,
-    ExaminationInfo,
     FindDays,
     FindSlots,
     Handoff,
@@ -41,25 +35,22 @@ from booking_core.domain.dialog.types import (
     HoldSlot,
     NotChanged,
     NotInQueue,
-    OpeningHours,
     Outcome,
     QueuePlace,
     QueuePosition,
     Rated,
     RateVisit,
     ReleaseHold,
-    Reply,
     Reschedule,
     Rescheduled,
     SlotsFound,
     SlotTaken,
     SlotUnavailable,
-    State,
-    Step,
-    Visit,
     VisitCancelled,
     VisitConfirmed,
 )
+from booking_core.domain.dialog.machine import decide, first_state, resume
+from booking_core.domain.dialog.state import LANGUAGES, STATE_VERSION, Choice, Draft, Event, Reply, State, Step
 
 __all__ = [
     "LANGUAGES",

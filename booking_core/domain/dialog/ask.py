@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from booking_core.domain.dialog.types import Choice, Context, Decision, Draft, Effect, ReleaseHold, Reply, State, Step
+from booking_core.domain.dialog.context import Context
+from booking_core.domain.dialog.effects import Decision, Effect, ReleaseHold
+from booking_core.domain.dialog.state import Choice, Draft, Reply, State, Step
 
 __all__ = [
     "BACK",

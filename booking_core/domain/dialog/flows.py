@@ -1,59 +1,47 @@
-"""The dialog's flows: book, reschedule, cancel, queue. One handler per step, and :func:`advance` to the next.
+"""The dialog's flows: book, reschedule, cancel, queue. Their steps in order, :func:`advance` to the next, and
+the question each step asks.
 
 :func:`advance` looks at what the draft still lacks and asks for it, skipping what is already known (the only
 examination, the only branch, a name the clinic has). Steps that need live data end in an effect; the service's
 answer comes back through :mod:`booking_core.domain.dialog.outcomes` (``present_days``/``present_slots`` are here,
-as they build the day and time questions).
-
-Handlers take ``(state, choice, text, ctx)``: ``choice`` is button data already checked against what was offered
-(or None), ``text`` the typed answer. They return None when the answer is not understood.
+as they build the day and time questions). The patient's answers are read in :mod:`booking_core.domain.dialog.answers`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import fields, replace
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from booking_core.domain import dates
-from booking_core.domain.dialog.ask import BACK, PAGE, STAFF, iso, question, reask, to_menu, tz_of, wrong
-from booking_core.domain.dialog.types import (
-    CancelVisit,
-    Choice,
-    ConfirmBooking,
-    Context,
+from booking_core.domain.dialog.ask import BACK, PAGE, STAFF, iso, question, to_menu, tz_of
+from booking_core.domain.dialog.context import Context, ExaminationInfo, Visit
+from booking_core.domain.dialog.effects import (
     DaysFound,
     Decision,
-    Draft,
     Effect,
-    ExaminationInfo,
     FindDays,
     FindSlots,
     HoldSlot,
     QueuePosition,
     ReleaseHold,
-    Reply,
-    Reschedule,
     SlotsFound,
-    State,
-    Visit,
 )
-from booking_core.domain.dialog.words import match_names, normalise, phone_e164, valid_name, yes_no
+from booking_core.domain.dialog.state import Choice, Draft, Reply, State
 
 __all__ = [
-    "HANDLERS",
-    "HINTS",
     "PATIENT_REASONS",
     "advance",
     "ask_confirm",
+    "ask_exam",
     "ask_time",
-    "cancel_from_followup",
     "list_visits",
+    "local_day_time",
     "names",
+    "offer_time",
     "present_days",
     "present_slots",
+    "reasons",
     "rewind",
     "start",
     "visit_vars",
@@ -90,24 +78,6 @@ _OWNS: dict[str, tuple[str, ...]] = {
     # Picking the visit to reschedule also fixed its examination, branch and doctor.
     "pick": ("visit_id", "examination_id", "branch_id", "doctor_id", "doctor_chosen"),
     "reason": (),
-}
-_ANY_DOCTOR = frozenset({"any", "anyone", "any doctor", "whoever", "no preference", "siapa saja", "siapapun",
-                         "siapa aja", "bebas", "terserah", "apa saja", "dokter mana saja", "mana saja"})  # fmt: skip
-
-#: The hint a wrong answer gets, per step.
-HINTS: dict[str, str] = {
-    "menu": "not_understood",
-    "exam": "unknown_examination",
-    "branch": "unknown_branch",
-    "doctor": "unknown_doctor",
-    "day": "unknown_day",
-    "time": "unknown_time",
-    "name": "invalid_name",
-    "phone": "invalid_phone",
-    "confirm": "yes_no",
-    "pick": "unknown_visit",
-    "reason": "choose_reason",
-    "lang": "choose_language",
 }
 
 
@@ -161,7 +131,7 @@ def advance(state: State, ctx: Context) -> Decision:
     if exam is None:
         if len(ctx.examinations) == 1:
             return advance(state.drafting(examination_id=ctx.examinations[0].id), ctx)
-        return _ask_exam(state, ctx, ctx.examinations)
+        return ask_exam(state, ctx, ctx.examinations)
     if d.branch_id is None:
         branches = [b for b in ctx.branches if not exam.branch_ids or b.id in exam.branch_ids]
         if not branches:
@@ -196,7 +166,7 @@ def advance(state: State, ctx: Context) -> Decision:
 # --- questions --------------------------------------------------------------------------------------------
 
 
-def _ask_exam(state: State, ctx: Context, offered: tuple[ExaminationInfo, ...], hint: str | None = None) -> Decision:
+def ask_exam(state: State, ctx: Context, offered: tuple[ExaminationInfo, ...], hint: str | None = None) -> Decision:
     buttons = tuple(Choice("examination", f"ex:{e.id}", {"name": e.name}) for e in offered[:MAX_CHOICES])
     more = len(offered) > MAX_CHOICES
     return question(state, "ask_examination", {"more": more}, (*buttons, BACK), step="exam", hint=hint)
@@ -223,7 +193,7 @@ def present_days(state: State, found: DaysFound, ctx: Context) -> Decision:
     )  # fmt: skip
 
 
-def _local_day_time(instant: datetime, tz: str) -> tuple[Any, time]:
+def local_day_time(instant: datetime, tz: str) -> tuple[Any, time]:
     local = instant.astimezone(ZoneInfo(tz))
     return local.date(), local.time().replace(second=0, microsecond=0)
 
@@ -231,7 +201,7 @@ def _local_day_time(instant: datetime, tz: str) -> tuple[Any, time]:
 def ask_time(state: State, ctx: Context, hint: str | None = None, **hint_vars: Any) -> Decision:
     tz = tz_of(ctx, state.draft.branch_id)
     shown = state.slots[state.page * PAGE : (state.page + 1) * PAGE]
-    days = {_local_day_time(s, tz)[0] for s in state.slots}
+    days = {local_day_time(s, tz)[0] for s in state.slots}
     label = "time" if len(days) == 1 else "slot"  # alternatives may lie on other days: say which
     buttons = tuple(Choice(label, f"t:{iso(s, tz)}", {"start": iso(s, tz)}) for s in shown)
     if len(state.slots) > PAGE:
@@ -255,13 +225,13 @@ def present_slots(state: State, found: SlotsFound, ctx: Context) -> Decision:
     state = state.but(slots=starts, page=0)
     if wanted is None:
         return ask_time(state, ctx)
-    return _offer_time(state, ctx, found.day, wanted, tz)
+    return offer_time(state, ctx, found.day, wanted, tz)
 
 
-def _offer_time(state: State, ctx: Context, day: Any, wanted: time, tz: str) -> Decision:
+def offer_time(state: State, ctx: Context, day: Any, wanted: time, tz: str) -> Decision:
     """Take ``wanted`` on ``day`` if it is free, else show the page of free times nearest to it."""
     for slot in state.slots:
-        if _local_day_time(slot, tz) == (day, wanted):
+        if local_day_time(slot, tz) == (day, wanted):
             return advance(state.drafting(start=slot, day=day), ctx)
     target = datetime.combine(day, wanted, ZoneInfo(tz))
     nearest = min(range(len(state.slots)), key=lambda i: abs(state.slots[i] - target))
@@ -322,7 +292,7 @@ def _ask_pick(state: State, ctx: Context) -> Decision:
     return question(state, "ask_visit", {"purpose": purpose}, (*buttons, BACK), step="pick")
 
 
-def _reasons(ctx: Context) -> list[tuple[str, str, str]]:
+def reasons(ctx: Context) -> list[tuple[str, str, str]]:
     return [r for r in PATIENT_REASONS if r[1] in ctx.cancel_reasons]
 
 
@@ -330,7 +300,7 @@ def _ask_reason(state: State, ctx: Context) -> Decision:
     visit = ctx.visit(state.draft.visit_id)
     if visit is None:
         return advance(rewind(state, "pick")[0], ctx)
-    buttons = tuple(Choice(f"reason_{key}", f"rs:{key}") for key, _, _ in _reasons(ctx))
+    buttons = tuple(Choice(f"reason_{key}", f"rs:{key}") for key, _, _ in reasons(ctx))
     return question(state, "ask_reason", visit_vars(visit, ctx), (*buttons, BACK), step="reason")
 
 
@@ -340,197 +310,3 @@ def list_visits(state: State, ctx: Context) -> Decision:
     if not visits:
         return to_menu(state, template="no_visits", values={"purpose": "list"})
     return to_menu(state, template="appointments", values={"visits": [visit_vars(v, ctx) for v in visits]})
-
-
-# --- answers ----------------------------------------------------------------------------------------------
-
-
-def _id(choice: str, prefix: str) -> int | None:
-    body = choice.removeprefix(prefix)
-    return int(body) if choice.startswith(prefix) and body.isdigit() else None
-
-
-def on_exam(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    if choice is not None:
-        exam = ctx.examination(_id(choice, "ex:"))
-        return advance(state.drafting(examination_id=exam.id), ctx) if exam else reask(state, "stale_button")
-    exams = ctx.examinations
-    found = match_names(text, exams, [(e.name, *e.keywords) for e in exams])
-    if len(found) == 1:
-        return advance(state.drafting(examination_id=found[0].id), ctx)
-    if found:
-        return _ask_exam(state, ctx, tuple(found), hint="several_matches")
-    return None
-
-
-def on_branch(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    offered = [b for b in ctx.branches if f"br:{b.id}" in state.offered]
-    if choice is not None:
-        branch = ctx.branch(_id(choice, "br:"))
-        return advance(state.drafting(branch_id=branch.id), ctx) if branch else reask(state, "stale_button")
-    found = match_names(text, offered, [(b.name,) for b in offered])
-    return advance(state.drafting(branch_id=found[0].id), ctx) if len(found) == 1 else None
-
-
-def on_doctor(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    if choice == "dr:any" or (choice is None and normalise(text) in _ANY_DOCTOR):
-        return advance(state.drafting(doctor_chosen=True, doctor_id=None), ctx)
-    if choice is not None:
-        doctor = ctx.doctor(_id(choice, "dr:"))
-        if doctor is None:
-            return reask(state, "stale_button")
-        return advance(state.drafting(doctor_chosen=True, doctor_id=doctor.id), ctx)
-    offered = [d for d in ctx.doctors if f"dr:{d.id}" in state.offered]
-    found = match_names(text, offered, [(d.name,) for d in offered])
-    return advance(state.drafting(doctor_chosen=True, doctor_id=found[0].id), ctx) if len(found) == 1 else None
-
-
-def _when(text: str, state: State, ctx: Context) -> dates.When | None:
-    return dates.understand(text, now=ctx.now, tz=tz_of(ctx, state.draft.branch_id))
-
-
-def on_day(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    if choice is not None:
-        try:
-            day = datetime.strptime(choice.removeprefix("day:"), "%Y-%m-%d").date()
-        except ValueError:
-            return reask(state, "stale_button")
-        return advance(state.drafting(day=day, wanted=None), ctx)
-    when = _when(text, state, ctx)
-    if when is None:
-        return None
-    if when.past:
-        return wrong(state, "past_day")
-    today = ctx.now.astimezone(ZoneInfo(tz_of(ctx, state.draft.branch_id))).date()
-    return advance(state.drafting(day=when.day or today, wanted=when.at), ctx)
-
-
-def on_time(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    tz = tz_of(ctx, state.draft.branch_id)
-    if choice == "t:more":
-        pages = (len(state.slots) + PAGE - 1) // PAGE
-        return ask_time(state.but(page=(state.page + 1) % max(pages, 1)), ctx)
-    if choice is not None:
-        try:
-            start = datetime.fromisoformat(choice.removeprefix("t:"))
-        except ValueError:
-            return reask(state, "stale_button")
-        if start not in state.slots or start.tzinfo is None:
-            return reask(state, "stale_button")
-        return advance(state.drafting(start=start, day=_local_day_time(start, tz)[0]), ctx)
-    when = _when(text, state, ctx)
-    if when is None:
-        return None
-    if when.past:
-        return wrong(state, "past_time")
-    day = when.day or state.draft.day or _local_day_time(state.slots[0], tz)[0]
-    listed = {_local_day_time(s, tz)[0] for s in state.slots}
-    if day not in listed:  # another day: look it up, keeping the time if one was named
-        moved, _ = rewind(state, "day")
-        return advance(moved.drafting(day=day, wanted=when.at), ctx)
-    if when.at is None:
-        return None
-    return _offer_time(state, ctx, day, when.at, tz)
-
-
-def on_name(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    name = valid_name(text)
-    return advance(state.drafting(name=name), ctx) if name else None
-
-
-def on_phone(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    phone = phone_e164(text)
-    return advance(state.drafting(phone=phone), ctx) if phone else None
-
-
-def on_confirm(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    answer = choice.removeprefix("cf:") if choice else yes_no(text)
-    d = state.draft
-    if answer == "yes" and d.hold_id is not None and d.start is not None:
-        if state.flow == "reschedule" and d.visit_id is not None:
-            return Decision(state, (), (Reschedule(d.visit_id, d.hold_id),))
-        assert d.branch_id is not None and d.examination_id is not None
-        confirm = ConfirmBooking(
-            hold_id=d.hold_id, branch_id=d.branch_id, examination_id=d.examination_id,
-            doctor_id=d.held_doctor_id or d.doctor_id, start=d.start,
-            name=d.name or ctx.patient_name or "", phone=d.phone or ctx.patient_phone or "",
-        )  # fmt: skip
-        return Decision(state, (), (confirm,))
-    if answer == "change":
-        changed, released = rewind(state, "day")
-        decision = advance(changed, ctx)
-        return replace(decision, effects=(*released, *decision.effects))
-    if answer == "no":
-        return to_menu(state, template="booking_abandoned")
-    return None
-
-
-def _unchangeable(state: State, visit: Visit, ctx: Context) -> str | None:
-    """Why the patient may not cancel or move ``visit`` in chat (None: they may)."""
-    if visit.status != "waiting" or visit.in_queue:
-        return "checked_in"
-    if visit.starts_at - ctx.now < timedelta(minutes=visit.cancel_cutoff_min):
-        return "too_late"  # inside the examination's cancel cutoff: the desk decides
-    if state.flow == "cancel" and not _reasons(ctx):
-        return "not_possible"
-    if state.flow == "reschedule" and ctx.examination(visit.examination_id) is None:
-        return "not_possible"  # the examination is no longer booked in chat
-    return None
-
-
-def cancel_from_followup(state: State, visit: Visit, ctx: Context) -> Decision:
-    """ "Cancel" on a confirmation message: the cancel flow for that visit, straight to asking why."""
-    why = _unchangeable(state.but(flow="cancel"), visit, ctx)
-    if why is not None:
-        return to_menu(state, template="cannot_change", values={**visit_vars(visit, ctx), "why": why})
-    return start(state, "cancel", ctx, draft=Draft(visit_id=visit.id))
-
-
-def on_pick(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    if choice is not None:
-        visit = ctx.visit(_id(choice, "s:"))
-        if visit is None:  # cancelled or moved since the list was shown
-            return reask(state, "stale_button")
-    else:
-        code = normalise(text).replace(" ", "").upper()
-        offered = [v for v in ctx.visits if f"s:{v.id}" in state.offered]
-        visit = next((v for v in offered if v.booking_code.upper() == code), None)
-        if visit is None:
-            return None
-    if state.flow == "queue":
-        return advance(state.drafting(visit_id=visit.id), ctx)
-    why = _unchangeable(state, visit, ctx)
-    if why is not None:
-        return to_menu(state, template="cannot_change", values={**visit_vars(visit, ctx), "why": why})
-    if state.flow == "reschedule":
-        preset = state.drafting(
-            visit_id=visit.id, examination_id=visit.examination_id, branch_id=visit.branch_id,
-            doctor_id=visit.doctor_id, doctor_chosen=True,
-        )  # fmt: skip
-        return advance(preset, ctx)
-    return advance(state.drafting(visit_id=visit.id), ctx)
-
-
-def on_reason(state: State, choice: str | None, text: str, ctx: Context) -> Decision | None:
-    if choice is None or state.draft.visit_id is None:
-        return None
-    key = choice.removeprefix("rs:")
-    reason = next((r for r in _reasons(ctx) if r[0] == key), None)
-    if reason is None:
-        return reask(state, "stale_button")
-    return Decision(state, (), (CancelVisit(state.draft.visit_id, reason[1], reason[2]),))
-
-
-Handler = Callable[[State, str | None, str, Context], Decision | None]
-HANDLERS: dict[str, Handler] = {
-    "exam": on_exam,
-    "branch": on_branch,
-    "doctor": on_doctor,
-    "day": on_day,
-    "time": on_time,
-    "name": on_name,
-    "phone": on_phone,
-    "confirm": on_confirm,
-    "pick": on_pick,
-    "reason": on_reason,
-}

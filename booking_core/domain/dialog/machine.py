@@ -30,24 +30,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from booking_core.domain import dates
+from booking_core.domain.dialog.answers import HANDLERS, HINTS, cancel_from_followup
 from booking_core.domain.dialog.ask import iso, question, reask, reset, to_menu, tz_of, wrong
-from booking_core.domain.dialog.flows import HANDLERS, HINTS, advance, cancel_from_followup, list_visits, rewind, start
+from booking_core.domain.dialog.context import BranchInfo, Context
+from booking_core.domain.dialog.effects import ConfirmVisit, Decision, Handoff, Outcome, RateVisit
+from booking_core.domain.dialog.flows import advance, list_visits, rewind, start
 from booking_core.domain.dialog.outcomes import OUTCOMES, aside
-from booking_core.domain.dialog.types import (
-    LANGUAGES,
-    BranchInfo,
-    Choice,
-    ConfirmVisit,
-    Context,
-    Decision,
-    Draft,
-    Event,
-    Handoff,
-    Outcome,
-    RateVisit,
-    Reply,
-    State,
-)
+from booking_core.domain.dialog.state import LANGUAGES, Choice, Draft, Event, Reply, State
 from booking_core.domain.dialog.words import (
     choose_language,
     command,

@@ -11,6 +11,25 @@ from dataclasses import replace
 from typing import Any
 
 from booking_core.domain.dialog.ask import done, iso, reask, to_menu, tz_of
+from booking_core.domain.dialog.context import Context
+from booking_core.domain.dialog.effects import (
+    AlreadyRated,
+    Booked,
+    BookingReceived,
+    DaysFound,
+    Decision,
+    Held,
+    NotChanged,
+    NotInQueue,
+    QueuePlace,
+    Rated,
+    Rescheduled,
+    SlotsFound,
+    SlotTaken,
+    SlotUnavailable,
+    VisitCancelled,
+    VisitConfirmed,
+)
 from booking_core.domain.dialog.flows import (
     advance,
     ask_confirm,
@@ -21,27 +40,7 @@ from booking_core.domain.dialog.flows import (
     rewind,
     visit_vars,
 )
-from booking_core.domain.dialog.types import (
-    AlreadyRated,
-    Booked,
-    BookingReceived,
-    Context,
-    DaysFound,
-    Decision,
-    Held,
-    NotChanged,
-    NotInQueue,
-    QueuePlace,
-    Rated,
-    Reply,
-    Rescheduled,
-    SlotsFound,
-    SlotTaken,
-    SlotUnavailable,
-    State,
-    VisitCancelled,
-    VisitConfirmed,
-)
+from booking_core.domain.dialog.state import Reply, State
 
 __all__ = ["OUTCOMES", "aside"]
 
