@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from booking_core.db.outbox import OUTBOX_STATUSES
-from workers.watch import JOB_STATES
+from infra.watch import JOB_STATES
 
 if TYPE_CHECKING:
     from gateway.vitals import Snapshot

@@ -22,8 +22,8 @@ from redis import Redis as SyncRedis
 from booking_core.db.queries import health as queries
 from booking_core.db.raw import RawDb, make_raw_pool
 from gateway.keys import RAW_DB, RQ_REDIS, SETTINGS, VITALS
+from infra import watch
 from infra.settings import Settings
-from workers import watch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

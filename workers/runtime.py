@@ -31,6 +31,7 @@ from booking_core.db.raw import RawDb, make_raw_pool
 from infra import queues
 from infra.loop import new_event_loop
 from infra.settings import Settings, load_settings
+from infra.watch import housekeeping_every
 from workers.scheduler import ThreadScheduler
 from workers.scheduler import epoch_key as scheduler_epoch_key
 
@@ -281,11 +282,6 @@ class Worker(SimpleWorker):
                 step()
             except RedisError:
                 log.warning("worker %s: Redis is away, %s skipped", self.name, step.__name__)
-
-
-def housekeeping_every(settings: Settings) -> int:
-    """Seconds between a worker's housekeeping rounds (and the longest it blocks waiting for a job)."""
-    return max(5, min(60, int(2 * settings.FRONTDESK_SWEEP_EVERY)))
 
 
 def prepare(runtime: Runtime) -> None:

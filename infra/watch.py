@@ -23,11 +23,15 @@ JOB_STATES = ("queued", "scheduled", "started", "failed")
 HEARTBEAT_SLACK = 5.0
 
 
+def housekeeping_every(settings: Settings) -> int:
+    """Seconds between a worker's housekeeping rounds (and the longest it blocks waiting for a job): the worker runs
+    on it (workers/runtime.py), the gateway's health judges the worker's silence by it."""
+    return max(5, min(60, int(2 * settings.FRONTDESK_SWEEP_EVERY)))
+
+
 def quiet_gap(settings: Settings) -> float:
     """The longest a healthy worker with nothing to do goes between two heartbeats: RQ beats before and after each
-    wait for a job, and our workers wait up to their housekeeping interval (workers/runtime.py)."""
-    from workers.runtime import housekeeping_every  # the worker's machinery, loaded only when asked
-
+    wait for a job, and our workers wait up to their housekeeping interval."""
     return float(housekeeping_every(settings)) + HEARTBEAT_SLACK
 
 
