@@ -8,6 +8,7 @@ COPY gateway gateway
 COPY channels channels
 COPY booking_core booking_core
 COPY workers workers
+COPY infra infra
 COPY devtools devtools
 COPY templates templates
 COPY migrations migrations
