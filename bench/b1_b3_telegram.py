@@ -165,11 +165,11 @@ async def run(engine: AsyncEngine, backing: harness.Backing) -> list[Report]:
             raw_rate, raw_errors, _ = await closed_loop(
                 f"http://127.0.0.1:{raw_port}/webhooks/telegram", seconds=8, concurrency=32, chats=500
             )
-        gateway = ["-m", "gateway.cli", "serve", "--port", str(port)]
+        gateway = ["-m", "frontdesk", "serve", "--port", str(port)]
         url = f"http://127.0.0.1:{port}/webhooks/telegram"
         with running(gateway, env, wait_url=f"http://127.0.0.1:{port}/health"):
             # B3 first, on a quiet system: gateway and two workers, chats writing at a human pace.
-            with running(["-m", "gateway.cli", "worker"], env), running(["-m", "gateway.cli", "worker"], env):
+            with running(["-m", "frontdesk", "worker"], env), running(["-m", "frontdesk", "worker"], env):
                 # Warm the workers first (imports, templates, connection pools): B3 measures the steady state.
                 await round_trips(url, fake, chats=4, rounds=2, pace=1.5, first_chat=41_000_000)
                 trips, missing = await round_trips(url, fake, chats=50, rounds=5, pace=4.0)

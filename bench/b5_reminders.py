@@ -333,7 +333,7 @@ async def run(engine: AsyncEngine, backing: harness.Backing, *, quick: bool = Fa
         with ExitStack() as stack:
             for _ in range(workers):
                 log = Path(os.environ["FRONTDESK_BENCH_LOG"]) if os.environ.get("FRONTDESK_BENCH_LOG") else None
-                stack.enter_context(running(["-m", "gateway.cli", "worker"], env, log=log))
+                stack.enter_context(running(["-m", "frontdesk", "worker"], env, log=log))
             while scheduled_reminders(redis, prefix) < count and datetime.now(UTC) < due_at:
                 await asyncio.sleep(0.2)
             on_schedule = scheduled_reminders(redis, prefix)

@@ -144,4 +144,4 @@ def wait_for_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen[
 
 
 def frontdesk_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gateway.cli", *args]
+    return [sys.executable, "-m", "frontdesk", *args]

@@ -269,7 +269,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         env = embedded.child_environment(svc)
         stack = contextlib.ExitStack()
         ready, providers = stack.enter_context(_fake_providers(ready, env))
-        worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env)
+        worker = subprocess.Popen([sys.executable, "-m", "frontdesk", "worker"], env=env)
         base = f"http://{args.host}:{args.port}"
         where = f"embedded under {settings.home}" if svc.started else "DATABASE_URL / REDIS_URL"
         code_text: str = issued.code  # type: ignore[attr-defined]
@@ -350,7 +350,7 @@ def _fake_providers(settings: Settings, env: dict[str, str]) -> Iterator[tuple[S
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "frontdesk",
             "fake-apis",
             "--telegram-port",
             str(telegram_port),
@@ -426,7 +426,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
