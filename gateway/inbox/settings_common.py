@@ -9,8 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from booking_core.domain.actors import Actor
-from booking_core.services import catalog
-from booking_core.services import settings as service
+from booking_core.services import catalog, hours, settings
 from booking_core.services.errors import NotFound
 from gateway.inbox.web import render
 
@@ -25,7 +24,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("/inbox/settings/queue", "Queue tracker privacy", "What the public queue tracker shows."),
 )
 #: Period inputs per day on the week forms (a lunch break makes two).
-UI_PERIODS = service.MAX_PERIODS
+UI_PERIODS = hours.MAX_PERIODS
 
 
 def settings_page(
@@ -46,7 +45,7 @@ def settings_page(
         "sections": SECTIONS,
         "section": section,
         "errors": errors or {},
-        "clinic_wide": service.may_edit_clinic_wide(actor),
+        "clinic_wide": settings.may_edit_clinic_wide(actor),
     }
     if status is None:
         status = 422 if errors else 200
@@ -80,13 +79,13 @@ def parse_time(raw: str) -> time | None:
     return None if value.tzinfo is not None else value.replace(microsecond=0)
 
 
-def week_from_form(form: Mapping[str, str]) -> tuple[dict[int, list[service.Period]], dict[str, str]]:
+def week_from_form(form: Mapping[str, str]) -> tuple[dict[int, list[hours.Period]], dict[str, str]]:
     """The week a week form sent (``open-D``, ``starts-D-I``, ``ends-D-I``) and the errors of reading it, per day."""
-    week: dict[int, list[service.Period]] = {}
+    week: dict[int, list[hours.Period]] = {}
     errors: dict[str, str] = {}
     for day in range(7):
-        name = service.WEEKDAYS[day]
-        periods: list[service.Period] = []
+        name = hours.WEEKDAYS[day]
+        periods: list[hours.Period] = []
         if form.get(f"open-{day}"):
             for index in range(UI_PERIODS):
                 raw_start, raw_end = form.get(f"starts-{day}-{index}", ""), form.get(f"ends-{day}-{index}", "")
@@ -94,16 +93,16 @@ def week_from_form(form: Mapping[str, str]) -> tuple[dict[int, list[service.Peri
                     continue
                 starts, ends = parse_time(raw_start), parse_time(raw_end)
                 if starts is None or ends is None:
-                    errors[service.day_key(day)] = f"{name}: enter both times of a period, like 08:00 and 17:00."
+                    errors[hours.day_key(day)] = f"{name}: enter both times of a period, like 08:00 and 17:00."
                     continue
-                periods.append(service.Period(starts, ends))
-            if not periods and service.day_key(day) not in errors:
-                errors[service.day_key(day)] = f"{name}: enter the hours, or untick it."
+                periods.append(hours.Period(starts, ends))
+            if not periods and hours.day_key(day) not in errors:
+                errors[hours.day_key(day)] = f"{name}: enter the hours, or untick it."
         week[day] = periods
     return week, errors
 
 
-def week_values(week: Mapping[int, tuple[service.Period, ...]]) -> dict[str, str]:
+def week_values(week: Mapping[int, tuple[hours.Period, ...]]) -> dict[str, str]:
     """A stored week as the form's values (what :func:`week_from_form` reads back)."""
     values: dict[str, str] = {}
     for day, periods in week.items():
@@ -115,5 +114,5 @@ def week_values(week: Mapping[int, tuple[service.Period, ...]]) -> dict[str, str
     return values
 
 
-def week_summary(periods: tuple[service.Period, ...]) -> str:
+def week_summary(periods: tuple[hours.Period, ...]) -> str:
     return ", ".join(str(p) for p in periods)

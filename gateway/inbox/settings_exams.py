@@ -16,8 +16,7 @@ from pydantic import ValidationError
 
 from booking_core.domain.actors import Actor
 from booking_core.domain.money import format_money
-from booking_core.services import catalog
-from booking_core.services import settings as settings_service
+from booking_core.services import catalog, hours
 from booking_core.services.errors import Invalid, NotFound, ServiceError
 from gateway.api.catalog import ExaminationCreate, ExaminationPatch
 from gateway.inbox.settings_common import parse_time, settings_page
@@ -197,7 +196,7 @@ async def exam_list(request: web.Request, actor: Actor) -> web.StreamResponse:
     async with request.app[SESSIONMAKER]() as db:
         exams = await catalog.list_examinations(db, actor=actor, active=None if show_all else True)
         branches = await catalog.list_branches(db, actor=actor)
-        doctors = await settings_service.active_doctors(db, actor=actor)
+        doctors = await hours.active_doctors(db, actor=actor)
     context = {
         "exams": exams,
         "show_all": show_all,
@@ -218,7 +217,7 @@ async def _form_page(
 ) -> web.StreamResponse:
     async with request.app[SESSIONMAKER]() as db:
         branches = await catalog.list_branches(db, actor=actor)
-        doctors = await settings_service.active_doctors(db, actor=actor)
+        doctors = await hours.active_doctors(db, actor=actor)
         kinds = sorted({e.room_kind for e in await catalog.list_examinations(db, actor=actor) if e.room_kind})
     shown = dict(_values_of(exam) if values is None else values)
     if exam is None and not shown.get("currency") and branches:
@@ -230,7 +229,7 @@ async def _form_page(
         "doctors": doctors,
         "currencies": sorted({b.currency for b in branches} | ({exam.currency} if exam else set())),
         "room_kinds": kinds,
-        "weekdays": settings_service.WEEKDAYS,
+        "weekdays": hours.WEEKDAYS,
         "window_rows": _window_rows(shown),
     }
     title = f"Edit {exam.name}" if exam else "New examination"

@@ -14,8 +14,9 @@ from aiohttp import web
 
 from booking_core.db.engine import Db
 from booking_core.domain.actors import Actor
-from booking_core.services import settings as service
+from booking_core.services import hours as service
 from booking_core.services.errors import NotFound
+from booking_core.services.settings import FieldErrors
 from gateway.inbox.settings_common import (
     UI_PERIODS,
     as_id,
@@ -46,7 +47,7 @@ async def _save_week(
     try:
         async with request.app[SESSIONMAKER]() as db, db.begin():
             return await save(db, week), {}
-    except service.FieldErrors as exc:
+    except FieldErrors as exc:
         return False, exc.errors
 
 
@@ -188,7 +189,7 @@ async def add_change(request: web.Request, actor: Actor) -> web.StreamResponse:
                     db, doctor_id=doctor_id, branch_id=branch_id, day=day, period=period,
                     note=form.get("note", ""), actor=actor,
                 )  # fmt: skip
-        except service.FieldErrors as exc:
+        except FieldErrors as exc:
             errors = exc.errors
     if errors:
         return await _attendance_page(request, actor, str(branch_id), None, change=form, errors=errors)

@@ -11,8 +11,7 @@ from aiohttp import web
 
 from booking_core.domain.actors import Actor
 from booking_core.domain.dialog import LANGUAGES
-from booking_core.services import messages
-from booking_core.services import settings as service
+from booking_core.services import message_texts, messages
 from booking_core.services.errors import Invalid, NotFound
 from gateway.inbox.settings_common import settings_page
 from gateway.inbox.web import MANAGERS, back, form_of, staff_page
@@ -57,7 +56,7 @@ def about(name: str) -> str:
     return f"Chat hint: {readable[5:]}" if name.startswith("hint_") else readable.capitalize()
 
 
-def gist(text: service.MessageText) -> str:
+def gist(text: message_texts.MessageText) -> str:
     """The start of a message as patients read it (sample values), for the list."""
     try:
         shown = messages.preview(text.lang, text.name, text.text)
@@ -79,7 +78,7 @@ def _lang(raw: str | None) -> str:
 async def text_list(request: web.Request, actor: Actor) -> web.StreamResponse:
     lang = _lang(request.query.get("lang"))
     async with request.app[SESSIONMAKER]() as db:
-        texts = await service.message_texts(db, lang, actor=actor)
+        texts = await message_texts.message_texts(db, lang, actor=actor)
     context = {
         "text_lang": lang,
         "languages": LANGUAGE_NAMES,
@@ -101,7 +100,7 @@ async def _editor(
     status: int = 200,
 ) -> web.StreamResponse:
     async with request.app[SESSIONMAKER]() as db:
-        text = await service.message_text(db, lang, name, actor=actor)
+        text = await message_texts.message_text(db, lang, name, actor=actor)
     shown = text.text if draft is None else draft
     preview, preview_error = "", error
     if not error:
@@ -149,7 +148,7 @@ async def save_text(request: web.Request, actor: Actor) -> web.StreamResponse:
         return await _editor(request, actor, lang, name, draft=draft)
     try:
         async with request.app[SESSIONMAKER]() as db, db.begin():
-            changed = await service.save_message_text(db, lang, name, draft, actor=actor)
+            changed = await message_texts.save_message_text(db, lang, name, draft, actor=actor)
     except Invalid as exc:
         return await _editor(request, actor, lang, name, draft=draft, error=exc.message, status=422)
     messages.forget_overrides()  # this process sends the new text from its next message on
@@ -161,7 +160,7 @@ async def save_text(request: web.Request, actor: Actor) -> web.StreamResponse:
 async def reset_text(request: web.Request, actor: Actor) -> web.StreamResponse:
     lang, name = _names(request)
     async with request.app[SESSIONMAKER]() as db, db.begin():
-        changed = await service.reset_message_text(db, lang, name, actor=actor)
+        changed = await message_texts.reset_message_text(db, lang, name, actor=actor)
     messages.forget_overrides()
     notice = "Back to the standard text." if changed else "This message already uses the standard text."
     return back(request, f"{TEXTS}/{lang}/{name}", notice=notice)

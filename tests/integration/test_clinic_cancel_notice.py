@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import AuditEntry, ChannelIdentity, Message, OutboxMessage, Patient, Session
 from booking_core.domain.actors import Actor
 from booking_core.domain.links import link_expires_at
-from booking_core.services import appointments, confirmation, lifecycle, messages, settings
+from booking_core.services import appointments, confirmation, lifecycle, message_texts, messages
 from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from tests.conftest import TEST_SECRET
 from tests.integration.test_conversation import Chat, buttons, text
@@ -297,13 +297,13 @@ async def test_the_clinics_own_text_for_the_notice_is_used(
     owner = Actor(kind="staff", name="owner", role="owner")
     try:
         async with sessionmaker() as office, office.begin():
-            await settings.save_message_text(office, "en", "cancelled_by_clinic", own, actor=owner)
+            await message_texts.save_message_text(office, "en", "cancelled_by_clinic", own, actor=owner)
         messages.forget_overrides()
         async with sessionmaker() as desk, desk.begin():
             await lifecycle.cancel(desk, visit.id, actor=DESK, reason_code="clinic_closed")
     finally:
         async with sessionmaker() as office, office.begin():
-            await settings.reset_message_text(office, "en", "cancelled_by_clinic", actor=owner)
+            await message_texts.reset_message_text(office, "en", "cancelled_by_clinic", actor=owner)
         messages.forget_overrides()
 
     (notice,) = await notices(sessionmaker, visit.id)
