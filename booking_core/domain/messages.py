@@ -73,8 +73,11 @@ class OutboundMessage:
     text: str
     buttons: tuple[Button, ...] = ()
     image: Image | None = None
-    template: str | None = None  # WhatsApp content template (sid) for messages outside the 24-hour window
-    template_variables: dict[str, str] = field(default_factory=dict)
+    # The clinic's approved template for this kind of message (a WhatsApp content sid), for a channel that allows
+    # no free text at the time (WhatsApp outside its 24-hour window); other channels ignore it.
+    template: str | None = None
+    # The template's values, named and in its order; the channel numbers them its own way (WhatsApp: "1", "2", …).
+    template_fields: tuple[tuple[str, str], ...] = ()
     # Set by the delivery service from the recipient's identity (not stored): lets an adapter apply its own rules.
     last_inbound_at: datetime | None = None
 
@@ -94,7 +97,7 @@ class OutboundMessage:
             }
         if self.template is not None:
             payload["template"] = self.template
-            payload["template_variables"] = dict(self.template_variables)
+            payload["template_fields"] = [[name, value] for name, value in self.template_fields]
         return payload
 
     @classmethod
@@ -108,8 +111,16 @@ class OutboundMessage:
             buttons=tuple(Button(b["label"], b["data"]) for b in payload.get("buttons", [])),
             image=picture,
             template=payload.get("template"),
-            template_variables=dict(payload.get("template_variables", {})),
+            template_fields=_template_fields(payload),
         )
+
+
+def _template_fields(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    if "template_fields" in payload:
+        return tuple((str(name), str(value)) for name, value in payload["template_fields"])
+    # A row planned before the fields were named holds them numbered already ({"1": …, "2": …}).
+    numbered = payload.get("template_variables") or {}
+    return tuple((key, str(numbered[key])) for key in sorted(numbered, key=int))
 
 
 class DeliveryFailed(Exception):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import segno
@@ -43,8 +43,8 @@ from booking_core.domain.links import (
     page_choices,
     rating_buttons,
 )
-from booking_core.domain.messages import Button, Channel, Image, OutboundMessage
-from booking_core.services import audit, availability, booking, lifecycle, messages, outbox, reach, settings
+from booking_core.domain.messages import Button, Image
+from booking_core.services import audit, availability, booking, lifecycle, messages, notify
 from booking_core.services.errors import Conflict, Invalid, NotFound
 
 __all__ = [
@@ -427,21 +427,6 @@ def _visit_values(record: queries.VisitRecord) -> dict[str, Any]:
     }
 
 
-async def _reach(db: Db, record: queries.VisitRecord, default_language: str) -> reach.Reach | None:
-    preferred = await queries.lead_channel(db, record.session.lead_id)
-    return await reach.patient_reach(db, record.patient.id, prefer_channel=preferred, default_language=default_language)
-
-
-async def _whatsapp_template(db: Db, kind: Kind, found: reach.Reach) -> str | None:
-    """The approved template for ``kind`` (clinic setting ``whatsapp_templates``) for WhatsApp: only used by the
-    adapter when the patient last wrote more than 24 hours ago."""
-    if found.channel != "whatsapp":
-        return None
-    configured = await settings.get(db, "whatsapp_templates")
-    sid = configured.get(kind) if isinstance(configured, dict) else None
-    return sid if isinstance(sid, str) and sid else None
-
-
 async def _plan(
     db: Db,
     record: queries.VisitRecord,
@@ -455,35 +440,27 @@ async def _plan(
     default_language: str,
 ) -> list[int]:
     """Write one message of ``kind`` to the patient's channel; [] when nobody can be reached (recorded)."""
-    found = await _reach(db, record, default_language)
-    if found is None:
+
+    def notice(lang: str) -> notify.Notice:
+        lang = _lang(lang)
+        return notify.Notice(
+            messages.render(lang, template, **values),
+            buttons=tuple(Button(_label(lang, sheet, key, **kw), data) for sheet, key, data, kw in buttons),
+            image=image,
+            template_fields=(("name", values["name"]), ("code", values["code"]), ("link", values.get("link", ""))),
+        )
+
+    told = await notify.tell(
+        db, record.patient.id, kind, notice, dedupe_key=dedupe_key,
+        prefer_channel=await queries.lead_channel(db, record.session.lead_id), default_language=default_language,
+    )  # fmt: skip
+    if told is None:
         audit.record(
             db, SYSTEM, f"{kind}.unreachable", "session", record.session.id,
             {"patient_id": record.patient.id, "reason": "no channel to reach the patient"},
         )  # fmt: skip
         return []
-    lang = _lang(found.language)
-    await messages.refresh_overrides(db)
-    text = messages.render(lang, template, **values)
-    sid = await _whatsapp_template(db, kind, found)
-    message = OutboundMessage(
-        channel=cast(Channel, found.channel),
-        recipient=found.recipient,
-        text=text,
-        buttons=tuple(Button(_label(lang, sheet, key, **kw), data) for sheet, key, data, kw in buttons),
-        image=image,
-        template=sid,
-        template_variables={"1": values["name"], "2": values["code"], "3": values.get("link", "")} if sid else {},
-    )
-    outbox_id = await outbox.add(
-        db,
-        message,
-        kind=kind,
-        conversation_id=found.conversation_id,
-        identity_id=found.identity_id,
-        dedupe_key=dedupe_key,
-    )
-    return [outbox_id] if outbox_id is not None else []
+    return [told.outbox_id] if told.outbox_id is not None else []
 
 
 async def send_confirmation(

@@ -58,7 +58,7 @@ from booking_core.domain.dialog import (
     VisitCancelled,
     VisitConfirmed,
 )
-from booking_core.domain.messages import Button, Channel, InboundKind, OutboundMessage
+from booking_core.domain.messages import Button, Channel, InboundKind
 from booking_core.services import (
     audit,
     availability,
@@ -66,11 +66,9 @@ from booking_core.services import (
     confirmation,
     lifecycle,
     messages,
-    outbox,
+    notify,
     queue,
     queue_replies,
-    reach,
-    reminders,
     settings,
     waitlist,
 )
@@ -187,17 +185,10 @@ async def _answer(
     conversation.language = state.lang
     ids = []
     await messages.refresh_overrides(db)
+    chat = notify.Chat.of(identity, conversation.id)
     for index, (text, buttons) in enumerate(_coalesced([messages.render_reply(state.lang, r) for r in replies])):
-        channel = cast(Channel, identity.channel)
-        outbound = OutboundMessage(channel=channel, recipient=identity.external_id, text=text, buttons=buttons)
-        outbox_id = await outbox.add(
-            db,
-            outbound,
-            kind="reply",
-            conversation_id=conversation.id,
-            identity_id=identity.id,
-            dedupe_key=f"dialog:{message.id}:{index}",
-        )
+        notice = notify.Notice(text, buttons=buttons)
+        outbox_id = await notify.write(db, chat, "reply", notice, dedupe_key=f"dialog:{message.id}:{index}")
         if outbox_id is not None:
             ids.append(outbox_id)
     for session_id in step.booked:  # after the "booked" reply, as for a lead staff converted
@@ -588,7 +579,7 @@ _REPLY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 class ReplyTarget:
     """Where staff replies to a lead go: the lead's own chat, else the patient's most recent chat elsewhere."""
 
-    channel: str
+    channel: Channel
     recipient: str
     identity_id: int
     conversation_id: int | None  # None: the identity has no open conversation (one is opened by the reply)
@@ -620,16 +611,18 @@ async def reply_target(db: Db, lead: Lead) -> ReplyTarget | None:
     if own is not None:
         identity = await queries.identity(db, own.identity_id)
         if identity is not None and identity.channel in REPLY_CHANNELS:
+            chat = notify.Chat.of(identity, own.id)
             return ReplyTarget(
-                identity.channel, identity.external_id, identity.id, own.id, identity.display_name, own.bot_paused
-            )
+                chat.channel, chat.recipient, chat.identity_id, chat.conversation_id, identity.display_name,
+                own.bot_paused,
+            )  # fmt: skip
     patient = await queries.patient(db, lead.patient_id)
     if patient is None:
         return None
-    found = await reach.patient_reach(db, patient.id, prefer_channel=lead.channel)
+    found = await notify.patient_reach(db, patient.id, prefer_channel=lead.channel)
     if found is None:
         return None
-    chat = await queries.conversation(db, found.conversation_id)
+    open_chat = await queries.conversation(db, found.conversation_id)
     identity = await queries.identity(db, found.identity_id)
     return ReplyTarget(
         found.channel,
@@ -637,7 +630,7 @@ async def reply_target(db: Db, lead: Lead) -> ReplyTarget | None:
         found.identity_id,
         found.conversation_id,
         identity.display_name if identity else "",
-        bool(chat and chat.bot_paused),
+        bool(open_chat and open_chat.bot_paused),
     )
 
 
@@ -677,25 +670,12 @@ async def staff_reply(
     if target is None:
         raise _no_chat(lead)
     conversation = await _target_chat(db, lead, target, now)
-    # The WhatsApp adapter uses the template only outside WhatsApp's 24-hour window.
-    template = await reminders.whatsapp_template(db, "staff_reply") if target.channel == "whatsapp" else None
-    message = OutboundMessage(
-        channel=cast(Channel, target.channel),
-        recipient=target.recipient,
-        text=text,
-        template=template,
-        template_variables={"1": text} if template else {},
-    )
+    chat = notify.Chat(target.channel, target.recipient, target.identity_id, conversation.id)
     usable_key = key if key and len(key) <= 64 and set(key) <= _REPLY_KEY_CHARS else None
-    outbox_id = await outbox.add(
-        db,
-        message,
-        kind="staff_reply",
-        conversation_id=conversation.id,
-        identity_id=target.identity_id,
-        dedupe_key=f"staff-reply-{lead.id}-{usable_key}" if usable_key else None,
-        author="staff",
-    )
+    outbox_id = await notify.write(
+        db, chat, "staff_reply", notify.Notice(text, template_fields=(("text", text),)),
+        dedupe_key=f"staff-reply-{lead.id}-{usable_key}" if usable_key else None, author="staff",
+    )  # fmt: skip
     if outbox_id is None:  # the same form posted twice
         return StaffReply(lead.id, None, conversation.id, target.channel, paused_now=False)
     paused_now = not conversation.bot_paused

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
@@ -20,9 +19,8 @@ from booking_core.db.queries import ingest as ingest_queries
 from booking_core.db.queries import lead_actions as queries
 from booking_core.db.tables import Lead, Patient, Session, SlotHold
 from booking_core.domain.actors import Actor
-from booking_core.domain.messages import Channel, OutboundMessage
 from booking_core.domain.phones import to_e164
-from booking_core.services import audit, booking, ingest, messages, outbox, reach, reminders
+from booking_core.services import audit, booking, ingest, messages, notify
 from booking_core.services.errors import Conflict, Invalid, NotFound
 
 OPEN = ("new", "accepted")  # a lead staff may still decide on
@@ -160,44 +158,31 @@ async def _tell_patient(
     patient = await queries.living_patient(db, lead.patient_id)
     if patient is None:
         return None
-    where = await reach.patient_reach(db, patient.id, prefer_channel=lead.channel, default_language=default_language)
-    if where is None:
-        return None
     branch, examination, doctor = await queries.names(
         db, branch_id=lead.branch_id, examination_id=lead.examination_id, doctor_id=lead.doctor_id
     )
     start = None
     if lead.requested_start is not None and branch is not None:
         start = lead.requested_start.astimezone(ZoneInfo(branch.tz)).isoformat(timespec="minutes")
-    await messages.refresh_overrides(db)
-    text = messages.render(
-        where.language,
-        kind,
-        name=(patient.name or lead.contact_name).strip(),
-        examination=examination,
-        doctor=doctor,
-        branch=branch.name if branch else None,
-        start=start,
-        reason=reason,
-    )
-    template = await reminders.whatsapp_template(db, kind)
-    message = OutboundMessage(
-        channel=cast(Channel, where.channel),
-        recipient=where.recipient,
-        text=text,
-        # Only the WhatsApp adapter uses a template (outside the 24-hour window); the others ignore it.
-        template=template,
-        template_variables={"1": text} if template else {},
-    )
-    return await outbox.add(
-        db,
-        message,
-        kind=kind,
-        conversation_id=where.conversation_id,
-        identity_id=where.identity_id,
-        dedupe_key=f"lead-{lead.id}-{kind}",
-        author="staff",
-    )
+
+    def notice(lang: str) -> notify.Notice:
+        text = messages.render(
+            lang,
+            kind,
+            name=(patient.name or lead.contact_name).strip(),
+            examination=examination,
+            doctor=doctor,
+            branch=branch.name if branch else None,
+            start=start,
+            reason=reason,
+        )
+        return notify.Notice(text, template_fields=(("text", text),))
+
+    told = await notify.tell(
+        db, patient.id, kind, notice, dedupe_key=f"lead-{lead.id}-{kind}", prefer_channel=lead.channel,
+        author="staff", default_language=default_language,
+    )  # fmt: skip
+    return told.outbox_id if told is not None else None
 
 
 async def convert(

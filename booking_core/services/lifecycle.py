@@ -42,14 +42,13 @@ from booking_core.domain.lifecycle import (
 )
 from booking_core.domain.lifecycle import auto_complete_past as lies_in_the_past
 from booking_core.domain.lifecycle import start_days_ahead as read_start_days
-from booking_core.domain.messages import Button, Channel, OutboundMessage
+from booking_core.domain.messages import Button
 from booking_core.services import (
     audit,
     invoicing,
     messages,
-    outbox,
+    notify,
     queue_replies,
-    reach,
     reminders,
     settings,
     waitlist,
@@ -376,46 +375,33 @@ async def _tell_patient_cancelled(
         return {"notified": False, "not_notified": f"not sent after a {reason_code} cancellation"}
     record = await visit_queries.visit(db, session.id)
     assert record is not None  # the caller holds the row locked
-    preferred = await visit_queries.lead_channel(db, session.lead_id)
-    where = await reach.patient_reach(
-        db, session.patient_id, prefer_channel=preferred, default_language=default_language
-    )
-    if where is None:
-        return {"notified": False, "not_notified": "no channel to reach the patient"}
-    await messages.refresh_overrides(db)
     names = record.patient.name.split()
-    text = messages.render(
-        where.language,
-        NOTICE,
-        name=names[0] if names else None,
-        code=session.booking_code,
-        examination=", ".join(e.name for e in record.examinations) or None,
-        doctor=record.doctor.name,
-        branch=record.branch.name,
-        start=session.starts_at.astimezone(ZoneInfo(record.branch.tz)).isoformat(timespec="minutes"),
-        reason=reason_code,  # a code: the template words the patient-facing ones and leaves the rest out
-        link=booking_link,
-    )
-    template = await reminders.whatsapp_template(db, NOTICE)
-    message = OutboundMessage(
-        channel=cast(Channel, where.channel),
-        recipient=where.recipient,
-        text=text,
-        buttons=(Button(messages.label(where.language, "book"), "menu:book"),),
-        # Only the WhatsApp adapter uses a template (outside the 24-hour window); its values hold no line breaks.
-        template=template,
-        template_variables={"1": " ".join(text.split())} if template else {},
-    )
-    outbox_id = await outbox.add(
-        db,
-        message,
-        kind=NOTICE,
-        conversation_id=where.conversation_id,
-        identity_id=where.identity_id,
-        dedupe_key=f"{NOTICE}:{session.id}",
-        author="staff",
-    )
-    return {"notified": True, "channel": where.channel, "outbox_id": outbox_id}
+
+    def notice(lang: str) -> notify.Notice:
+        text = messages.render(
+            lang,
+            NOTICE,
+            name=names[0] if names else None,
+            code=session.booking_code,
+            examination=", ".join(e.name for e in record.examinations) or None,
+            doctor=record.doctor.name,
+            branch=record.branch.name,
+            start=session.starts_at.astimezone(ZoneInfo(record.branch.tz)).isoformat(timespec="minutes"),
+            reason=reason_code,  # a code: the template words the patient-facing ones and leaves the rest out
+            link=booking_link,
+        )
+        # The template's one value is the whole text, without line breaks (WhatsApp refuses them in values).
+        buttons = (Button(messages.label(lang, "book"), "menu:book"),)
+        return notify.Notice(text, buttons=buttons, template_fields=(("text", " ".join(text.split())),))
+
+    told = await notify.tell(
+        db, session.patient_id, NOTICE, notice, dedupe_key=f"{NOTICE}:{session.id}",
+        prefer_channel=await visit_queries.lead_channel(db, session.lead_id), author="staff",
+        default_language=default_language,
+    )  # fmt: skip
+    if told is None:
+        return {"notified": False, "not_notified": "no channel to reach the patient"}
+    return {"notified": True, "channel": told.where.channel, "outbox_id": told.outbox_id}
 
 
 async def auto_complete_past(db: Db, *, now: datetime, actor: Actor = SYSTEM, branch_id: int | None = None) -> int:

@@ -12,16 +12,14 @@ the position too, so the proactive notice does not repeat what they were just to
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import queue_replies as queries
 from booking_core.domain.actors import SYSTEM
 from booking_core.domain.lifecycle import SessionStatus
-from booking_core.domain.messages import Channel, OutboundMessage
-from booking_core.services import messages, outbox, queue, reach
-from booking_core.services.reminders import whatsapp_template
+from booking_core.services import messages, notify, queue
 
 if TYPE_CHECKING:  # the queue service calls this module after its changes: no import of its names at load time
     from booking_core.services.queue import QueueTicket
@@ -111,34 +109,31 @@ async def catch_up(db: Db, *, now: datetime | None = None) -> list[int]:
 
 
 async def _notify(db: Db, ticket: QueueTicket, patient_id: int, tz: str, *, default_language: str) -> int | None:
-    where = await reach.patient_reach(db, patient_id, default_language=default_language)
-    if where is None:
-        return None  # nobody to tell; the claimed position keeps the next change from trying again
     eta = ticket.eta.astimezone(ZoneInfo(tz))
-    values = {
-        "token": ticket.token,
-        "position": ticket.position,
-        "ahead": ticket.ahead,
-        "doctor": ticket.doctor_name,
-        "eta": eta.isoformat(timespec="minutes"),
-        "hint": None,
-    }
     name = "queue_soon" if ticket.position in NOTIFIED_POSITIONS else "queue_position"
-    await messages.refresh_overrides(db)
-    template = await whatsapp_template(db, "queue_position")
-    variables = {"1": ticket.token, "2": str(ticket.position), "3": ticket.doctor_name, "4": eta.strftime("%H:%M")}
-    message = OutboundMessage(
-        channel=cast(Channel, where.channel),
-        recipient=where.recipient,
-        text=messages.render(where.language, name, **values),
-        template=template,
-        template_variables=variables if template else {},
-    )
-    return await outbox.add(
-        db,
-        message,
-        kind="queue_position",
-        conversation_id=where.conversation_id,
-        identity_id=where.identity_id,
-        dedupe_key=f"queue:{ticket.entry_id}:{ticket.position}",
-    )
+
+    def notice(lang: str) -> notify.Notice:
+        values = {
+            "token": ticket.token,
+            "position": ticket.position,
+            "ahead": ticket.ahead,
+            "doctor": ticket.doctor_name,
+            "eta": eta.isoformat(timespec="minutes"),
+            "hint": None,
+        }
+        return notify.Notice(
+            messages.render(lang, name, **values),
+            template_fields=(
+                ("token", ticket.token),
+                ("position", str(ticket.position)),
+                ("doctor", ticket.doctor_name),
+                ("eta", eta.strftime("%H:%M")),
+            ),
+        )
+
+    told = await notify.tell(
+        db, patient_id, "queue_position", notice, dedupe_key=f"queue:{ticket.entry_id}:{ticket.position}",
+        default_language=default_language,
+    )  # fmt: skip
+    # Nobody to tell (None): the claimed position keeps the next change from trying again.
+    return told.outbox_id if told is not None else None

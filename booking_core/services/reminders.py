@@ -15,19 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import reminders as queries
-from booking_core.domain.messages import Button, Channel, OutboundMessage
-from booking_core.services import messages, outbox, reach, settings
+from booking_core.domain.messages import Button
+from booking_core.services import messages, notify, settings
 
 __all__ = [
     "EARLY",
     "MAX_OFFSET_MIN",
     "OFFSETS_SETTING",
-    "TEMPLATES_SETTING",
     "Due",
     "Sent",
     "due",
@@ -39,13 +38,9 @@ __all__ = [
     "scheduled_for_sessions",
     "send",
     "sync_session",
-    "whatsapp_template",
 ]
 
 OFFSETS_SETTING = "reminder_offsets_min"
-#: Clinic setting mapping a message kind ("reminder", "queue_position", "waitlist_offer") to a WhatsApp content
-#: template sid ("HX…"), used when the patient last wrote more than 24 hours ago.
-TEMPLATES_SETTING = "whatsapp_templates"
 #: Offsets beyond this (60 days) are ignored: nobody books that far ahead and wants a reminder that early.
 MAX_OFFSET_MIN = 60 * 24 * 60
 #: A job may run a little before the due time (RQ schedules to the whole second): still on time for a reminder.
@@ -173,13 +168,6 @@ async def due(db: Db, *, now: datetime | None = None, limit: int = 500) -> list[
 # --- sending ----------------------------------------------------------------------------------------------
 
 
-async def whatsapp_template(db: Db, kind: str) -> str | None:
-    """The content template sid configured for ``kind`` in :data:`TEMPLATES_SETTING`, or None."""
-    configured = await settings.get(db, TEMPLATES_SETTING)
-    sid = configured.get(kind) if isinstance(configured, dict) else None
-    return sid if isinstance(sid, str) and sid else None
-
-
 async def send(db: Db, reminder_id: int, *, now: datetime | None = None, default_language: str = "en") -> Sent:
     """Claim the reminder and write its message to the outbox, in the caller's transaction.
 
@@ -197,49 +185,41 @@ async def send(db: Db, reminder_id: int, *, now: datetime | None = None, default
         return await _skip(db, reminder_id, "the visit is no longer waiting")
     if visit.session.starts_at <= now:
         return await _skip(db, reminder_id, "the visit has already begun")
-    where = await reach.patient_reach(db, visit.session.patient_id, default_language=default_language)
-    if where is None:
-        return await _skip(db, reminder_id, "no reachable channel: the patient has no chat identity")
-    lang = where.language
-    await messages.refresh_overrides(db)
     start = visit.session.starts_at.astimezone(ZoneInfo(visit.branch.tz)).isoformat(timespec="minutes")
     offset = offset_of(row.kind)
-    values = {
-        "name": visit.patient.name or None,
-        "code": visit.session.booking_code,
-        "examination": visit.examination_name,
-        "doctor": visit.doctor_name,
-        "branch": visit.branch.name,
-        "start": start,
-        "hours": round(offset / 60) if offset and offset >= 60 else None,
-    }
-    template = await whatsapp_template(db, "reminder")
-    variables = {
-        "1": visit.patient.name or "",
-        "2": messages.render(lang, "reminder_time", start=start),
-        "3": visit.doctor_name,
-        "4": visit.branch.name,
-        "5": visit.session.booking_code,
-    }
-    message = OutboundMessage(
-        channel=cast(Channel, where.channel),
-        recipient=where.recipient,
-        text=messages.render(lang, "reminder", **values),
-        buttons=(
-            Button(messages.label(lang, "reschedule"), "menu:resched"),
-            Button(messages.label(lang, "cancel_visit"), "menu:cancel"),
-        ),
-        template=template,
-        template_variables=variables if template else {},
+
+    def reminder(lang: str) -> notify.Notice:
+        values = {
+            "name": visit.patient.name or None,
+            "code": visit.session.booking_code,
+            "examination": visit.examination_name,
+            "doctor": visit.doctor_name,
+            "branch": visit.branch.name,
+            "start": start,
+            "hours": round(offset / 60) if offset and offset >= 60 else None,
+        }
+        return notify.Notice(
+            messages.render(lang, "reminder", **values),
+            buttons=(
+                Button(messages.label(lang, "reschedule"), "menu:resched"),
+                Button(messages.label(lang, "cancel_visit"), "menu:cancel"),
+            ),
+            template_fields=(
+                ("name", visit.patient.name or ""),
+                ("when", messages.render(lang, "reminder_time", start=start)),
+                ("doctor", visit.doctor_name),
+                ("branch", visit.branch.name),
+                ("code", visit.session.booking_code),
+            ),
+        )
+
+    dedupe_key = f"reminder:{row.id}:{int(row.due_at.timestamp())}"
+    told = await notify.tell(
+        db, visit.session.patient_id, "reminder", reminder, dedupe_key=dedupe_key, default_language=default_language
     )
-    outbox_id = await outbox.add(
-        db,
-        message,
-        kind="reminder",
-        conversation_id=where.conversation_id,
-        identity_id=where.identity_id,
-        dedupe_key=f"reminder:{row.id}:{int(row.due_at.timestamp())}",
-    )
+    if told is None:
+        return await _skip(db, reminder_id, "no reachable channel: the patient has no chat identity")
+    outbox_id, where = told.outbox_id, told.where
     await queries.update_reminder(db, reminder_id, {"outbox_id": outbox_id, "note": f"sent on {where.channel}"})
     return Sent(reminder_id, "sent", outbox_id=outbox_id)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal, cast
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
@@ -23,10 +23,9 @@ from booking_core.db.queries import waitlist as queries
 from booking_core.db.tables import ChannelIdentity, Conversation, Message, Patient, Session, WaitlistEntry
 from booking_core.db.tables import WaitlistOffer as Offer
 from booking_core.domain.actors import SYSTEM, Actor
-from booking_core.domain.messages import Button, Channel, OutboundMessage
-from booking_core.services import audit, availability, booking, messages, outbox, reach
+from booking_core.domain.messages import Button
+from booking_core.services import audit, availability, booking, messages, notify
 from booking_core.services.errors import Invalid, NotFound, ServiceError
-from booking_core.services.reminders import whatsapp_template
 
 __all__ = [
     "BUTTON_PREFIX",
@@ -194,10 +193,22 @@ async def _bookable(db: Db, slot: Session, examination_id: int, now: datetime) -
     return any(reason.code == "available" for reason in reasons)
 
 
-async def _reach(db: Db, entry: WaitlistEntry, default_language: str) -> reach.Reach | None:
+async def _tell(
+    db: Db,
+    entry: WaitlistEntry,
+    kind: str,
+    notice: Callable[[str], notify.Notice],
+    *,
+    dedupe_key: str,
+    default_language: str,
+) -> int | None:
+    """Plan ``notice`` for the patient of ``entry`` on the chat they joined the list from; None: nobody to tell."""
     chat = await queries.identity(db, entry.identity_id)
-    prefer = chat.channel if chat is not None else None
-    return await reach.patient_reach(db, entry.patient_id, prefer_channel=prefer, default_language=default_language)
+    told = await notify.tell(
+        db, entry.patient_id, kind, notice, dedupe_key=dedupe_key, prefer_channel=chat.channel if chat else None,
+        default_language=default_language,
+    )  # fmt: skip
+    return told.outbox_id if told is not None else None
 
 
 def _vars(offer: Offer, facts: queries.OfferFacts) -> dict[str, object]:
@@ -212,30 +223,26 @@ def _vars(offer: Offer, facts: queries.OfferFacts) -> dict[str, object]:
 async def _send_offer(
     db: Db, offer: Offer, facts: queries.OfferFacts, entry: WaitlistEntry, *, default_language: str
 ) -> int | None:
-    where = await _reach(db, entry, default_language)
-    if where is None:
-        return None  # nobody to tell: this patient simply is not offered the slot
-    lang, values = where.language, _vars(offer, facts)
-    await messages.refresh_overrides(db)
-    template = await whatsapp_template(db, "waitlist_offer")
-    when = messages.render(lang, "reminder_time", start=values["start"])
-    variables = {"1": facts.examination_name, "2": when, "3": facts.doctor_name, "4": facts.branch_name}
-    message = OutboundMessage(
-        channel=cast(Channel, where.channel),
-        recipient=where.recipient,
-        text=messages.render(lang, "waitlist_offer", **values),
-        buttons=(Button(messages.render(lang, "waitlist_accept_label"), f"{BUTTON_PREFIX}{offer.id}"),),
-        template=template,
-        template_variables=variables if template else {},
-    )
-    return await outbox.add(
-        db,
-        message,
-        kind="waitlist_offer",
-        conversation_id=where.conversation_id,
-        identity_id=where.identity_id,
-        dedupe_key=queries.OFFER_KEY.format(offer_id=offer.id, entry_id=entry.id),
-    )
+    values = _vars(offer, facts)
+
+    def notice(lang: str) -> notify.Notice:
+        when = messages.render(lang, "reminder_time", start=values["start"])
+        return notify.Notice(
+            messages.render(lang, "waitlist_offer", **values),
+            buttons=(Button(messages.render(lang, "waitlist_accept_label"), f"{BUTTON_PREFIX}{offer.id}"),),
+            template_fields=(
+                ("examination", facts.examination_name),
+                ("when", when),
+                ("doctor", facts.doctor_name),
+                ("branch", facts.branch_name),
+            ),
+        )
+
+    # Nobody to tell (None): this patient simply is not offered the slot.
+    return await _tell(
+        db, entry, "waitlist_offer", notice, dedupe_key=queries.OFFER_KEY.format(offer_id=offer.id, entry_id=entry.id),
+        default_language=default_language,
+    )  # fmt: skip
 
 
 # --- accepting --------------------------------------------------------------------------------------------
@@ -301,28 +308,16 @@ async def _tell_gone(
     """Tell everyone else who was offered the slot that it has gone; they stay on the list for the next one."""
     others = [i for i in await queries.offered_entry_ids(db, offer.id) if i != except_entry]
     await queries.set_entry_status(db, others, "waiting", only_from=("offered",))
-    await messages.refresh_overrides(db)
+    values = _vars(offer, facts)
     written: list[int] = []
     for entry_id in others:
         entry = await queries.entry(db, entry_id)
         if entry is None:
             continue
-        where = await _reach(db, entry, default_language)
-        if where is None:
-            continue
-        message = OutboundMessage(
-            channel=cast(Channel, where.channel),
-            recipient=where.recipient,
-            text=messages.render(where.language, "waitlist_gone", **_vars(offer, facts)),
-        )
-        outbox_id = await outbox.add(
-            db,
-            message,
-            kind="waitlist_gone",
-            conversation_id=where.conversation_id,
-            identity_id=where.identity_id,
-            dedupe_key=f"waitlist-gone:{offer.id}:{entry_id}",
-        )
+        outbox_id = await _tell(
+            db, entry, "waitlist_gone", lambda lang: notify.Notice(messages.render(lang, "waitlist_gone", **values)),
+            dedupe_key=f"waitlist-gone:{offer.id}:{entry_id}", default_language=default_language,
+        )  # fmt: skip
         if outbox_id is not None:
             written.append(outbox_id)
     return written
@@ -366,15 +361,8 @@ async def answer_in_chat(
         text = messages.render(lang, "waitlist_booked", code=result.session.booking_code, **_vars(result.offer, facts))
     else:
         text = messages.render(lang, "waitlist_gone" if result.outcome == "gone" else "waitlist_not_yours")
-    reply = OutboundMessage(channel=cast(Channel, identity.channel), recipient=identity.external_id, text=text)
-    outbox_id = await outbox.add(
-        db,
-        reply,
-        kind="reply",
-        conversation_id=conversation.id,
-        identity_id=identity.id,
-        dedupe_key=f"dialog:{message.id}:0",
-    )
+    chat = notify.Chat.of(identity, conversation.id)
+    outbox_id = await notify.write(db, chat, "reply", notify.Notice(text), dedupe_key=f"dialog:{message.id}:0")
     followups = []
     if on_booked is not None and result.outcome == "booked" and result.session is not None:
         followups = await on_booked(result.session.id)

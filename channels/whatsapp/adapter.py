@@ -101,6 +101,12 @@ def _media_count(value: str | None) -> int:
     return int(value)
 
 
+def content_variables(message: OutboundMessage) -> dict[str, str]:
+    """A content template's variables as Twilio takes them: the message's template values numbered from "1", in
+    the order the notice gives them (the order of the approved template's ``{{1}}``, ``{{2}}``, …)."""
+    return {str(number): value for number, (_, value) in enumerate(message.template_fields, start=1)}
+
+
 def _number_of(address: str) -> str:
     """``whatsapp:+62…`` or ``+62…`` → ``+62…`` (a Twilio address without its channel prefix)."""
     return address.partition(":")[2].strip() if ":" in address else address.strip()
@@ -250,8 +256,8 @@ class WhatsAppAdapter:
                     code="outside_24h_window",
                 )
             params["content_sid"] = message.template
-            if message.template_variables:
-                params["content_variables"] = json.dumps(message.template_variables, ensure_ascii=False)
+            if message.template_fields:
+                params["content_variables"] = json.dumps(content_variables(message), ensure_ascii=False)
             return params
         body = options.render(message.text, message.buttons)
         media_url = getattr(message.image, "media_url", None) if message.image is not None else None

@@ -8,6 +8,7 @@ and loop; its delivery jobs go to queues of their own prefix, which no worker se
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from booking_core.db.queries.clinic import get_setting, put_setting
 from booking_core.db.tables import ChannelIdentity, ClinicSetting, OutboxMessage, Patient, Reminder, Session
 from booking_core.domain.messages import ContactRef, InboundMessage
-from booking_core.services import conversation, ingest, outbox, reminders
+from booking_core.services import conversation, ingest, notify, outbox, reminders
 from channels.whatsapp.adapter import WhatsAppAdapter
 from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from devtools.fakes.twilio_api import running_fake_twilio
@@ -330,7 +331,7 @@ async def test_a_patient_without_a_channel_is_skipped_and_the_rest_of_the_batch_
 async def test_whatsapp_outside_the_24_hour_window_uses_the_clinics_template(
     db: AsyncSession, clinic: Clinic, clinic_settings: Put, rt: Runtime, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    await clinic_settings(reminders.TEMPLATES_SETTING, {"reminder": TEMPLATE})
+    await clinic_settings(notify.TEMPLATES_SETTING, {"reminder": TEMPLATE})
     siti = clinic.patients["siti"]  # her WhatsApp identity never wrote: outside the window
     recent = await add_patient(db, "Rina Wulandari", commit=False)
     db.add(ChannelIdentity(patient_id=recent.id, channel="whatsapp", external_id=recent.phone_e164,
@@ -347,7 +348,7 @@ async def test_whatsapp_outside_the_24_hour_window_uses_the_clinics_template(
 
     rows = {row.recipient: row for row in await outbox_rows(sessionmaker, ids)}
     assert rows[siti.phone_e164].payload["template"] == TEMPLATE
-    assert rows[siti.phone_e164].payload["template_variables"]["5"] == quiet.booking_code
+    assert dict(rows[siti.phone_e164].payload["template_fields"])["code"] == quiet.booking_code
     async with running_fake_twilio(accounts={ACCOUNT_SID: AUTH_TOKEN}) as twilio:
         adapter = WhatsAppAdapter(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, sender="whatsapp:+14155238886",
                                   api_url=twilio.base_url, public_base_url="https://clinic.example")  # fmt: skip
@@ -360,6 +361,7 @@ async def test_whatsapp_outside_the_24_hour_window_uses_the_clinics_template(
         [to_siti] = twilio.sent_messages(f"whatsapp:{siti.phone_e164}")
         [to_rina] = twilio.sent_messages(f"whatsapp:{recent.phone_e164}")
     assert to_siti.params["ContentSid"] == TEMPLATE and "Body" not in to_siti.params
+    assert json.loads(to_siti.params["ContentVariables"])["5"] == quiet.booking_code
     assert "ContentSid" not in to_rina.params and chatty.booking_code in to_rina.params["Body"]
 
 

@@ -88,7 +88,7 @@ async def test_outside_the_window_the_reminder_template_is_sent(adapter: WhatsAp
         "Reminder: your visit is tomorrow at 09:00.",
         wrote=timedelta(hours=25),
         template=REMINDER_TEMPLATE,
-        template_variables={"1": "Budi", "2": "Selasa 09:00"},
+        template_fields=(("name", "Budi"), ("when", "Selasa 09:00")),
     )
 
     sid = await adapter.send(message)
