@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -30,8 +30,8 @@ from sqlalchemy import text
 from booking_core.db.queries.health import Backend, DatabaseVitals, ReadOnlyDatabase
 from gateway import metrics_access
 from gateway.api import api
-from gateway.keys import ENGINE, METRICS, REDIS, SETTINGS, VITALS
-from gateway.vitals import Vitals, WorkerVitals, describe, vitals_context
+from gateway.keys import ENGINE, METRICS, RAW_DB, REDIS, RQ_REDIS, SETTINGS, VITALS
+from gateway.vitals import Vitals, WorkerVitals, describe, open_vitals
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(api.openapi(server_url=request.app[SETTINGS].PUBLIC_BASE_URL))
+
+
+async def vitals_context(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the :class:`Vitals` /health and /metrics read (after the database pools and Redis exist)."""
+    app[VITALS] = vitals = await open_vitals(app[SETTINGS], ingest=app[RAW_DB], rq_redis=app[RQ_REDIS])
+    yield
+    await vitals.close()
 
 
 def setup(app: web.Application) -> None:

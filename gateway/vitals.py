@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from aiohttp import web
 from redis import Redis as SyncRedis
 
 from booking_core.db.queries import health as queries
 from booking_core.db.raw import RawDb, make_raw_pool
-from gateway.keys import RAW_DB, RQ_REDIS, SETTINGS, VITALS
 from infra import watch
 from infra.settings import Settings
 
@@ -118,6 +116,13 @@ class Vitals:
         #: The last answer of /health (its parts), reused like the figures it is made of.
         self.verdict: _Cached[dict[str, str]] = _Cached(CACHE_SECONDS)
 
+    async def close(self) -> None:
+        """Close the monitoring pool (cut it when it does not close within 5 s)."""
+        try:
+            await asyncio.wait_for(self._monitor.close(), timeout=5)
+        except TimeoutError:
+            self._monitor.terminate()
+
     def watching_for(self) -> float:
         return time.monotonic() - self.started
 
@@ -179,18 +184,12 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-async def vitals_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the monitoring pool and the :class:`Vitals` (after the database pools and Redis exist)."""
-    settings = app[SETTINGS]
+async def open_vitals(settings: Settings, *, ingest: RawDb, rq_redis: SyncRedis) -> Vitals:
+    """The :class:`Vitals` with its own monitoring pool (close it with :meth:`Vitals.close`)."""
     assert settings.async_database_url is not None
     monitor = await make_raw_pool(
         settings.async_database_url,
         max_size=2,
         settings={"application_name": "frontdesk-health", "statement_timeout": str(int(QUERY_SECONDS * 1000))},
     )
-    app[VITALS] = Vitals(settings, ingest=app[RAW_DB], monitor=monitor, rq_redis=app[RQ_REDIS])
-    yield
-    try:
-        await asyncio.wait_for(monitor.close(), timeout=5)
-    except TimeoutError:
-        monitor.terminate()
+    return Vitals(settings, ingest=ingest, monitor=monitor, rq_redis=rq_redis)
