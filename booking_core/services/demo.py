@@ -70,9 +70,23 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     """Create the demo clinic if the database has no branch yet; return whether anything was created."""
     if await queries.branch_count(db) > 0:
         return False
-    tz = ZoneInfo(JAKARTA)
-    today = today or datetime.now(tz).date()
+    today = today or datetime.now(ZoneInfo(JAKARTA)).date()
+    kemang, gading = await _branches(db)
+    doctors = await _rooms_and_doctors(db, kemang, gading)
+    _attendance(db, doctors, kemang, gading, today)
+    exams = await _examinations(db, doctors, kemang, gading)
+    _staff_meeting(db, kemang, _next_weekday(today, 2))
+    await _patients(db, exams, today)
+    db.add(Staff(name="Clinic owner", role="owner"))
+    for key, value in DEFAULT_SETTINGS.items():
+        await queries.put_setting(db, key, value)
+    audit.record(db, SYSTEM, "demo.seeded", "branch", kemang.id, {"branches": [kemang.code, gading.code]})
+    await db.flush()
+    return True
 
+
+async def _branches(db: Db) -> tuple[Branch, Branch]:
+    """Two Jakarta branches and their opening hours (Kemang also opens on Sunday mornings)."""
     kemang = Branch(
         code="KMG",
         name="Klinik Sehat Kemang",
@@ -97,7 +111,11 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     await db.flush()
     db.add_all(_hours(kemang, MON_SAT, time(8), time(20)) + _hours(kemang, (6,), time(9), time(14)))
     db.add_all(_hours(gading, MON_SAT, time(9), time(21)))
+    return kemang, gading
 
+
+async def _rooms_and_doctors(db: Db, kemang: Branch, gading: Branch) -> list[Doctor]:
+    """The rooms of both branches and the four doctors: a GP, a dentist, a paediatrician, a dermatologist."""
     rooms = [
         Room(branch_id=kemang.id, name="Consultation 1", kind="consultation"),
         Room(branch_id=kemang.id, name="Consultation 2", kind="consultation"),
@@ -115,6 +133,11 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     ]
     db.add_all([*rooms, *doctors])
     await db.flush()
+    return doctors
+
+
+def _attendance(db: Db, doctors: list[Doctor], kemang: Branch, gading: Branch, today: date) -> None:
+    """Who attends where and when; dr. Andi is at a conference next Friday."""
     andi, sari, budi, maya = doctors
 
     def attend(doctor: Doctor, branch: Branch, days: tuple[int, ...], starts: time, ends: time) -> None:
@@ -131,9 +154,11 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     attend(budi, kemang, (5,), time(9), time(14))
     attend(maya, kemang, (1, 3), time(13), time(20))
     attend(maya, gading, (0, 2, 4), time(9), time(15))
-    # dr. Andi is at a conference next Friday.
     db.add(AttendanceOverride(doctor_id=andi.id, branch_id=kemang.id, day=_next_weekday(today, 4), note="Conference"))
 
+
+async def _examinations(db: Db, doctors: list[Doctor], kemang: Branch, gading: Branch) -> list[Examination]:
+    """The :data:`EXAMINATIONS`, where and by whom they are done; vaccinations only in the morning."""
     exams: list[Examination] = []
     for code, name, price, minutes, taxable, room_kind, _by, keywords in EXAMINATIONS:
         exam = Examination(
@@ -160,21 +185,27 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
         branches = [kemang, gading] if room_kind != "treatment" else [kemang]
         db.add_all(ExaminationBranch(examination_id=exam.id, branch_id=b.id) for b in branches)
         db.add_all(ExaminationDoctor(examination_id=exam.id, doctor_id=doctors[i].id) for i in by)
-    # Vaccinations only in the morning.
     vax = exams[2]
     db.add_all(ExaminationWindow(examination_id=vax.id, weekday=d, starts=time(8), ends=time(12)) for d in MON_SAT)
+    return exams
 
-    meeting_day = _next_weekday(today, 2)
+
+def _staff_meeting(db: Db, branch: Branch, day: date) -> None:
+    """The branch is blacked out for an hour at noon on ``day``."""
+    tz = ZoneInfo(JAKARTA)
     db.add(
         BlackoutBlock(
-            branch_id=kemang.id,
+            branch_id=branch.id,
             scope="branch",
-            starts_at=datetime.combine(meeting_day, time(12), tz).astimezone(UTC),
-            ends_at=datetime.combine(meeting_day, time(13), tz).astimezone(UTC),
+            starts_at=datetime.combine(day, time(12), tz).astimezone(UTC),
+            ends_at=datetime.combine(day, time(13), tz).astimezone(UTC),
             reason="Staff meeting",
         )
     )
 
+
+async def _patients(db: Db, exams: list[Examination], today: date) -> None:
+    """Four patients (Siti also on WhatsApp), one insured, one with a dental package of check-ups left."""
     patients = [
         Patient(name="Siti Rahmawati", phone_e164="+6281234567890", language="id"),
         Patient(name="Budi Hartono", phone_e164="+6281311112222", language="id"),
@@ -188,7 +219,6 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
             patient_id=patients[0].id, channel="whatsapp", external_id="+6281234567890", display_name="Siti"
         )
     )
-
     plan = InsurancePlan(
         name="Asuransi Sehat Gold",
         currency="IDR",
@@ -199,12 +229,7 @@ async def seed_demo(db: Db, *, today: date | None = None) -> bool:
     package = Package(name="Dental care (3 check-ups)", price=Decimal("600000"), currency="IDR", uses=3)
     db.add_all([plan, package])
     await db.flush()
-    db.add(PackageExamination(package_id=package.id, examination_id=exams[3].id))
+    dental_checkup = exams[3]
+    db.add(PackageExamination(package_id=package.id, examination_id=dental_checkup.id))
     db.add(PatientPackage(patient_id=patients[2].id, package_id=package.id, remaining_uses=2))
     db.add(PatientInsurance(patient_id=patients[1].id, plan_id=plan.id, member_number="ASG-0042", year=today.year))
-    db.add(Staff(name="Clinic owner", role="owner"))
-    for key, value in DEFAULT_SETTINGS.items():
-        await queries.put_setting(db, key, value)
-    audit.record(db, SYSTEM, "demo.seeded", "branch", kemang.id, {"branches": [kemang.code, gading.code]})
-    await db.flush()
-    return True
