@@ -21,9 +21,7 @@ async def accept(request: web.Request, inbound: InboundMessage | None, *, channe
     received = await app[GROUP_INGEST].receive(inbound)
     if received is None:
         async with app[SESSIONMAKER]() as db, db.begin():
-            received = await ingest.receive(
-                db, inbound, default_language=app[SETTINGS].DEFAULT_LANGUAGE, known_chat_tried=True
-            )
+            received = await ingest.receive(db, inbound, default_language=app[SETTINGS].DEFAULT_LANGUAGE)
     outcome = "duplicate" if received.duplicate else "handled"
     metrics.inbound_outcome(channel, outcome).inc()
     if not received.duplicate:

@@ -55,7 +55,7 @@ def _payload(inbound: InboundMessage, cut: bool) -> dict[str, Any]:
 
 
 def _for_a_known_chat(inbound: InboundMessage) -> bool:
-    """Whether the one-statement path may take the message: no new phone number to resolve a patient by."""
+    """Whether :func:`receive_known_chats` may take the message: no new phone number to resolve a patient by."""
     return inbound.contact.phone is None or inbound.channel == "whatsapp"
 
 
@@ -79,8 +79,8 @@ async def receive_known_chats(
 
     All of them are stored (or recognised as repeats) in one transaction, committed when this returns: one commit
     and one WAL flush for messages that arrived together. An entry is None when that message needs the full path
-    (:func:`receive` in a transaction of its own, with ``known_chat_tried=True``): a first message, a chat without an
-    open lead, or a phone number to resolve the patient by. If any statement fails, none of them is stored.
+    (:func:`receive` in a transaction of its own): a first message, a chat without an open lead, or a phone number to
+    resolve the patient by. If any statement fails, none of them is stored.
     """
     now = now or datetime.now(UTC)
     known = [(i, _known_chat_values(inbound, now)) for i, inbound in enumerate(inbounds) if _for_a_known_chat(inbound)]
@@ -108,26 +108,18 @@ async def receive(
     *,
     now: datetime | None = None,
     default_language: str = "en",
-    known_chat_tried: bool = False,
 ) -> Received:
-    """Persist ``inbound`` (or recognise it as a repeat) within the caller's transaction.
+    """Persist ``inbound`` (or recognise it as a repeat) within the caller's transaction: the full path.
 
-    ``known_chat_tried``: :func:`receive_known_chats` already ran for this message and found no open lead, so the
-    one-statement attempt is not repeated here.
+    It takes any message: a first one, one with a phone number that finds (or merges) the patient, one whose chat has
+    no open lead. The webhooks try :func:`receive_known_chats` first (the fast path: one statement, committed with
+    what arrived alongside) and come here only for what that leaves; a caller inside a transaction of its own (the
+    booking form) comes here directly.
     """
     now = now or datetime.now(UTC)
     contact = inbound.contact
     text, cut = clean_text(inbound.text)
     payload = _payload(inbound, cut)
-    if _for_a_known_chat(inbound) and not known_chat_tried:
-        fast = await queries.receive_known_chat(db, _known_chat_values(inbound, now))
-        message_id, conversation_id, lead_id, identity_id, patient_id = fast
-        if conversation_id is not None and lead_id is not None:
-            if message_id is not None:
-                return Received(message_id, conversation_id, lead_id, patient_id, identity_id, duplicate=False)
-            existing = await queries.message_id(db, inbound.channel, inbound.external_id)
-            assert existing is not None
-            return Received(existing, conversation_id, lead_id, patient_id, identity_id, duplicate=True)
     existing = await queries.message_id(db, inbound.channel, inbound.external_id)
     if existing is not None:
         return Received(existing, None, None, None, None, duplicate=True)

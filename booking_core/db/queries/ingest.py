@@ -186,8 +186,7 @@ WITH ident AS (
 SELECT (SELECT id FROM msg), (SELECT id FROM conv), (SELECT id FROM lead), (SELECT id FROM ident),
        (SELECT patient_id FROM ident)
 """
-_FAST = text(_FAST_SQL)
-#: The same statement for asyncpg, which numbers its parameters.
+#: asyncpg numbers its parameters; the statement above names them for reading.
 _FAST_PARAMS = ("now", "name", "channel", "contact", "external", "text", "payload")
 _FAST_NUMBERED = _FAST_SQL
 for _number, _name in enumerate(_FAST_PARAMS, start=1):
@@ -195,20 +194,12 @@ for _number, _name in enumerate(_FAST_PARAMS, start=1):
 assert ":" not in _FAST_NUMBERED.replace("::", ""), "every parameter of the fast ingest statement is numbered"
 
 
-async def receive_known_chat(db: AsyncSession, values: dict[str, Any]) -> tuple[Any, ...]:
-    """One round trip for the common case (a chat we know, with an open conversation and lead).
-
-    Returns (message_id, conversation_id, lead_id, identity_id, patient_id); a None message id with a conversation
-    and lead means the message was a repeat; a None conversation or lead means the full path must run.
-    """
-    row = (await db.execute(_FAST, values)).one()
-    return tuple(row)
-
-
 async def receive_known_chats_raw(raw: RawDb, many: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """:func:`receive_known_chat` for each of ``many``, in one transaction on the raw pool: one round trip, one commit.
+    """The one-statement ingest of a message from a chat we know, for each of ``many``, in one transaction on the raw
+    pool: one round trip, one commit. Atomic: when one statement fails, none of them is stored.
 
-    Atomic: when one statement fails, none of them is stored.
+    Each row is (message_id, conversation_id, lead_id, identity_id, patient_id); a None message id with a conversation
+    and lead means the message was a repeat; a None conversation or lead means the full path must run.
     """
     async with raw.acquire() as connection:
         rows = await connection.fetchmany(_FAST_NUMBERED, [[values[name] for name in _FAST_PARAMS] for values in many])
