@@ -15,11 +15,13 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -45,6 +47,7 @@ class Invoice(Base):
     tax: Mapped[Decimal] = mapped_column(default=Decimal("0"))
     consumables: Mapped[Decimal] = mapped_column(default=Decimal("0"))
     loyalty_discount: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    coupon_discount: Mapped[Decimal] = mapped_column(default=Decimal("0"), server_default="0")
     patient_pays: Mapped[Decimal] = mapped_column(default=Decimal("0"))
     loyalty_points_used: Mapped[int] = mapped_column(Integer, default=0)
     breakdown: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
@@ -56,7 +59,7 @@ class Invoice(Base):
 
 class InvoiceLine(Base):
     __tablename__ = "invoice_lines"
-    __table_args__ = (one_of("kind", ("examination", "consumable", "loyalty")),)
+    __table_args__ = (one_of("kind", ("examination", "consumable", "coupon", "loyalty")),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
@@ -162,10 +165,18 @@ class LoyaltyEntry(Base):
 
 
 class Coupon(Base):
-    """A Best Deal coupon bought by a patient; its code (in a QR) is stored hashed and redeemed exactly once."""
+    """A Best Deal coupon bought by a patient; its code (in a QR) is stored hashed and redeemed on visits.
+
+    ``uses`` counts the redemptions that stand (an undone one gives its use back); the CHECK keeps it within
+    ``max_uses``, so even a bug cannot redeem a single-use coupon twice. ``redeemed_*`` describe the latest
+    redemption; :class:`CouponRedemption` keeps every one with its visit.
+    """
 
     __tablename__ = "coupons"
-    __table_args__ = (one_of("status", ("active", "redeemed", "void")),)
+    __table_args__ = (
+        one_of("status", ("active", "redeemed", "void")),
+        CheckConstraint("max_uses >= 1 AND uses >= 0 AND uses <= max_uses", name="uses_within_max"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -180,8 +191,39 @@ class Coupon(Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(8), default="active")
+    max_uses: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    uses: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     redeemed_at: Mapped[datetime | None]
     redeemed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     redeemed_branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="SET NULL"))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = now_column()
+
+
+class CouponRedemption(Base):
+    """One use of a coupon, on one visit; its discount is a ``coupon`` line on that visit's invoice.
+
+    Undoing it (a desk mistake) keeps the row with who undid it and why; the partial unique index lets a coupon
+    stand on a visit at most once.
+    """
+
+    __tablename__ = "coupon_redemptions"
+    __table_args__ = (
+        Index(
+            "uq_coupon_redemptions_standing_per_visit",
+            "coupon_id",
+            "session_id",
+            unique=True,
+            postgresql_where=text("undone_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"), index=True)
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="SET NULL"))
+    redeemed_at: Mapped[datetime] = now_column()
+    redeemed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    undone_at: Mapped[datetime | None]
+    undone_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    undo_reason: Mapped[str] = mapped_column(Text, default="")

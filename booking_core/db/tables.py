@@ -3,6 +3,7 @@
 from booking_core.db.base import Base
 from booking_core.db.billing import (
     Coupon,
+    CouponRedemption,
     InsurancePlan,
     Invoice,
     InvoiceLine,
@@ -55,6 +56,7 @@ __all__ = [
     "ClinicSetting",
     "Conversation",
     "Coupon",
+    "CouponRedemption",
     "DeliveryEvent",
     "Doctor",
     "DoctorAttendance",

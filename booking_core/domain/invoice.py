@@ -11,18 +11,20 @@ a sentence saying how it was derived, so staff can answer "why do I pay this?" f
 4. ``tax``       branch tax rate on the patient's remaining share of a taxable line.
 
 Consumables follow as their own lines (``consumable`` step + ``tax``), never covered by package or insurance.
-A loyalty redemption comes last, as its own line, capped at ``cap_pct`` % of everything the patient owes
-before it.
+Best Deal coupons redeemed on the visit come next, one ``coupon`` line each: a coupon for an examination pays one
+unit of it (its list price, capped at what the patient still owes on that line); a coupon tied to no examination
+is worth what the patient paid for it, capped at what is left to pay. A loyalty redemption comes last, as its own
+line, capped at ``cap_pct`` % of everything the patient owes before it.
 
 Sign convention: a step's ``amount`` is signed so that the steps of a line add up to the line's
-``patient_amount``: ``price``, ``consumable`` and ``tax`` are positive; ``package``, ``insurance`` and
-``loyalty`` are negative (or zero). Totals in :class:`InvoiceTotals` are all non-negative magnitudes.
+``patient_amount``: ``price``, ``consumable`` and ``tax`` are positive; ``package``, ``insurance``,
+``coupon`` and ``loyalty`` are negative (or zero). Totals in :class:`InvoiceTotals` are all non-negative magnitudes.
 
 Rounding: every step's amount is quantized ROUND_HALF_UP to the currency's minor units as it is computed
 (insurer share and tax are the only steps that can produce sub-unit values), and later steps work on those
 rounded figures. Because totals are sums of already-rounded amounts, the identity
 
-    patient_pays + insurer_pays + package_covered + loyalty_discount == gross + tax + consumables
+    patient_pays + insurer_pays + package_covered + coupon_discount + loyalty_discount == gross + tax + consumables
 
 holds exactly (``tax`` includes the consumables' tax, ``consumables`` is their pre-tax amount). The loyalty
 cap is a bound, not a charge, so it is rounded *down* to minor units; the discount is whole points × point
@@ -48,6 +50,7 @@ from booking_core.domain.money import (
 
 __all__ = [
     "Consumable",
+    "CouponCredit",
     "ExaminationLine",
     "InsurancePlan",
     "Invoice",
@@ -63,8 +66,8 @@ __all__ = [
     "loyalty_points_earned",
 ]
 
-StepKind: TypeAlias = Literal["price", "package", "insurance", "tax", "consumable", "loyalty"]
-LineKind: TypeAlias = Literal["examination", "consumable", "loyalty"]
+StepKind: TypeAlias = Literal["price", "package", "insurance", "tax", "consumable", "coupon", "loyalty"]
+LineKind: TypeAlias = Literal["examination", "consumable", "coupon", "loyalty"]
 
 _HUNDRED = Decimal(100)
 
@@ -158,6 +161,23 @@ class InsurancePlan:
 
 
 @dataclass(frozen=True)
+class CouponCredit:
+    """A Best Deal coupon redeemed on this visit (``redemption_id`` names the redemption, kept as the line's ref).
+
+    ``examination_id`` set: it pays one unit of that examination. None: it is worth ``value`` (what was paid for it).
+    """
+
+    redemption_id: int
+    title: str
+    code_hint: str
+    examination_id: int | None
+    value: Decimal
+
+    def __post_init__(self) -> None:
+        _require_non_negative(self.value, f"value of coupon {self.title!r}")
+
+
+@dataclass(frozen=True)
 class LoyaltyRedemption:
     """Points the patient wants to redeem on this invoice."""
 
@@ -186,6 +206,7 @@ class InvoiceInput:
     package: PackageBalance | None = None
     insurance: InsurancePlan | None = None
     loyalty: LoyaltyRedemption | None = None
+    coupons: tuple[CouponCredit, ...] = ()
 
     def __post_init__(self) -> None:
         minor_units(self.currency)  # unknown currency → ValueError naming it
@@ -195,6 +216,7 @@ class InvoiceInput:
         # Accept any sequence from callers but keep the frozen value hashable and immutable.
         object.__setattr__(self, "lines", tuple(self.lines))
         object.__setattr__(self, "consumables", tuple(self.consumables))
+        object.__setattr__(self, "coupons", tuple(self.coupons))
 
 
 # -------------------------------------------------------------------------------------------------- outputs
@@ -213,7 +235,8 @@ class Step:
 class InvoiceLine:
     """A line of the invoice with the steps that produced its patient and insurer amounts.
 
-    For the loyalty line, ``quantity`` is the number of points used and ``unit_price`` the value of a point.
+    For the loyalty line, ``quantity`` is the number of points used and ``unit_price`` the value of a point; for a
+    coupon line, ``ref_id`` is the redemption and ``unit_price`` the discount.
     """
 
     kind: LineKind
@@ -241,6 +264,7 @@ class InvoiceTotals:
     deductible_used: Decimal
     insurance_limit_used: Decimal
     loyalty_points_used: int
+    coupon_discount: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -285,6 +309,7 @@ class Invoice:
                 "deductible_used": money_str(t.deductible_used, cur),
                 "insurance_limit_used": money_str(t.insurance_limit_used, cur),
                 "loyalty_points_used": t.loyalty_points_used,
+                "coupon_discount": money_str(t.coupon_discount, cur),
             },
         }
 
@@ -431,6 +456,56 @@ class _Builder:
             insurer_amount=self.q(Decimal(0)),
         )
 
+    def _coupon_worth(self, credit: CouponCredit, owed: list[Decimal]) -> tuple[Decimal, str]:
+        """A coupon tied to no examination: worth what was paid for it, taken off the lines in order."""
+        value = check_precision(credit.value, self.cur, what=f"value of coupon {credit.title!r}")
+        left = _sum(owed)
+        discount = min(value, left)
+        explanation = f"worth {self.fmt(value)}, what was paid for it"
+        if discount < value:
+            explanation += f", capped at what is left to pay {self.fmt(left)}"
+        remaining = discount
+        for position, amount in enumerate(owed):
+            taken = min(amount, remaining)
+            owed[position] -= taken
+            remaining -= taken
+        return discount, explanation
+
+    def _coupon_for_examination(
+        self, examination_id: int, owed: list[Decimal], lines: list[InvoiceLine]
+    ) -> tuple[Decimal, str]:
+        """A coupon for an examination pays one unit of its first line, at most what is still owed on it."""
+        for position, line in enumerate(lines):
+            if line.kind == "examination" and line.ref_id == examination_id:
+                discount = min(line.unit_price, owed[position])
+                explanation = f"pays 1 × {line.name} at {self.fmt(line.unit_price)}"
+                if discount < line.unit_price:
+                    explanation += f", capped at what is left to pay on it {self.fmt(owed[position])}"
+                owed[position] -= discount
+                return discount, explanation
+        return Decimal(0), "this visit has none of the examination it is for"
+
+    def coupon(self, credit: CouponCredit, owed: list[Decimal], lines: list[InvoiceLine]) -> InvoiceLine:
+        """One coupon line; ``owed`` is what the patient still owes on each of ``lines`` (coupons before it
+        already taken off), and is reduced by this coupon's discount."""
+        label = f"coupon {credit.title} (code ending {credit.code_hint})"
+        if credit.examination_id is None:
+            discount, explanation = self._coupon_worth(credit, owed)
+        else:
+            discount, explanation = self._coupon_for_examination(credit.examination_id, owed, lines)
+        explanation = f"{label}: {explanation}"
+        discount = self.q(discount)
+        return InvoiceLine(
+            kind="coupon",
+            ref_id=credit.redemption_id,
+            name=f"Coupon: {credit.title}",
+            quantity=1,
+            unit_price=discount,
+            steps=(Step("coupon", self.q(-discount), explanation),),
+            patient_amount=self.q(-discount),
+            insurer_amount=self.q(Decimal(0)),
+        )
+
     def loyalty(self, redemption: LoyaltyRedemption, total_before: Decimal) -> InvoiceLine:
         value = check_precision(redemption.point_value, self.cur, what="loyalty point value")
         points_wanted = min(redemption.points_requested, redemption.points_available)
@@ -467,7 +542,7 @@ def _sum(amounts: Iterable[Decimal]) -> Decimal:
 
 
 def build_invoice(inp: InvoiceInput) -> Invoice:
-    """Resolve every line of ``inp`` (package → insurance → tax, then consumables, then loyalty) and total it.
+    """Resolve every line of ``inp`` (package → insurance → tax, then consumables, coupons, loyalty) and total it.
 
     Raises ``PrecisionError`` / ``NegativeAmountError`` (both ``ValueError``, from ``money``) for prices,
     and for the deductible, limit and point value, that are not valid amounts of the currency.
@@ -486,6 +561,9 @@ def build_invoice(inp: InvoiceInput) -> Invoice:
             return _sum(step.amount for line in lines for step in line.steps if step.kind == kind)
 
         lines = [*exam_lines, *consumable_lines]
+        owed = [max(line.patient_amount, Decimal(0)) for line in lines]
+        billed = list(lines)
+        lines.extend(builder.coupon(credit, owed, billed) for credit in inp.coupons)
         total_before = _sum(line.patient_amount for line in lines)
         if inp.loyalty is not None:
             lines.append(builder.loyalty(inp.loyalty, total_before))
@@ -500,6 +578,7 @@ def build_invoice(inp: InvoiceInput) -> Invoice:
             tax=q(step_total(lines, "tax")),
             consumables=q(step_total(consumable_lines, "consumable")),
             loyalty_discount=q(-step_total(lines, "loyalty")),
+            coupon_discount=q(-step_total(lines, "coupon")),
             patient_pays=q(_sum(line.patient_amount for line in lines)),
             package_uses=package_uses,
             deductible_used=q(deductible_used),

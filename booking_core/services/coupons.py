@@ -1,29 +1,40 @@
-"""Best Deal coupons: bought by a patient, shown as a QR code, validated and redeemed once at the front desk.
+"""Best Deal coupons: bought by a patient, shown as a QR code, checked at the front desk and redeemed on a visit.
 
 The code is drawn with :func:`~booking_core.domain.codes.new_coupon_code` (≈ 64 bits) and handed out once, when the
 coupon is issued; the database keeps only its HMAC (``hash_code`` with the server secret) and the last four
 characters as a hint for staff to tell coupons apart. A code that does not normalise and a code nobody holds get the
 same answer, ``unknown``, so the endpoints are no oracle for what codes look like.
 
-Redeeming is one atomic ``UPDATE ... WHERE status = 'active' AND <valid today here> RETURNING``: of twenty front
-desks scanning the same QR at once, exactly one redeems it and the others are told it was already redeemed.
+Checking a code (:func:`validate`) changes nothing: it says what the coupon gives, its validity, the uses left, its
+redemptions (times in the branch's zone) and the owner's visits it can go on, today's checked-in visit first.
+Redeeming (:func:`redeem`) names the visit: the session is locked, the coupon's rules checked (dates, branch,
+owner, examination, currency), one use taken with an atomic ``UPDATE ... WHERE uses < max_uses AND <valid today
+here> RETURNING`` (of twenty desks redeeming a single-use coupon at once, exactly one wins, the others are told when
+it was redeemed), a ``coupon_redemptions`` row written (a partial unique index: one standing redemption of a coupon
+per visit) and the visit's invoice rebuilt, where the coupon is a line saying how its discount was worked out.
+:func:`undo_redemption` takes a desk mistake back while the invoice is a draft. Each step leaves an audit row.
+
+Lock order follows invoicing's (session → invoice → patient): session, then coupon.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import coupons as queries
 from booking_core.db.tables import Branch, Coupon
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import hash_code, mask_name, new_coupon_code, normalize_code
-from booking_core.domain.money import quantize
-from booking_core.services import audit
+from booking_core.domain.lifecycle import ACTIVE_STATUSES
+from booking_core.domain.money import format_money, quantize
+from booking_core.services import audit, invoicing
 from booking_core.services.catalog import check_amount
 from booking_core.services.errors import Conflict, Invalid, NotFound, ServiceError
 
@@ -33,8 +44,12 @@ __all__ = [
     "CouponView",
     "IssuedCoupon",
     "Reason",
+    "Redeemed",
+    "RedemptionView",
+    "VisitChoice",
     "issue",
     "redeem",
+    "undo_redemption",
     "validate",
     "void",
 ]
@@ -44,7 +59,10 @@ CODE_HINT_LENGTH = 4
 MAX_TITLE = 120
 MAX_DESCRIPTION = 2000
 MAX_NOTE = 500
+MAX_USES = 100
 _ISSUE_ATTEMPTS = 3
+#: Dates and times on the desk's screens and in refusals (babel, like the rest of the app).
+LOCALE = "en"
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ class CouponView:
     title: str
     description: str
     owner: str  # the patient's name, masked ("S*** R*********")
+    patient_id: int | None
     examination_id: int | None
     examination_name: str | None
     branch_id: int | None  # None: any branch
@@ -65,9 +84,22 @@ class CouponView:
     valid_from: date
     valid_until: date
     status: str
-    redeemed_at: datetime | None
+    max_uses: int
+    uses: int
+    redeemed_at: datetime | None  # the latest standing redemption
     redeemed_branch_id: int | None
     created_at: datetime
+
+    @property
+    def uses_left(self) -> int:
+        return 0 if self.status == "void" else max(self.max_uses - self.uses, 0)
+
+    @property
+    def gives(self) -> str:
+        """What it is worth at the desk, in a sentence (the invoice line says the same, with the amounts)."""
+        if self.examination_name is not None:
+            return f"Pays one {self.examination_name} on the visit's invoice."
+        return f"Worth {format_money(self.price_paid, self.currency)} off the visit's invoice."
 
 
 @dataclass(frozen=True)
@@ -80,16 +112,65 @@ class IssuedCoupon:
 
 
 @dataclass(frozen=True)
+class RedemptionView:
+    """One use of a coupon: on which visit, when, by whom, and whether it was undone."""
+
+    id: int
+    session_id: int | None
+    visit_starts_at: datetime | None
+    redeemed_at: datetime
+    redeemed_by: str | None
+    undone_at: datetime | None
+    undo_reason: str
+
+    @property
+    def standing(self) -> bool:
+        return self.undone_at is None
+
+
+@dataclass(frozen=True)
+class VisitChoice:
+    """One of the owner's visits a coupon can be redeemed on (today's or a coming one, at the desk's branch)."""
+
+    session_id: int
+    starts_at: datetime
+    doctor: str
+    examinations: tuple[str, ...]
+    checked_in: bool
+    has_coupon: bool  # this coupon already stands on it
+
+
+@dataclass(frozen=True)
 class CouponCheck:
-    """What a scanned code is: ``valid``, or why not (``coupon`` is None only for ``unknown``)."""
+    """What a scanned code is: ``valid``, or why not (``coupon`` is None only for ``unknown``).
+
+    ``visits`` are the owner's visits it could go on, ``suggested`` the one the desk most likely means (checked in
+    today, else the soonest); ``tz`` is the zone its times are shown in.
+    """
 
     reason: Reason
     message: str
     coupon: CouponView | None
+    redemptions: tuple[RedemptionView, ...] = ()
+    visits: tuple[VisitChoice, ...] = ()
+    suggested: int | None = None
+    tz: str = "UTC"
 
     @property
     def valid(self) -> bool:
         return self.reason == "valid"
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """A redemption just made: the coupon as it is now, the redemption, and the discount on the visit's invoice."""
+
+    coupon: CouponView
+    redemption_id: int
+    session_id: int
+    invoice_id: int
+    discount: Decimal
+    currency: str
 
 
 def _view(row: queries.Row) -> CouponView:
@@ -100,6 +181,7 @@ def _view(row: queries.Row) -> CouponView:
         title=coupon.title,
         description=coupon.description,
         owner=mask_name(patient_name or ""),
+        patient_id=coupon.patient_id,
         examination_id=coupon.examination_id,
         examination_name=examination_name,
         branch_id=coupon.branch_id,
@@ -109,10 +191,22 @@ def _view(row: queries.Row) -> CouponView:
         valid_from=coupon.valid_from,
         valid_until=coupon.valid_until,
         status=coupon.status,
+        max_uses=coupon.max_uses,
+        uses=coupon.uses,
         redeemed_at=coupon.redeemed_at,
         redeemed_branch_id=coupon.redeemed_branch_id,
         created_at=coupon.created_at,
     )
+
+
+def when(moment: datetime, tz: str) -> str:
+    """``Mon 7 Dec 2026, 10:15`` in the branch's zone."""
+    return format_datetime(moment.astimezone(ZoneInfo(tz)), "EEE d MMM y, HH:mm", locale=LOCALE)
+
+
+def day(value: date) -> str:
+    """``7 Dec 2026``."""
+    return format_date(value, "d MMM y", locale=LOCALE)
 
 
 # --- issuing
@@ -132,12 +226,13 @@ async def issue(
     description: str = "",
     examination_id: int | None = None,
     branch_id: int | None = None,
+    max_uses: int = 1,
 ) -> IssuedCoupon:
     """Issue a coupon the patient bought; the returned code is shown once (as a QR) and never stored in clear.
 
     ``branch_id`` None means any branch; staff tied to one branch issue coupons for their branch only (None becomes
     theirs). The price paid is checked against the currency's minor units; the examination and the branch, when
-    given, must price in the coupon's currency.
+    given, must price in the coupon's currency. ``max_uses`` is how many visits it can go on (one, for most).
     """
     title, description = title.strip(), description.strip()
     if not 1 <= len(title) <= MAX_TITLE:
@@ -146,6 +241,8 @@ async def issue(
         raise Invalid("invalid_description", f"A description is at most {MAX_DESCRIPTION} characters.")
     currency = currency.strip().upper()
     price = check_amount(price_paid, currency, what="price paid")
+    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES:
+        raise Invalid("invalid_uses", f"A coupon is good for 1 to {MAX_USES} uses.")
     if valid_until < valid_from:
         raise Invalid("invalid_dates", "A coupon's last valid day cannot come before its first.")
     if actor.kind == "staff" and actor.branch_id is not None:
@@ -180,6 +277,8 @@ async def issue(
                 "valid_from": valid_from,
                 "valid_until": valid_until,
                 "status": "active",
+                "max_uses": max_uses,
+                "uses": 0,
             },
         )
         if coupon_id is not None:
@@ -193,7 +292,7 @@ async def issue(
         db, actor, "coupon.issued", "coupon", coupon_id,
         {"code_hint": view.code_hint, "patient_id": patient_id, "title": title, "price_paid": str(price),
          "currency": currency, "branch_id": branch_id, "examination_id": examination_id,
-         "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat()},
+         "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(), "max_uses": max_uses},
     )  # fmt: skip
     return IssuedCoupon(code=code, patient_id=patient_id, coupon=view)
 
@@ -207,7 +306,7 @@ async def _branch(db: Db, actor: Actor, branch_id: int) -> Branch:
     return branch
 
 
-# --- checking and redeeming
+# --- checking
 
 
 async def _lookup(db: Db, code: str, secret: str) -> queries.Row | None:
@@ -217,16 +316,10 @@ async def _lookup(db: Db, code: str, secret: str) -> queries.Row | None:
     return await queries.by_hash(db, hash_code(normalized, pepper=secret))
 
 
-def _today(branch: Branch | None, fallback_tz: str | None, now: datetime) -> date:
-    """The date at the desk: the redeeming branch's, else the coupon's branch's, else UTC."""
-    tz = branch.tz if branch is not None else fallback_tz
-    return now.astimezone(ZoneInfo(tz) if tz else UTC).date()
-
-
 def _reason(coupon: Coupon, *, today: date, branch_id: int | None) -> Reason:
     if coupon.status == "void":
         return "void"
-    if coupon.status == "redeemed":
+    if coupon.status == "redeemed" or coupon.uses >= coupon.max_uses:
         return "already_redeemed"
     if branch_id is not None and coupon.branch_id is not None and coupon.branch_id != branch_id:
         return "other_branch"
@@ -237,15 +330,15 @@ def _reason(coupon: Coupon, *, today: date, branch_id: int | None) -> Reason:
     return "valid"
 
 
-def _message(reason: Reason, view: CouponView | None) -> str:
+def _message(reason: Reason, view: CouponView | None, tz: str) -> str:
     if view is None or reason == "unknown":
         return "No coupon has this code."
-    when = view.redeemed_at.isoformat(timespec="minutes") if view.redeemed_at else "an earlier visit"
+    used = f"({when(view.redeemed_at, tz)})" if view.redeemed_at else "(on an earlier visit)"
     return {
         "valid": f"Valid: {view.title}.",
-        "expired": f"This coupon expired after {view.valid_until.isoformat()}.",
-        "not_yet_valid": f"This coupon is valid from {view.valid_from.isoformat()}.",
-        "already_redeemed": f"This coupon was already redeemed ({when}).",
+        "expired": f"This coupon expired after {day(view.valid_until)}.",
+        "not_yet_valid": f"This coupon is valid from {day(view.valid_from)}.",
+        "already_redeemed": f"This coupon was already redeemed {used}.",
         "void": "This coupon was voided.",
         "other_branch": f"This coupon is for {view.branch_name or 'another branch'} only.",
     }[reason]
@@ -257,67 +350,220 @@ async def _desk_branch(db: Db, actor: Actor, branch_id: int | None) -> Branch | 
     return None if branch_id is None else await _branch(db, actor, branch_id)
 
 
+async def _zone(db: Db, desk: Branch | None, coupon: Coupon) -> str:
+    """The desk's zone, else the coupon's branch's, else UTC: the local date and the times shown."""
+    if desk is not None:
+        return desk.tz
+    if coupon.branch_id is not None:
+        branch = await queries.get_branch(db, coupon.branch_id)
+        if branch is not None:
+            return branch.tz
+    return "UTC"
+
+
+async def _redemptions(db: Db, coupon_id: int) -> tuple[RedemptionView, ...]:
+    return tuple(
+        RedemptionView(
+            id=r.id,
+            session_id=r.session_id,
+            visit_starts_at=starts_at,
+            redeemed_at=r.redeemed_at,
+            redeemed_by=staff_name,
+            undone_at=r.undone_at,
+            undo_reason=r.undo_reason,
+        )
+        for r, starts_at, _branch_id, staff_name in await queries.redemptions(db, coupon_id)
+    )
+
+
+def _midnight(today: date, tz: str) -> datetime:
+    return datetime.combine(today, time(0), tzinfo=ZoneInfo(tz))
+
+
+async def _visits(
+    db: Db, view: CouponView, desk: Branch, today: date, redemptions: tuple[RedemptionView, ...]
+) -> tuple[VisitChoice, ...]:
+    if view.patient_id is None:
+        return ()
+    standing = {r.session_id for r in redemptions if r.standing}
+    found = await queries.visits_of_patient(
+        db,
+        view.patient_id,
+        branch_id=desk.id,
+        since=_midnight(today, desk.tz),
+        statuses=[status.value for status in ACTIVE_STATUSES],
+    )
+    return tuple(
+        VisitChoice(
+            session_id=session.id,
+            starts_at=session.starts_at,
+            doctor=doctor,
+            examinations=tuple(names),
+            checked_in=checked_in,
+            has_coupon=session.id in standing,
+        )
+        for session, doctor, names, checked_in in found
+    )
+
+
+def _suggested(visits: tuple[VisitChoice, ...]) -> int | None:
+    """The visit being checked in (in today's queue) first, else the soonest; never one it already stands on."""
+    open_ = [v for v in visits if not v.has_coupon]
+    chosen = next((v for v in open_ if v.checked_in), None) or (open_[0] if open_ else None)
+    return chosen.session_id if chosen else None
+
+
 async def validate(
     db: Db, code: str, *, actor: Actor, secret: str, branch_id: int | None = None, now: datetime | None = None
 ) -> CouponCheck:
-    """What a scanned code is and whether it can be redeemed here today; changes nothing.
+    """What a scanned code is, whether it can be redeemed here today and on which of the owner's visits; changes
+    nothing.
 
-    ``branch_id`` (default: the actor's branch) is the desk's branch, for ``other_branch`` and the local date.
+    ``branch_id`` (default: the actor's branch) is the desk's branch, for ``other_branch``, the local date and
+    the visits offered (none without a desk branch).
     """
     now = now or datetime.now(UTC)
     desk = await _desk_branch(db, actor, branch_id)
     row = await _lookup(db, code, secret)
     if row is None:
-        return CouponCheck("unknown", _message("unknown", None), None)
+        return CouponCheck("unknown", _message("unknown", None, "UTC"), None)
     view = _view(row)
-    coupon_tz = None
-    if desk is None and row[0].branch_id is not None:
-        coupon_branch = await queries.get_branch(db, row[0].branch_id)
-        coupon_tz = coupon_branch.tz if coupon_branch is not None else None
-    today = _today(desk, coupon_tz, now)
+    tz = await _zone(db, desk, row[0])
+    today = now.astimezone(ZoneInfo(tz)).date()
     reason = _reason(row[0], today=today, branch_id=desk.id if desk else None)
-    return CouponCheck(reason, _message(reason, view), view)
-
-
-async def redeem(
-    db: Db, code: str, *, actor: Actor, secret: str, branch_id: int, now: datetime | None = None
-) -> CouponView:
-    """Redeem a coupon at ``branch_id``, exactly once.
-
-    Refusals: 404 ``unknown`` (no such code, or not a code at all); 409 ``already_redeemed`` (details: when),
-    ``void``, ``expired``, ``not_yet_valid``, ``other_branch``.
-    """
-    now = now or datetime.now(UTC)
-    desk = await _branch(db, actor, branch_id)
-    normalized = normalize_code(code)
-    if normalized is None:
-        raise _refusal("unknown", None)
-    code_hash = hash_code(normalized, pepper=secret)
-    today = _today(desk, None, now)
-    coupon_id = await queries.redeem(
-        db, code_hash, today=today, branch_id=desk.id, staff_id=actor.id if actor.kind == "staff" else None, now=now
+    redemptions = await _redemptions(db, view.id)
+    visits = await _visits(db, view, desk, today, redemptions) if desk is not None else ()
+    return CouponCheck(
+        reason,
+        _message(reason, view, tz),
+        view,
+        redemptions,
+        visits,
+        _suggested(visits) if reason == "valid" else None,
+        tz,
     )
-    row = await queries.by_hash(db, code_hash)
-    if row is None:
-        raise _refusal("unknown", None)
-    view = _view(row)
-    if coupon_id is None:
-        reason = _reason(row[0], today=today, branch_id=desk.id)
-        # Only a concurrent redeemer can make the UPDATE miss a coupon that now reads as valid.
-        raise _refusal("already_redeemed" if reason == "valid" else reason, view)
-    audit.record(
-        db, actor, "coupon.redeemed", "coupon", view.id,
-        {"code_hint": view.code_hint, "branch_id": desk.id, "title": view.title},
-    )  # fmt: skip
-    return view
 
 
-def _refusal(reason: Reason, view: CouponView | None) -> ServiceError:
-    message = _message(reason, view)
+# --- redeeming and undoing
+
+
+def _refusal(reason: Reason, view: CouponView | None, tz: str) -> ServiceError:
+    message = _message(reason, view, tz)
     if view is None:
         return NotFound("unknown", message)
     details = {"redeemed_at": view.redeemed_at.isoformat() if view.redeemed_at else None}
     return Conflict(reason, message, details=details if reason == "already_redeemed" else None)
+
+
+async def _check_visit(db: Db, view: CouponView, session_id: int, desk: Branch, today: date, actor: Actor) -> None:
+    """The coupon's rules for this visit, each refused with what to do instead (the session is locked)."""
+    session = await invoicing.lock_open_session(db, session_id, actor)
+    if session.branch_id != desk.id:
+        raise Conflict(
+            "visit_other_branch", "This visit is at another branch; redeem the coupon at that branch's desk."
+        )
+    if view.patient_id is None or session.patient_id != view.patient_id:
+        raise Conflict(
+            "other_patient", f"This visit is another patient's; the coupon belongs to {view.owner or 'someone else'}."
+        )
+    if session.starts_at < _midnight(today, desk.tz):
+        raise Conflict(
+            "visit_past",
+            f"This visit was on {when(session.starts_at, desk.tz)}; a coupon goes on today's visit or a coming one.",
+        )
+    if view.currency != desk.currency:
+        raise Conflict("currency_mismatch", f"This coupon is in {view.currency}; {desk.name} bills in {desk.currency}.")
+    if view.examination_id is not None and view.examination_id not in await invoicing.examinations_on(db, session.id):
+        raise Conflict(
+            "examination_missing",
+            f"This coupon is for {view.examination_name}; the visit has none. Add it to the visit first.",
+        )
+
+
+async def redeem(
+    db: Db, code: str, *, actor: Actor, secret: str, branch_id: int, session_id: int, now: datetime | None = None
+) -> Redeemed:
+    """Redeem a coupon at ``branch_id`` on the visit ``session_id``: one use, one invoice line, one audit row.
+
+    Refusals: 404 ``unknown`` (no such code, or not a code at all) or ``not_found`` (no such visit here); 409
+    ``already_redeemed`` (details: when; also the loser of a race for the last use), ``void``, ``expired``,
+    ``not_yet_valid``, ``other_branch``, ``already_applied`` (it stands on this visit already), ``other_patient``,
+    ``visit_other_branch``, ``visit_past``, ``examination_missing``, ``currency_mismatch``, ``session_closed``,
+    ``invoice_closed``.
+    """
+    now = now or datetime.now(UTC)
+    desk = await _branch(db, actor, branch_id)
+    normalized = normalize_code(code)
+    row = None if normalized is None else await queries.by_hash(db, hash_code(normalized, pepper=secret))
+    if row is None:
+        raise _refusal("unknown", None, desk.tz)
+    view = _view(row)
+    today = now.astimezone(ZoneInfo(desk.tz)).date()
+    reason = _reason(row[0], today=today, branch_id=desk.id)
+    if reason != "valid":  # the coupon's own rules first; the UPDATE below checks them again, atomically
+        raise _refusal(reason, view, desk.tz)
+    await _check_visit(db, view, session_id, desk, today, actor)
+    staff_id = actor.id if actor.kind == "staff" else None
+    if not await queries.use(db, view.id, today=today, branch_id=desk.id, staff_id=staff_id, now=now):
+        fresh = await queries.by_id(db, view.id)
+        assert fresh is not None
+        view = _view(fresh)
+        reason = _reason(fresh[0], today=today, branch_id=desk.id)
+        # Only a concurrent redeemer can make the UPDATE miss a coupon that now reads as valid.
+        raise _refusal("already_redeemed" if reason == "valid" else reason, view, desk.tz)
+    redemption_id = await queries.add_redemption(
+        db, coupon_id=view.id, session_id=session_id, branch_id=desk.id, staff_id=staff_id, now=now
+    )
+    if redemption_id is None:  # the unique index: it stands on this visit already (the use taken rolls back)
+        raise Conflict("already_applied", "This coupon is already on this visit's invoice.")
+    record = await invoicing.refresh_session_invoice(db, session_id, actor=actor, now=now)
+    discount = invoicing.coupon_discount(record, redemption_id)
+    fresh = await queries.by_id(db, view.id)
+    assert fresh is not None
+    view = _view(fresh)
+    audit.record(
+        db, actor, "coupon.redeemed", "coupon", view.id,
+        {"code_hint": view.code_hint, "branch_id": desk.id, "title": view.title, "session_id": session_id,
+         "redemption_id": redemption_id, "invoice_id": record.id, "discount": str(discount), "uses": view.uses},
+    )  # fmt: skip
+    return Redeemed(view, redemption_id, session_id, record.id, discount, record.currency)
+
+
+async def undo_redemption(
+    db: Db, redemption_id: int, *, actor: Actor, reason: str, now: datetime | None = None
+) -> CouponView:
+    """Take back a redemption made by mistake: its use is given back and its line leaves the visit's invoice.
+
+    Refused (409) once the invoice is final (``invoice_closed``) or the visit is over (``session_closed``), and for
+    a redemption already undone (``already_undone``); the row stays, with who undid it, when and why.
+    """
+    now = now or datetime.now(UTC)
+    reason = reason.strip()
+    if not 1 <= len(reason) <= MAX_NOTE:
+        raise Invalid("invalid_reason", f"Say why, in 1 to {MAX_NOTE} characters.")
+    found = await queries.lock_redemption(db, redemption_id)
+    if found is None or found.session_id is None:
+        raise NotFound("not_found", "There is no such redemption.")
+    session_id, coupon_id = found.session_id, found.coupon_id
+    await invoicing.lock_open_session(db, session_id, actor)  # 404 for another branch's visit
+    found = await queries.lock_redemption(db, redemption_id)
+    assert found is not None
+    if found.undone_at is not None:
+        raise Conflict("already_undone", "This redemption was already undone.")
+    await queries.lock_coupon(db, coupon_id)
+    staff_id = actor.id if actor.kind == "staff" else None
+    await queries.mark_undone(db, redemption_id, staff_id=staff_id, reason=reason, now=now)
+    await queries.give_back(db, coupon_id)
+    record = await invoicing.refresh_session_invoice(db, session_id, actor=actor, now=now)
+    row = await queries.by_id(db, coupon_id)
+    assert row is not None
+    view = _view(row)
+    audit.record(
+        db, actor, "coupon.redemption_undone", "coupon", coupon_id,
+        {"code_hint": view.code_hint, "redemption_id": redemption_id, "session_id": session_id,
+         "invoice_id": record.id, "reason": reason, "uses": view.uses},
+    )  # fmt: skip
+    return view
 
 
 async def void(db: Db, coupon_id: int, *, actor: Actor, reason: str) -> CouponView:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import billing as billing_queries
+from booking_core.db.queries import coupons as coupon_queries
 from booking_core.db.queries import sessions as session_queries
 from booking_core.db.tables import Branch, Examination, SessionLine
 from booking_core.db.tables import Invoice as InvoiceRecord
@@ -26,6 +27,7 @@ from booking_core.db.tables import Session as SessionRecord
 from booking_core.domain.actors import Actor
 from booking_core.domain.invoice import (
     Consumable,
+    CouponCredit,
     ExaminationLine,
     InsurancePlan,
     Invoice,
@@ -51,7 +53,10 @@ __all__ = [
     "add_line",
     "archived",
     "check_session_access",
+    "coupon_discount",
+    "examinations_on",
     "finalise",
+    "lock_open_session",
     "loyalty_settings",
     "preview",
     "refresh_session_invoice",
@@ -167,6 +172,45 @@ def _require_open_for_changes(session: SessionRecord) -> None:
         )
 
 
+async def lock_open_session(db: Db, session_id: int, actor: Actor) -> SessionRecord:
+    """Lock a session whose invoice is about to change (a coupon on it, say): 404 when the actor may not see it,
+    409 ``session_closed`` once it is completed or cancelled."""
+    session = await _locked_session(db, session_id, actor)
+    _require_open_for_changes(session)
+    return session
+
+
+async def examinations_on(db: Db, session_id: int) -> set[int]:
+    """The examinations a session has lines for."""
+    lines = await session_queries.lines(db, session_id)
+    return {line.examination_id for line in lines if line.kind == "examination" and line.examination_id is not None}
+
+
+def coupon_discount(record: InvoiceRecord, redemption_id: int) -> Decimal:
+    """The discount a coupon redemption gives on a stored invoice (zero when its line is not there)."""
+    for line in record.breakdown.get("lines", []):
+        if line.get("kind") == "coupon" and line.get("ref_id") == redemption_id:
+            return -Decimal(str(line["patient_amount"]))
+    return Decimal(0)
+
+
+async def _coupon_credits(db: Db, session_id: int) -> list[CouponCredit]:
+    """The Best Deal coupons redeemed on the session (undone ones excluded), oldest first."""
+    try:
+        return [
+            CouponCredit(
+                redemption_id=redemption.id,
+                title=coupon.title,
+                code_hint=coupon.code_hint,
+                examination_id=coupon.examination_id,
+                value=coupon.price_paid,
+            )
+            for redemption, coupon in await coupon_queries.standing_on_session(db, session_id)
+        ]
+    except (TypeError, ValueError) as exc:
+        raise Invalid("invalid_amount", str(exc)) from None
+
+
 def _amount(value: Decimal, currency: str, what: str) -> Decimal:
     """A typed-in amount, valid in ``currency`` (no negatives, no finer than its minor units, not absurd)."""
     if isinstance(value, Decimal) and value.is_finite() and value > MAX_UNIT_PRICE:
@@ -225,6 +269,7 @@ async def _build(
     consumables: Sequence[Consumable],
     loyalty_points: int,
     now: datetime,
+    coupons: Sequence[CouponCredit] = (),
 ) -> tuple[Invoice, _Drawn]:
     """Gather the patient's balances and build the invoice (nothing is written)."""
     package: PackageBalance | None = None
@@ -275,6 +320,7 @@ async def _build(
                 package=package,
                 insurance=insurance,
                 loyalty=loyalty,
+                coupons=tuple(coupons),
             )
         )
     except (TypeError, ValueError) as exc:
@@ -349,6 +395,7 @@ async def _rebuild(
         consumables=consumables,
         loyalty_points=requested,
         now=now,
+        coupons=await _coupon_credits(db, session.id),
     )
     t = invoice.totals
     await billing_queries.update_invoice(
@@ -362,6 +409,7 @@ async def _rebuild(
             "tax": t.tax,
             "consumables": t.consumables,
             "loyalty_discount": t.loyalty_discount,
+            "coupon_discount": t.coupon_discount,
             "patient_pays": t.patient_pays,
             "loyalty_points_used": t.loyalty_points_used,
             "breakdown": {**invoice.to_dict(), LOYALTY_REQUESTED: requested},
@@ -677,6 +725,7 @@ async def session_invoice(db: Db, session_id: int, *, actor: Actor, now: datetim
         consumables=consumables,
         loyalty_points=0,
         now=now or datetime.now(UTC),
+        coupons=await _coupon_credits(db, session.id),
     )
     return InvoiceView(
         id=None,

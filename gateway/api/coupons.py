@@ -1,4 +1,5 @@
-"""Best Deal coupons at the front desk: issue (code shown once, as a QR), validate a scan, redeem once, void."""
+"""Best Deal coupons at the front desk: issue (code shown once, as a QR), check a scan, redeem on a visit (its
+discount becomes a line of the visit's invoice), undo a redemption made by mistake, void."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import segno
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from booking_core.domain.money import money_str
 from booking_core.services import coupons as service
 from gateway.api import api
 from gateway.api.catalog import Body
@@ -33,6 +35,7 @@ class CouponIn(Body):
     currency: Currency
     valid_from: date
     valid_until: date = Field(description="Last day it can be redeemed (inclusive)")
+    max_uses: int = Field(1, ge=1, le=service.MAX_USES, description="How many visits it can go on")
 
 
 class CodeIn(Body):
@@ -43,6 +46,11 @@ class CodeIn(Body):
 class RedeemIn(Body):
     code: str = Field(max_length=MAX_CODE_INPUT)
     branch_id: Id = Field(description="The branch redeeming it")
+    session_id: Id = Field(description="The owner's visit (today's or a coming one) whose invoice gets the discount")
+
+
+class UndoIn(Body):
+    reason: str = Field(min_length=1, max_length=service.MAX_NOTE, description="Why (a desk mistake, say)")
 
 
 class VoidIn(Body):
@@ -55,6 +63,7 @@ class CouponOut(BaseModel):
     title: str
     description: str
     owner: str = Field(description="The patient's name, masked")
+    patient_id: int | None
     examination_id: int | None
     examination_name: str | None
     branch_id: int | None
@@ -64,13 +73,36 @@ class CouponOut(BaseModel):
     valid_from: date
     valid_until: date
     status: str
-    redeemed_at: datetime | None
+    max_uses: int
+    uses: int = Field(description="Redemptions that stand")
+    uses_left: int
+    gives: str = Field(description="What it is worth at the desk, in a sentence")
+    redeemed_at: datetime | None = Field(description="The latest standing redemption")
     redeemed_branch_id: int | None
     created_at: datetime
 
     @classmethod
     def of(cls, view: service.CouponView) -> CouponOut:
-        return cls(**vars(view))
+        return cls(**vars(view), uses_left=view.uses_left, gives=view.gives)
+
+
+class RedemptionOut(BaseModel):
+    id: int
+    session_id: int | None
+    visit_starts_at: datetime | None
+    redeemed_at: datetime
+    redeemed_by: str | None
+    undone_at: datetime | None
+    undo_reason: str
+
+
+class VisitChoiceOut(BaseModel):
+    session_id: int
+    starts_at: datetime
+    doctor: str
+    examinations: list[str]
+    checked_in: bool
+    has_coupon: bool = Field(description="This coupon already stands on the visit")
 
 
 class IssuedCouponOut(BaseModel):
@@ -85,6 +117,18 @@ class CouponCheckOut(BaseModel):
     result: service.Reason
     message: str
     coupon: CouponOut | None = Field(description="null when the code is unknown")
+    redemptions: list[RedemptionOut]
+    visits: list[VisitChoiceOut] = Field(description="The owner's visits at this branch it can go on, soonest first")
+    suggested_session_id: int | None = Field(description="The visit being checked in, else the soonest")
+
+
+class RedeemedOut(BaseModel):
+    coupon: CouponOut
+    redemption_id: int
+    session_id: int
+    invoice_id: int
+    discount: str = Field(description="What the coupon takes off the visit's invoice, in the currency's minor units")
+    currency: str
 
 
 @api.route("POST", "/coupons", summary="Issue a Best Deal coupon a patient bought (the code is shown once)", tag=TAG,
@@ -104,6 +148,7 @@ async def issue_coupon(request: web.Request, body: CouponIn) -> IssuedCouponOut:
             currency=body.currency,
             valid_from=body.valid_from,
             valid_until=body.valid_until,
+            max_uses=body.max_uses,
         )
     return IssuedCouponOut(
         code=issued.code,
@@ -125,16 +170,40 @@ async def validate_coupon(request: web.Request, body: CodeIn) -> CouponCheckOut:
         result=check.reason,
         message=check.message,
         coupon=CouponOut.of(check.coupon) if check.coupon is not None else None,
+        redemptions=[RedemptionOut(**vars(r)) for r in check.redemptions],
+        visits=[VisitChoiceOut(**(vars(v) | {"examinations": list(v.examinations)})) for v in check.visits],
+        suggested_session_id=check.suggested,
     )
 
 
-@api.route("POST", "/coupons/redeem", summary="Redeem a coupon (exactly once)", tag=TAG, body=RedeemIn,
-           response=CouponOut, roles=DESK, errors=(404, 409))  # fmt: skip
-async def redeem_coupon(request: web.Request, body: RedeemIn) -> CouponOut:
+@api.route("POST", "/coupons/redeem", summary="Redeem a coupon on a visit: one use, one line on its invoice",
+           tag=TAG, body=RedeemIn, response=RedeemedOut, roles=DESK, errors=(404, 409))  # fmt: skip
+async def redeem_coupon(request: web.Request, body: RedeemIn) -> RedeemedOut:
     async with transaction(request) as db:
-        view = await service.redeem(
-            db, body.code, actor=caller(request), secret=request.app[SETTINGS].SECRET_KEY, branch_id=body.branch_id
+        done = await service.redeem(
+            db,
+            body.code,
+            actor=caller(request),
+            secret=request.app[SETTINGS].SECRET_KEY,
+            branch_id=body.branch_id,
+            session_id=body.session_id,
         )
+    return RedeemedOut(
+        coupon=CouponOut.of(done.coupon),
+        redemption_id=done.redemption_id,
+        session_id=done.session_id,
+        invoice_id=done.invoice_id,
+        discount=money_str(done.discount, done.currency),
+        currency=done.currency,
+    )
+
+
+@api.route("POST", "/coupons/redemptions/{redemption_id}/undo", summary="Undo a redemption made by mistake (its use "
+           "comes back, its line leaves the draft invoice)", tag=TAG, body=UndoIn, response=CouponOut, roles=DESK,
+           errors=(404, 409))  # fmt: skip
+async def undo_redemption(request: web.Request, redemption_id: int, body: UndoIn) -> CouponOut:
+    async with transaction(request) as db:
+        view = await service.undo_redemption(db, redemption_id, actor=caller(request), reason=body.reason)
     return CouponOut.of(view)
 
 

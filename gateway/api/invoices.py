@@ -102,6 +102,7 @@ class TotalsOut(BaseModel):
     tax: str
     consumables: str
     loyalty_discount: str
+    coupon_discount: str = Field("0", description="Best Deal coupons redeemed on the visit")
     patient_pays: str
     package_uses: int
     deductible_used: str

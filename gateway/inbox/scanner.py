@@ -2,12 +2,16 @@
 
 The camera (``Frontdesk.scanQR``) or a typed code posts to ``POST /inbox/scanner``. A check-in QR (``FD:`` and the
 booking code, or the booking code typed) checks the visit in at the scanner's branch and gives the day's token; a
-coupon code is validated and redeemed once. Each outcome is a result the page shows once after the redirect
-(post/redirect/get; the result rides in a short-lived signed cookie, so a reload never posts the code again).
+coupon code is only checked: the page shows the coupon (what it gives, validity, uses left, its redemptions in the
+branch's time) with the owner's visits to put it on, and ``POST /inbox/scanner/redeem`` redeems it on the visit
+staff picked; a redemption made by mistake is undone with ``POST /inbox/scanner/undo`` (asked to confirm, with a
+reason). Each outcome is a result the page shows once after the redirect (post/redirect/get; the result rides in a
+short-lived signed cookie, so a reload never posts the code again); a coupon's card is read afresh when shown.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +23,7 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
 from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.domain.links import CHECKIN_PREFIX
+from booking_core.domain.money import format_money
 from booking_core.services import appointments, catalog, coupons, lifecycle
 from booking_core.services import queue as queue_service
 from booking_core.services.catalog import BranchView
@@ -42,7 +47,10 @@ RESULTS: dict[str, tuple[str, str]] = {
     "not_waiting": ("bad", "Already seen"),
     "wrong_day": ("bad", "Not today"),
     "unknown": ("bad", "Unknown code"),
+    "coupon_valid": ("ok", "Coupon valid"),
     "coupon_redeemed": ("ok", "Coupon redeemed"),
+    "coupon_undone": ("warn", "Redemption undone"),
+    "coupon_refused": ("bad", "Coupon not redeemed"),
     "coupon_used": ("bad", "Coupon already used"),
     "coupon_expired": ("bad", "Coupon expired"),
     "coupon_not_yet_valid": ("bad", "Coupon not valid yet"),
@@ -60,8 +68,9 @@ _EXPLAINED = {
 }
 #: Every field a result may carry (the template reads each; absent ones are None).
 _RESULT_FIELDS = ("token", "patient", "doctor", "position", "ahead", "eta", "wait_min", "session_id", "accepted",
-                  "message", "title", "owner", "examination", "hint", "code")  # fmt: skip
+                  "message", "code", "coupon_code", "coupon", "discount", "visit")  # fmt: skip
 _COUPON_RESULTS = {
+    "valid": "coupon_valid",
     "already_redeemed": "coupon_used",
     "expired": "coupon_expired",
     "not_yet_valid": "coupon_not_yet_valid",
@@ -115,19 +124,68 @@ async def _check_in(db: Db, actor: Actor, code: str, branch: BranchView) -> dict
     return result
 
 
-async def _redeem(db: Db, actor: Actor, code: str, branch: BranchView, secret: str) -> dict[str, Any]:
-    try:
-        coupon = await coupons.redeem(db, code, actor=actor, secret=secret, branch_id=branch.id)
-    except ServiceError as exc:
-        kind = _COUPON_RESULTS.get(exc.code, "unknown")
-        return {"kind": kind, "message": exc.message if kind != "unknown" else ""}
+def _coupon_card(check: coupons.CouponCheck, *, can_undo: bool) -> dict[str, Any] | None:
+    """The coupon as the desk sees it, every time and date in the branch's zone (babel)."""
+    view, tz = check.coupon, check.tz
+    if view is None:
+        return None
+    visits = [
+        {
+            "id": v.session_id,
+            "label": " · ".join(
+                [coupons.when(v.starts_at, tz), v.doctor, ", ".join(v.examinations) or "no examination yet"]
+                + (["checked in"] if v.checked_in else [])
+            ),
+            "chosen": v.session_id == check.suggested,
+        }
+        for v in check.visits
+        if not v.has_coupon
+    ]
     return {
-        "kind": "coupon_redeemed",
-        "title": coupon.title,
-        "owner": coupon.owner,
-        "examination": coupon.examination_name or "",
-        "hint": coupon.code_hint,
+        "title": view.title,
+        "description": view.description,
+        "gives": view.gives,
+        "owner": view.owner,
+        "hint": view.code_hint,
+        "paid": format_money(view.price_paid, view.currency),
+        "validity": f"{coupons.day(view.valid_from)} to {coupons.day(view.valid_until)}",
+        "branch": view.branch_name or "any branch",
+        "uses_left": view.uses_left,
+        "max_uses": view.max_uses,
+        "status": view.status,
+        "redemptions": [
+            {
+                "id": r.id,
+                "session_id": r.session_id,
+                "at": coupons.when(r.redeemed_at, tz),
+                "by": r.redeemed_by or "",
+                "visit": coupons.when(r.visit_starts_at, tz) if r.visit_starts_at else "",
+                "undone": coupons.when(r.undone_at, tz) if r.undone_at else "",
+                "undo_reason": r.undo_reason,
+                "can_undo": can_undo and r.standing and r.session_id is not None,
+            }
+            for r in check.redemptions
+        ],
+        "visits": visits if check.valid else [],
+        "can_redeem": check.valid and bool(visits),
     }
+
+
+async def _coupon_result(db: Db, actor: Actor, result: dict[str, Any], branch: BranchView | None, secret: str) -> None:
+    """Read the coupon of a result afresh (a check changes nothing) and put its card, and for a bare scan its
+    verdict, on the result."""
+    check = await coupons.validate(
+        db, result["coupon_code"], actor=actor, secret=secret, branch_id=branch.id if branch else None
+    )
+    if result["kind"] == "coupon_check":
+        result["kind"] = _COUPON_RESULTS.get(check.reason, "unknown")
+        result["message"] = check.message if check.coupon is not None else ""
+    result["coupon"] = _coupon_card(check, can_undo=actor.role in DESK)
+    if result["coupon"] is not None and result["kind"] == "coupon_valid" and not result["coupon"]["can_redeem"]:
+        result["message"] = (
+            f"{check.coupon.owner if check.coupon else 'The owner'} has no visit today or coming up here that it "
+            "can go on. Book the visit first, then scan the coupon again."
+        )
 
 
 def _answer(request: web.Request, branch_id: int | None, result: dict[str, Any]) -> web.Response:
@@ -154,8 +212,61 @@ async def scan(request: web.Request, actor: Actor) -> web.StreamResponse:
         if booking_code is not None:
             result = await _check_in(db, actor, booking_code, branch)
         else:
-            result = await _redeem(db, actor, text, branch, request.app[SETTINGS].SECRET_KEY)
+            result = {"kind": "coupon_check", "coupon_code": text}
     return _answer(request, branch.id, result)
+
+
+@staff_page(DESK)
+async def redeem(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """The coupon card's button: redeem the checked coupon on the visit staff picked (its invoice gets the line)."""
+    form = await form_of(request)
+    code = form.get("code", "").strip()[:MAX_CODE]
+    session_id = _int(form.get("session_id"))
+    if not code or session_id is None:
+        raise Invalid("invalid_form", "Pick the visit the coupon is for.")
+    result: dict[str, Any] = {"coupon_code": code}
+    async with request.app[SESSIONMAKER]() as db:
+        _branches, branch = await _desk(db, actor, _int(form.get("branch")))
+    if branch is None:
+        raise Invalid("no_branch", "There is no branch to redeem coupons at.")
+    try:
+        async with transaction(request) as db:
+            done = await coupons.redeem(
+                db, code, actor=actor, secret=request.app[SETTINGS].SECRET_KEY, branch_id=branch.id,
+                session_id=session_id,
+            )  # fmt: skip
+            detail = await lifecycle.detail(db, session_id, actor=actor)
+    except ServiceError as exc:
+        kind = _COUPON_RESULTS.get(exc.code, "coupon_refused")
+        return _answer(request, branch.id, result | {"kind": kind, "message": exc.message})
+    return _answer(
+        request,
+        branch.id,
+        result
+        | {
+            "kind": "coupon_redeemed",
+            "session_id": session_id,
+            "patient": detail.patient.name,
+            "visit": coupons.when(detail.session.starts_at, branch.tz),
+            "doctor": detail.doctor.name,
+            "discount": format_money(done.discount, done.currency),
+        },
+    )
+
+
+@staff_page(DESK)
+async def undo(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """A redemption's "Undo" (after a confirm): its use comes back and its line leaves the draft invoice."""
+    form = await form_of(request)
+    redemption_id = _int(form.get("redemption_id"))
+    code = form.get("code", "").strip()[:MAX_CODE]
+    if redemption_id is None or not code:
+        raise Invalid("invalid_form", "Scan the coupon again.")
+    reason = form.get("reason", "").strip() or "Redeemed by mistake at the desk"
+    async with transaction(request) as db:
+        _branches, branch = await _desk(db, actor, _int(form.get("branch")))
+        await coupons.undo_redemption(db, redemption_id, actor=actor, reason=reason, now=datetime.now(UTC))
+    return _answer(request, branch.id if branch else None, {"kind": "coupon_undone", "coupon_code": code})
 
 
 @staff_page(DESK)
@@ -183,18 +294,24 @@ def _take_result(request: web.Request) -> dict[str, Any] | None:
         value = _results(request).loads(raw)
     except BadSignature:
         return None
-    if not isinstance(value, dict) or value.get("kind") not in RESULTS:
+    if not isinstance(value, dict) or (value.get("kind") not in RESULTS and value.get("kind") != "coupon_check"):
         return None
-    style, heading = RESULTS[value["kind"]]
-    shown = {key: None for key in _RESULT_FIELDS} | value
-    return {**shown, "style": style, "heading": heading, "explained": _EXPLAINED.get(value["kind"], "")}
+    return _styled({key: None for key in _RESULT_FIELDS} | value)
+
+
+def _styled(result: dict[str, Any]) -> dict[str, Any]:
+    style, heading = RESULTS.get(result["kind"], ("warn", ""))
+    return {**result, "style": style, "heading": heading, "explained": _EXPLAINED.get(result["kind"], "")}
 
 
 @staff_page(DESK)
 async def scanner_page(request: web.Request, actor: Actor) -> web.StreamResponse:
+    result = _take_result(request)
     async with request.app[SESSIONMAKER]() as db:
         branches, branch = await _desk(db, actor, _int(request.query.get("branch")))
-    result = _take_result(request)
+        if result is not None and result.get("coupon_code"):
+            await _coupon_result(db, actor, result, branch, request.app[SETTINGS].SECRET_KEY)
+            result = _styled(result)
     context = {
         "branches": branches,
         "branch": branch,
@@ -211,3 +328,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get(PAGE, scanner_page)
     app.router.add_post(PAGE, scan)
     app.router.add_post(f"{PAGE}/accept", accept_and_check_in)
+    app.router.add_post(f"{PAGE}/redeem", redeem)
+    app.router.add_post(f"{PAGE}/undo", undo)

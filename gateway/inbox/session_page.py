@@ -33,6 +33,7 @@ TOTALS = (
     ("insurer_pays", "Insurer pays"),
     ("tax", "Tax"),
     ("consumables", "Consumables"),
+    ("coupon_discount", "Coupons"),
     ("loyalty_discount", "Loyalty points"),
 )
 REASON_LABELS = {

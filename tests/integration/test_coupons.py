@@ -1,10 +1,11 @@
-"""Best Deal coupons at the front desk: issued with a QR, validated on scan, redeemed exactly once."""
+"""Best Deal coupons at the front desk: issued with a QR, checked on scan, redeemed on a visit (its invoice gets the
+discount as a line), each use once, a desk mistake undone."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,11 +13,11 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_core.db.tables import AuditEntry, Coupon
+from booking_core.db.tables import AuditEntry, Coupon, CouponRedemption, Invoice, Session
 from booking_core.domain.actors import Actor
 from booking_core.services import coupons
 from booking_core.services.errors import Conflict
-from devtools.builders import Clinic, build_clinic
+from devtools.builders import Clinic, build_clinic, insert_session
 from tests.conftest import TEST_SECRET
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -56,6 +57,23 @@ async def _validate(client: Client, headers: dict[str, str], code: str, **extra:
     assert response.status == 200, await response.text()
     checked: dict[str, Any] = await response.json()
     return checked
+
+
+async def _visit(
+    db: AsyncSession, clinic: Clinic, *, hours_ahead: int = 1, examination: str = "FACIAL", commit: bool = True
+) -> Session:
+    """One of Siti's visits, accepted, starting ``hours_ahead`` from the coming full hour (spaced so dr. Andi's
+    visits never overlap)."""
+    starts = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours_ahead)
+    session = await insert_session(db, clinic, starts_at=starts, examination=examination, accepted=True, commit=commit)
+    return session
+
+
+async def _redeem(
+    client: Client, headers: dict[str, str], code: str, clinic: Clinic, session: Session
+) -> Any:  # the response
+    body = {"code": code, "branch_id": clinic.branch.id, "session_id": session.id}
+    return await client.post("/api/v1/coupons/redeem", json=body, headers=headers)
 
 
 async def _actions(db: AsyncSession, coupon_id: int) -> list[AuditEntry]:
@@ -101,7 +119,9 @@ async def test_scanning_a_coupon_shows_what_it_is_for_and_whose_it_is_without_us
     assert [c.status for c in stored if c.patient_id == clinic.patients["siti"].id] == ["active"]
 
 
-async def test_unknown_and_malformed_codes_get_the_same_answer(client: Client, sign_in: SignIn, clinic: Clinic) -> None:
+async def test_unknown_and_malformed_codes_get_the_same_answer(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
     reception = await sign_in("staff", branch_id=clinic.branch.id)
     await _issue(client, reception, clinic)
     answers = [
@@ -109,13 +129,17 @@ async def test_unknown_and_malformed_codes_get_the_same_answer(client: Client, s
         for code in ("BD-ZZZZZZZZZZZZZ", "BD-0000000000000", "not a code!", "", "'; drop table coupons; --")
     ]
     assert all(
-        a == {"valid": False, "result": "unknown", "message": answers[0]["message"], "coupon": None} for a in answers
-    )
+        a
+        == {
+            "valid": False, "result": "unknown", "message": answers[0]["message"], "coupon": None,
+            "redemptions": [], "visits": [], "suggested_session_id": None,
+        }
+        for a in answers
+    )  # fmt: skip
+    visit = await _visit(db, clinic)
     redeemed = []
     for code in ("BD-ZZZZZZZZZZZZZ", "<script>", ""):
-        response = await client.post(
-            "/api/v1/coupons/redeem", json={"code": code, "branch_id": clinic.branch.id}, headers=reception
-        )
+        response = await _redeem(client, reception, code, clinic, visit)
         assert response.status == 404
         redeemed.append(await response.json())
     assert all(r == redeemed[0] for r in redeemed) and redeemed[0]["error"]["code"] == "unknown"
@@ -126,18 +150,22 @@ async def test_a_coupon_is_redeemed_once_and_afterwards_says_when(
 ) -> None:
     reception = await sign_in("staff", branch_id=clinic.branch.id)
     issued = await _issue(client, reception, clinic)
-    redeem = {"code": issued["code"], "branch_id": clinic.branch.id}
-    first = await client.post("/api/v1/coupons/redeem", json=redeem, headers=reception)
+    visit = await _visit(db, clinic)
+    first = await _redeem(client, reception, issued["code"], clinic, visit)
     assert first.status == 200, await first.text()
-    used = await first.json()
+    done = await first.json()
+    used = done["coupon"]
     assert used["status"] == "redeemed" and used["redeemed_branch_id"] == clinic.branch.id
-    second = await client.post("/api/v1/coupons/redeem", json=redeem, headers=reception)
+    assert used["uses_left"] == 0 and done["session_id"] == visit.id and done["discount"] == "350000"
+    second = await _redeem(client, reception, issued["code"], clinic, visit)
     assert second.status == 409
     error = (await second.json())["error"]
     assert error["code"] == "already_redeemed"
     assert datetime.fromisoformat(error["details"]["redeemed_at"]) == datetime.fromisoformat(used["redeemed_at"])
+    assert error["message"].startswith("This coupon was already redeemed (") and "T" not in error["message"][-8:]
     checked = await _validate(client, reception, issued["code"])
     assert checked["result"] == "already_redeemed" and checked["coupon"]["redeemed_at"] == used["redeemed_at"]
+    assert [r["session_id"] for r in checked["redemptions"]] == [visit.id]
     assert [e.action for e in await _actions(db, used["id"])] == ["coupon.issued", "coupon.redeemed"]
 
 
@@ -156,18 +184,31 @@ async def test_twenty_desks_scanning_one_coupon_at_once_redeem_it_exactly_once(
             currency="IDR",
             valid_from=_today(),
             valid_until=_today() + timedelta(days=7),
+            examination_id=clinic.examinations["GP"].id,
         )
+        # Two of Siti's visits: desks racing on one visit wait on its lock, on the other on the coupon's.
+        visits = [await _visit(db, clinic, hours_ahead=h, examination="GP", commit=False) for h in (1, 3)]
 
-    async def scan() -> str:
+    async def scan(n: int) -> str:
         async with sessionmaker() as db, db.begin():
             try:
-                view = await coupons.redeem(db, issued.code, actor=desk, secret=TEST_SECRET, branch_id=clinic.branch.id)
+                done = await coupons.redeem(
+                    db, issued.code, actor=desk, secret=TEST_SECRET, branch_id=clinic.branch.id,
+                    session_id=visits[n % 2].id,
+                )  # fmt: skip
             except Conflict as exc:
                 return exc.code
-            return view.status
+            return done.coupon.status
 
-    outcomes = await asyncio.gather(*(scan() for _ in range(20)))
+    outcomes = await asyncio.gather(*(scan(n) for n in range(20)))
     assert sorted(outcomes) == ["already_redeemed"] * 19 + ["redeemed"]
+    async with sessionmaker() as db:
+        mine = CouponRedemption.coupon_id == issued.coupon.id
+        standing = (await db.execute(select(CouponRedemption).where(mine))).scalars().all()
+        on_visits = Invoice.session_id.in_([v.id for v in visits])
+        invoices = (await db.execute(select(Invoice).where(on_visits, Invoice.coupon_discount > 0))).scalars().all()
+    assert len(standing) == 1 and [i.session_id for i in invoices] == [standing[0].session_id]
+    assert invoices[0].coupon_discount == clinic.examinations["GP"].price
 
 
 async def test_twenty_concurrent_redeem_requests_redeem_the_coupon_once(
@@ -175,10 +216,8 @@ async def test_twenty_concurrent_redeem_requests_redeem_the_coupon_once(
 ) -> None:
     reception = await sign_in("staff")
     issued = await _issue(client, reception, clinic, branch_id=None)
-    redeem = {"code": issued["code"], "branch_id": clinic.branch.id}
-    responses = await asyncio.gather(
-        *(client.post("/api/v1/coupons/redeem", json=redeem, headers=reception) for _ in range(20))
-    )
+    visit = await _visit(db, clinic)
+    responses = await asyncio.gather(*(_redeem(client, reception, issued["code"], clinic, visit) for _ in range(20)))
     assert sorted(r.status for r in responses) == [200] + [409] * 19
     assert {(await r.json())["error"]["code"] for r in responses if r.status == 409} == {"already_redeemed"}
     redeemed = [e for e in await _actions(db, issued["coupon"]["id"]) if e.action == "coupon.redeemed"]
@@ -207,21 +246,19 @@ async def test_a_coupon_is_refused_before_its_first_day_after_its_last_and_at_an
     elsewhere = await build_clinic(db)
     at_kemang = await _issue(client, owner, clinic)
     last_day = await _issue(client, owner, clinic, valid_until=today.isoformat())
+    visit = await _visit(db, clinic)
     cases = [(early, "not_yet_valid"), (late, "expired"), (at_kemang, "other_branch")]
     for issued, reason in cases:
         desk = elsewhere.branch.id if reason == "other_branch" else clinic.branch.id
         checked = await _validate(client, owner, issued["code"], branch_id=desk)
         assert checked["valid"] is False and checked["result"] == reason
-        response = await client.post(
-            "/api/v1/coupons/redeem", json={"code": issued["code"], "branch_id": desk}, headers=owner
-        )
+        body = {"code": issued["code"], "branch_id": desk, "session_id": visit.id}
+        response = await client.post("/api/v1/coupons/redeem", json=body, headers=owner)
         assert response.status == 409
         assert (await response.json())["error"]["code"] == reason
     stored = await db.execute(select(Coupon.status).where(Coupon.branch_id == clinic.branch.id))
     assert set(stored.scalars()) == {"active"}
-    on_last_day = await client.post(
-        "/api/v1/coupons/redeem", json={"code": last_day["code"], "branch_id": clinic.branch.id}, headers=owner
-    )
+    on_last_day = await _redeem(client, owner, last_day["code"], clinic, visit)
     assert on_last_day.status == 200
 
 
@@ -236,9 +273,7 @@ async def test_a_voided_coupon_cannot_be_redeemed(
     voided = await client.post(url, json={"reason": "Refunded at the cashier"}, headers=admin)
     assert voided.status == 200 and (await voided.json())["status"] == "void"
     assert (await _validate(client, reception, issued["code"]))["result"] == "void"
-    redeem = await client.post(
-        "/api/v1/coupons/redeem", json={"code": issued["code"], "branch_id": clinic.branch.id}, headers=reception
-    )
+    redeem = await _redeem(client, reception, issued["code"], clinic, await _visit(db, clinic))
     assert redeem.status == 409 and (await redeem.json())["error"]["code"] == "void"
     again = await client.post(url, json={"reason": "Twice"}, headers=admin)
     assert again.status == 409

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_core.db.tables import AuditEntry, QueueEntry, Session
+from booking_core.db.tables import AuditEntry, Coupon, QueueEntry, Session
 from booking_core.domain.links import checkin_content
 from booking_core.services import coupons
-from devtools.builders import Clinic
+from devtools.builders import Clinic, insert_session
 from tests.conftest import TEST_SECRET
 from tests.integration.queue_pages import DESK, Client, at, checked_in, flash_of, midday_clinic, today, visit
 from tests.integration.staff_pages import sign_in_page
@@ -164,19 +165,108 @@ async def test_an_unknown_code_says_so(client: Client, db: AsyncSession) -> None
     assert "This is not a check-in QR or coupon we know." in answers[0]
 
 
-async def test_a_best_deal_coupon_is_redeemed_once(client: Client, db: AsyncSession) -> None:
+async def siti_visits(db: AsyncSession, clinic: Clinic) -> tuple[Session, Session]:
+    """Siti's two visits today: a general consultation at 13:00, and her acne facial at 14:00, checked in."""
+    consultation = await insert_session(db, clinic, starts_at=at(clinic, 13), examination="GP", accepted=True)
+    facial = await insert_session(db, clinic, starts_at=at(clinic, 14), examination="FACIAL", accepted=True)
+    await checked_in(db, facial)
+    return consultation, facial
+
+
+async def post_form(client: Client, path: str, data: dict[str, str]) -> str:
+    response = await client.post(path, data=data, headers={"Referer": "/inbox/scanner"}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    return await (await client.get(response.headers["Location"])).text()
+
+
+def redemption_of(html: str) -> str:
+    found = re.search(r'name="redemption_id" value="(\d+)"', html)
+    return found.group(1) if found else ""
+
+
+async def test_scanning_a_coupon_shows_it_and_asks_which_visit_before_redeeming(
+    client: Client, db: AsyncSession
+) -> None:
     clinic = await midday_clinic(db)
-    code = await coupon_code(db, clinic)
+    consultation, facial = await siti_visits(db, clinic)
+    code = await coupon_code(db, clinic, examination_id=clinic.examinations["FACIAL"].id)
     csrf = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
 
-    first = await scan(client, csrf, code)
-    second = await scan(client, csrf, code.lower())
+    html = await scan(client, csrf, code)
 
-    assert result_of(first) == "coupon_redeemed" and "Best Deal: acne facial" in first
-    assert "For S*** R******** (code ending" in first
-    assert result_of(second) == "coupon_used" and "This coupon was already redeemed" in second
-    redeemed = await db.execute(select(AuditEntry).where(AuditEntry.action == "coupon.redeemed"))
-    assert len([a for a in redeemed.scalars() if a.data.get("code_hint") == code[-4:]]) == 1
+    assert result_of(html) == "coupon_valid" and "Best Deal: acne facial" in html
+    assert "For S*** R******** (code ending" not in html and "for S*** R******** (code ending" in html
+    assert "Pays one Acne facial treatment on the visit&#39;s invoice." in html
+    assert re.search(r'id="coupon-uses">1 of 1<', html)
+    valid_from = today(clinic) - timedelta(days=1)
+    assert f"{valid_from.day} {valid_from:%b %Y} to " in html  # dates as people write them
+    options = re.findall(r'<option value="(\d+)"( selected)?>([^<]+)</option>', html)
+    assert [(int(i), bool(chosen)) for i, chosen, _ in options] == [(consultation.id, False), (facial.id, True)]
+    assert "14:00 · dr. Andi Wijaya · Acne facial treatment · checked in" in options[1][2]
+    stored = (await db.execute(select(Coupon).where(Coupon.code_hint == code[-4:]))).scalar_one()
+    assert stored.status == "active" and stored.uses == 0  # a scan changes nothing
+
+
+async def test_a_coupon_redeemed_on_the_checked_in_visit_shows_on_its_invoice_and_can_be_undone(
+    client: Client, db: AsyncSession
+) -> None:
+    clinic = await midday_clinic(db)
+    _consultation, facial = await siti_visits(db, clinic)
+    code = await coupon_code(db, clinic, examination_id=clinic.examinations["FACIAL"].id)
+    csrf = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
+    form = {"csrf_token": csrf, "code": code, "branch": str(clinic.branch.id)}
+
+    redeemed = await post_form(client, "/inbox/scanner/redeem", form | {"session_id": str(facial.id)})
+    invoice_page = await (await client.get(f"/inbox/sessions/{facial.id}")).text()
+    again = await scan(client, csrf, code.lower())
+
+    assert result_of(redeemed) == "coupon_redeemed" and "IDR 350,000 off" in redeemed
+    assert f'href="/inbox/sessions/{facial.id}#invoice"' in redeemed
+    assert "Coupon: Best Deal: acne facial" in invoice_page
+    assert "pays 1 × Acne facial treatment at 350,000" in invoice_page
+    assert re.search(r'id="invoice-total">IDR 38,500<', invoice_page)  # the facial's 11 % tax is left to pay
+    assert result_of(again) == "coupon_used" and re.search(r'id="coupon-uses">0 of 1<', again)
+    stored = (await db.execute(select(Coupon).where(Coupon.code_hint == code[-4:]))).scalar_one()
+    await db.refresh(stored)
+    assert stored.redeemed_at is not None
+    local = stored.redeemed_at.astimezone(ZoneInfo(clinic.branch.tz))
+    shown = f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
+    assert f"This coupon was already redeemed ({shown})." in again and stored.redeemed_at.isoformat()[:16] not in again
+
+    undone = await post_form(
+        client, "/inbox/scanner/undo", form | {"redemption_id": redemption_of(again), "reason": "Wrong patient"}
+    )
+    invoice_after = await (await client.get(f"/inbox/sessions/{facial.id}")).text()
+
+    assert result_of(undone) == "coupon_undone" and "undone" in undone and "(Wrong patient)" in undone
+    assert "Coupon: Best Deal: acne facial" not in invoice_after
+    assert re.search(r'id="invoice-total">IDR 388,500<', invoice_after)
+    await db.refresh(stored)
+    assert stored.status == "active" and stored.uses == 0
+    trail = await db.execute(
+        select(AuditEntry.action).where(AuditEntry.entity == "coupon", AuditEntry.entity_id == stored.id)
+    )
+    assert list(trail.scalars()) == ["coupon.issued", "coupon.redeemed", "coupon.redemption_undone"]
+
+
+async def test_a_coupon_is_refused_on_a_visit_without_its_examination_or_of_another_patient(
+    client: Client, db: AsyncSession
+) -> None:
+    clinic = await midday_clinic(db)
+    consultation, _facial = await siti_visits(db, clinic)
+    someone_else = await visit(db, clinic, at(clinic, 16), name="Ani Suryani")
+    code = await coupon_code(db, clinic, examination_id=clinic.examinations["FACIAL"].id)
+    csrf = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
+    form = {"csrf_token": csrf, "code": code, "branch": str(clinic.branch.id)}
+
+    no_facial = await post_form(client, "/inbox/scanner/redeem", form | {"session_id": str(consultation.id)})
+    not_hers = await post_form(client, "/inbox/scanner/redeem", form | {"session_id": str(someone_else.id)})
+
+    assert result_of(no_facial) == "coupon_refused"
+    assert "This coupon is for Acne facial treatment; the visit has none. Add it to the visit first." in no_facial
+    assert result_of(not_hers) == "coupon_refused" and "This visit is another patient&#39;s" in not_hers
+    stored = (await db.execute(select(Coupon).where(Coupon.code_hint == code[-4:]))).scalar_one()
+    assert stored.status == "active" and stored.uses == 0
 
 
 async def test_a_coupon_that_cannot_be_used_here_today_says_why(client: Client, db: AsyncSession) -> None:

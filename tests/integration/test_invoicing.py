@@ -103,7 +103,7 @@ def _totals(
         "gross": gross, "package_covered": package_covered, "insurer_pays": insurer_pays, "tax": tax,
         "consumables": consumables, "loyalty_discount": loyalty_discount, "patient_pays": patient_pays,
         "package_uses": package_uses, "deductible_used": deductible_used, "insurance_limit_used": insurer_pays,
-        "loyalty_points_used": loyalty_points_used,
+        "loyalty_points_used": loyalty_points_used, "coupon_discount": "0",
     }  # fmt: skip
 
 

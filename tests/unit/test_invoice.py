@@ -421,6 +421,7 @@ def test_the_invoice_converts_to_plain_json() -> None:
         "deductible_used": "25.00",
         "insurance_limit_used": "91.25",
         "loyalty_points_used": 97,
+        "coupon_discount": "0.00",
     }
     lab = payload["lines"][1]  # type: ignore[index]
     assert lab["kind"] == "examination"
