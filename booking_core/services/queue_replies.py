@@ -1,18 +1,17 @@
 """Queue-position replies: "you are next" and "you are second" on the patient's own channel, once per position.
 
-After every change to a day's queue (check-in, call next, a move, a visit started, completed or cancelled) the
-queue service calls :func:`queue_changed` in the same transaction: it asks the queue for everyone's place and,
-for each waiting patient who is now first or second for their doctor, claims the position on the entry
-(``queue_entries.notified_position``, an atomic ``UPDATE ... WHERE notified_position IS DISTINCT FROM``) and
-writes the notice to the outbox. The claim makes the notice once per position however many changes (or
-transactions) see it. When the patient asked in chat and the dialog told them their place, :func:`told` claims
-the position too, so the proactive notice does not repeat what they were just told.
+After every change to a day's queue (check-in, call next, a move, a visit started, completed or cancelled),
+:mod:`~booking_core.services.queue_actions` and the lifecycle call :func:`queue_changed` in the same transaction: it
+asks the queue for everyone's place and, for each waiting patient who is now first or second for their doctor,
+claims the position on the entry (``queue_entries.notified_position``, an atomic ``UPDATE ... WHERE
+notified_position IS DISTINCT FROM``) and writes the notice to the outbox. The claim makes the notice once per
+position however many changes (or transactions) see it. When the patient asked in chat and the dialog told them
+their place, :func:`told` claims the position too, so the proactive notice does not repeat what they were just told.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
@@ -20,9 +19,7 @@ from booking_core.db.queries import queue_replies as queries
 from booking_core.domain.actors import SYSTEM
 from booking_core.domain.lifecycle import SessionStatus
 from booking_core.services import messages, notify, queue
-
-if TYPE_CHECKING:  # the queue service calls this module after its changes: no import of its names at load time
-    from booking_core.services.queue import QueueTicket
+from booking_core.services.queue import QueueTicket
 
 __all__ = ["NOTIFIED_POSITIONS", "after_session_change", "catch_up", "queue_changed", "reply_for_patient", "told"]
 

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from booking_core.domain.queue import SortMode
 from booking_core.services import queue as queue_service
+from booking_core.services import queue_actions
 from booking_core.services.errors import Invalid
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
@@ -140,7 +141,7 @@ async def queue_board(request: web.Request, query: BoardQuery) -> BoardOut:
 async def queue_check_in(request: web.Request, body: CheckInBody) -> Ticket:
     actor = caller(request)
     async with transaction(request) as db:
-        ticket = await queue_service.check_in(db, body.session_id, actor=actor, arrived_at=body.arrived_at)
+        ticket = await queue_actions.check_in(db, body.session_id, actor=actor, arrived_at=body.arrived_at)
     return Ticket.model_validate(_ticket(ticket))
 
 
@@ -149,7 +150,7 @@ async def queue_check_in(request: web.Request, body: CheckInBody) -> Ticket:
 async def queue_move(request: web.Request, entry_id: int, body: MoveBody) -> BoardOut:
     actor = caller(request)
     async with transaction(request) as db:
-        board = await queue_service.move(db, entry_id, actor=actor, before=body.before, after=body.after)
+        board = await queue_actions.move(db, entry_id, actor=actor, before=body.before, after=body.after)
     return _board(board)
 
 
@@ -159,5 +160,5 @@ async def queue_call_next(request: web.Request, body: CallNextBody) -> BoardEntr
     actor = caller(request)
     check_branch(actor, body.branch_id)
     async with transaction(request) as db:
-        line = await queue_service.call_next(db, body.branch_id, body.doctor_id, actor=actor, sort=body.sort)
+        line = await queue_actions.call_next(db, body.branch_id, body.doctor_id, actor=actor, sort=body.sort)
     return _line(line)

@@ -18,7 +18,7 @@ from aiohttp import web
 from booking_core.domain.actors import Actor
 from booking_core.domain.lifecycle import SessionStatus
 from booking_core.domain.queue import SortMode
-from booking_core.services import catalog, lifecycle
+from booking_core.services import catalog, lifecycle, queue_actions
 from booking_core.services import queue as queue_service
 from booking_core.services.errors import Invalid
 from gateway.api.common import patient_facing, transaction
@@ -146,7 +146,7 @@ async def board_page(request: web.Request, actor: Actor) -> web.StreamResponse:
         "views": VIEWS,
         "order": board.sort,
         "order_label": ORDER_LABELS.get(board.sort, board.sort.value),
-        "orders": [(o, ORDER_LABELS[o]) for o in queue_service.CALLING_ORDERS],
+        "orders": [(o, ORDER_LABELS[o]) for o in queue_actions.CALLING_ORDERS],
         "waiting": waiting,
         "in_progress": in_progress,
         "call_doctors": [d for d in doctors.values() if actor.role != "doctor" or d["id"] == actor.doctor_id],
@@ -177,8 +177,8 @@ async def move(request: web.Request, actor: Actor) -> web.StreamResponse:
     async with transaction(request) as db:
         switched = await queue_service.default_sort(db) is not SortMode.MANUAL
         if switched:  # the dragged order is the order patients are called in from now on
-            await queue_service.set_order(db, SortMode.MANUAL, actor=actor)
-        moved = await queue_service.move(
+            await queue_actions.set_order(db, SortMode.MANUAL, actor=actor)
+        moved = await queue_actions.move(
             db, entry_id, actor=actor, before=before, after=after, within=where.view or SortMode.MANUAL
         )
     token = next((line.ticket.token for line in moved.lines if line.ticket.entry_id == entry_id), "The patient")
@@ -199,7 +199,7 @@ async def choose_order(request: web.Request, actor: Actor) -> web.StreamResponse
     except ValueError:
         raise Invalid("invalid_order", "Choose arrival, time or manual order.") from None
     async with transaction(request) as db:
-        chosen = await queue_service.set_order(db, order, actor=actor)
+        chosen = await queue_actions.set_order(db, order, actor=actor)
     to = Where(where.branch_id, where.day, chosen)
     return back(request, to.url(), notice=f"Patients are now called in {ORDER_LABELS[chosen]}.")
 
@@ -212,7 +212,7 @@ async def call_next(request: web.Request, actor: Actor) -> web.StreamResponse:
     if where.branch_id is None or doctor_id is None:
         raise Invalid("invalid_form", "Choose the branch and the doctor to call the next patient for.")
     async with transaction(request) as db:
-        line = await queue_service.call_next(db, where.branch_id, doctor_id, actor=actor)
+        line = await queue_actions.call_next(db, where.branch_id, doctor_id, actor=actor)
     notice = f"{line.ticket.token} {line.patient_name} is called in to {line.ticket.doctor_name}."
     return back(request, where.url(), notice=notice)
 

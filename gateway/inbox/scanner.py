@@ -24,11 +24,11 @@ from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
 from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.domain.links import CHECKIN_PREFIX
 from booking_core.domain.money import format_money
-from booking_core.services import appointments, catalog, coupons, lifecycle
-from booking_core.services import queue as queue_service
+from booking_core.services import appointments, catalog, coupons, lifecycle, queue_actions
 from booking_core.services.catalog import BranchView
 from booking_core.services.errors import Invalid, ServiceError
-from booking_core.services.queue import CheckInOutcome, QueueTicket
+from booking_core.services.queue import QueueTicket
+from booking_core.services.queue_actions import CheckInOutcome
 from gateway.api.common import transaction
 from gateway.inbox.web import DESK, form_of, render, staff_page
 from gateway.keys import SESSIONMAKER, SETTINGS
@@ -114,7 +114,7 @@ def _ticket_facts(ticket: QueueTicket, tz: str) -> dict[str, Any]:
 
 
 async def _check_in(db: Db, actor: Actor, code: str, branch: BranchView) -> dict[str, Any]:
-    found = await queue_service.check_in_by_booking_code(db, code, branch.id, actor=actor)
+    found = await queue_actions.check_in_by_booking_code(db, code, branch.id, actor=actor)
     result: dict[str, Any] = {"kind": found.outcome.value, "code": code}
     if found.session_id is not None and found.outcome is not CheckInOutcome.OTHER_BRANCH:
         detail = await lifecycle.detail(db, found.session_id, actor=actor)
@@ -279,7 +279,7 @@ async def accept_and_check_in(request: web.Request, actor: Actor) -> web.StreamR
     async with transaction(request) as db:
         _branches, branch = await _desk(db, actor, _int(form.get("branch")))
         await appointments.accept(db, session_id, actor=actor, via="scanner", send_qr=False)
-        ticket = await queue_service.check_in(db, session_id, actor=actor)
+        ticket = await queue_actions.check_in(db, session_id, actor=actor)
         detail = await lifecycle.detail(db, session_id, actor=actor)
     tz = branch.tz if branch is not None and branch.id == ticket.branch_id else detail.branch.tz
     result = {"kind": "checked_in", "session_id": session_id, "patient": detail.patient.name, "accepted": True}

@@ -20,7 +20,7 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.archive import confirmation_phrase
 from booking_core.domain.lifecycle import ACTIVE_STATUSES, SessionStatus, can_transition
 from booking_core.domain.money import money_str
-from booking_core.services import appointments, catalog, invoicing, lifecycle, queue
+from booking_core.services import appointments, catalog, invoicing, lifecycle, queue, queue_actions
 from booking_core.services.errors import Invalid
 from gateway.api.common import patient_facing, transaction
 from gateway.inbox.calendar import as_int, calendar_url, hhmm, local, money, route_id, when
@@ -233,7 +233,7 @@ async def accept(request: web.Request, actor: Actor) -> web.StreamResponse:
 async def check_in(request: web.Request, actor: Actor) -> web.StreamResponse:
     session_id = _session_id(request)
     async with transaction(request) as db:
-        ticket = await queue.check_in(db, session_id, actor=actor)
+        ticket = await queue_actions.check_in(db, session_id, actor=actor)
     return back(
         request, _here(session_id), notice=f"Checked in: queue number {ticket.token}, position {ticket.position}."
     )

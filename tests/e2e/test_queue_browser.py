@@ -18,7 +18,7 @@ from booking_core.db.tables import Branch, Doctor, Examination, Occupancy, Patie
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import new_booking_code
 from booking_core.domain.links import checkin_content
-from booking_core.services import queue
+from booking_core.services import queue_actions
 from devtools import harness
 from tests.e2e.conftest import Stack, staff_page
 
@@ -84,10 +84,10 @@ async def test_the_desk_reorders_the_queue_by_dragging_and_the_order_stays(brows
         local_midnight = datetime.combine(now.astimezone(jakarta).date(), time(0), jakarta)
         span = min(timedelta(minutes=40), now - local_midnight)
         for fraction, visit in zip((1.0, 0.8, 0.625, 0.3, 0.125), visits, strict=True):
-            await queue.check_in(db, visit.id, actor=DESK, arrived_at=now - span * fraction)
+            await queue_actions.check_in(db, visit.id, actor=DESK, arrived_at=now - span * fraction)
             await db.commit()
         maya = visits[-1].doctor_id
-        await queue.call_next(db, visits[-1].branch_id, maya, actor=DESK)
+        await queue_actions.call_next(db, visits[-1].branch_id, maya, actor=DESK)
         await db.commit()
         branch_id = visits[0].branch_id
 

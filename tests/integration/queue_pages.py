@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_core.db.queries.clinic import get_setting, put_setting
 from booking_core.db.tables import ClinicSetting, Session, Staff
 from booking_core.domain.actors import Actor
-from booking_core.services import queue
+from booking_core.services import queue, queue_actions
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session, unique
 from tests.integration.staff_pages import csrf_of, new_code
 
@@ -77,7 +77,7 @@ async def visit(
 
 async def checked_in(db: AsyncSession, session: Session, arrived: datetime | None = None) -> queue.QueueTicket:
     """Check a visit in through the queue service (as the desk would), arriving at ``arrived`` (default now)."""
-    ticket = await queue.check_in(db, session.id, actor=DESK, arrived_at=arrived)
+    ticket = await queue_actions.check_in(db, session.id, actor=DESK, arrived_at=arrived)
     await db.commit()
     return ticket
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import Conversation, Lead, Message, OutboxMessage, Session, SlotHold
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
-from booking_core.services import conversation, ingest, queue
+from booking_core.services import conversation, ingest, queue_actions
 from devtools.builders import Clinic, build_clinic, insert_session, next_weekday, unique
 
 DESK = Actor(kind="staff", id=None, name="desk", role="staff")
@@ -203,7 +203,7 @@ async def test_a_checked_in_patient_asks_for_their_place_in_the_queue(
 ) -> None:
     visit = await insert_session(db, clinic, starts_at=monday_morning + timedelta(minutes=30), accepted=True)
     async with sessionmaker() as desk, desk.begin():
-        ticket = await queue.check_in(desk, visit.id, actor=DESK, now=monday_morning)
+        ticket = await queue_actions.check_in(desk, visit.id, actor=DESK, now=monday_morning)
     siti = chat(sessionmaker, monday_morning, channel="whatsapp", phone=clinic.patients["siti"].phone_e164)
     replies = await siti.send("antrian")
     assert ticket.token in text(replies)

@@ -13,7 +13,7 @@ from yarl import URL
 
 from booking_core.db.queries.clinic import get_setting, put_setting
 from booking_core.db.tables import AuditEntry, QueueEntry, Session
-from booking_core.services import queue
+from booking_core.services import queue, queue_actions
 from devtools.builders import Clinic
 from tests.integration.queue_pages import (
     DESK,
@@ -182,7 +182,7 @@ async def test_call_next_opens_the_visit_of_the_doctors_next_patient(client: Cli
 async def test_completing_the_visit_in_progress_takes_it_off_the_board(client: Client, db: AsyncSession) -> None:
     clinic = await midday_clinic(db)
     sessions = await morning(db, clinic)
-    await queue.call_next(db, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK)
+    await queue_actions.call_next(db, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK)
     await db.commit()
     csrf = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
 

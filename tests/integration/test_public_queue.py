@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
 from booking_core.db.queries.clinic import put_setting
-from booking_core.services import lifecycle, queue
+from booking_core.services import lifecycle, queue_actions
 from devtools import harness
 from devtools.builders import Clinic, unique
 from gateway.app import create_app
@@ -140,7 +140,7 @@ async def test_each_state_of_a_visit_is_explained(tracker: Client, db: AsyncSess
     later = await visit(db, clinic, at(clinic, 15), name="Budi Hartono", phone=stored)
     _status, not_yet, link = await look_up(tracker, typed, later.booking_code)
     await checked_in(db, later)
-    called = await queue.call_next(db, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK)
+    called = await queue_actions.call_next(db, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK)
     await db.commit()
     with_doctor = await (await tracker.get(link)).text()
     await lifecycle.complete(db, called.ticket.session_id, actor=DESK)

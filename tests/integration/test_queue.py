@@ -20,9 +20,9 @@ from booking_core.db.queries.clinic import put_setting
 from booking_core.db.tables import AuditEntry, QueueCounter, QueueEntry, Session, Staff
 from booking_core.domain.actors import Actor
 from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
-from booking_core.services import queue
+from booking_core.services import queue, queue_actions
 from booking_core.services.errors import Conflict
-from booking_core.services.queue import CheckInOutcome
+from booking_core.services.queue_actions import CheckInOutcome
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session, unique
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -115,7 +115,7 @@ async def test_thirty_patients_checking_in_at_once_get_a_001_to_a_030(
 
     async def arrive(session: Session) -> queue.QueueTicket:
         async with sessionmaker() as own, own.begin():
-            return await queue.check_in(own, session.id, actor=DESK, now=arrival)
+            return await queue_actions.check_in(own, session.id, actor=DESK, now=arrival)
 
     tickets = await asyncio.gather(*(arrive(session) for session in visits))
 
@@ -135,7 +135,7 @@ async def test_two_desks_checking_in_the_same_patient_at_once_make_one_entry(
     async def arrive() -> str:
         async with sessionmaker() as own, own.begin():
             try:
-                return (await queue.check_in(own, session.id, actor=DESK, now=local(clinic, DAY, 8))).token
+                return (await queue_actions.check_in(own, session.id, actor=DESK, now=local(clinic, DAY, 8))).token
             except Conflict as exc:
                 return exc.code
 
@@ -175,11 +175,11 @@ async def test_the_api_refuses_to_check_in_a_visit_nobody_accepted_as_the_scanne
     headers = await sign_in("staff", branch_id=clinic.branch.id)
 
     refused = await client.post("/api/v1/queue/check-in", json={"session_id": session.id}, headers=headers)
-    scanned = await queue.check_in_by_booking_code(db, session.booking_code, clinic.branch.id, actor=DESK)
+    scanned = await queue_actions.check_in_by_booking_code(db, session.booking_code, clinic.branch.id, actor=DESK)
 
     assert refused.status == 409
     assert (await refused.json())["error"] == {"code": "not_accepted", "message": NOT_ACCEPTED_MESSAGE}
-    assert scanned.outcome is queue.CheckInOutcome.NOT_ACCEPTED
+    assert scanned.outcome is queue_actions.CheckInOutcome.NOT_ACCEPTED
     session_id = session.id
     await db.rollback()
     stored = await db.get(Session, session_id, populate_existing=True)
@@ -209,8 +209,10 @@ async def test_a_day_rollover_starts_the_tokens_again_at_001(db: AsyncSession) -
     monday = [await visit(db, clinic, local(clinic, DAY, 9 + i)) for i in range(2)]
     tuesday = await visit(db, clinic, local(clinic, DAY + timedelta(days=1), 9))
 
-    first = [await queue.check_in(db, s.id, actor=DESK, now=local(clinic, DAY, 8, 30)) for s in monday]
-    next_day = await queue.check_in(db, tuesday.id, actor=DESK, now=local(clinic, DAY + timedelta(days=1), 8, 30))
+    first = [await queue_actions.check_in(db, s.id, actor=DESK, now=local(clinic, DAY, 8, 30)) for s in monday]
+    next_day = await queue_actions.check_in(
+        db, tuesday.id, actor=DESK, now=local(clinic, DAY + timedelta(days=1), 8, 30)
+    )
     await db.commit()
 
     assert [t.token for t in first] == ["B-001", "B-002"]
@@ -229,7 +231,7 @@ async def test_the_scanner_gets_a_distinct_outcome_for_every_case(db: AsyncSessi
     branch = clinic.branch.id
 
     async def scan(code: str, *, accept: bool = False) -> CheckInOutcome:
-        result = await queue.check_in_by_booking_code(db, code, branch, actor=DESK, accept=accept, now=now)
+        result = await queue_actions.check_in_by_booking_code(db, code, branch, actor=DESK, accept=accept, now=now)
         return result.outcome
 
     assert await scan(accepted.booking_code.lower()) is CheckInOutcome.CHECKED_IN
@@ -241,7 +243,7 @@ async def test_the_scanner_gets_a_distinct_outcome_for_every_case(db: AsyncSessi
     assert await scan(other.booking_code) is CheckInOutcome.OTHER_BRANCH
     assert await scan("ZZZZ-ZZZZ") is CheckInOutcome.UNKNOWN
     assert await scan("not a code") is CheckInOutcome.UNKNOWN
-    repeat = await queue.check_in_by_booking_code(db, accepted.booking_code, branch, actor=DESK, now=now)
+    repeat = await queue_actions.check_in_by_booking_code(db, accepted.booking_code, branch, actor=DESK, now=now)
     assert repeat.ticket is not None and repeat.ticket.token == "A-001"
     await db.commit()
 
@@ -341,7 +343,7 @@ async def test_a_move_must_stay_inside_one_days_queue(client: Client, db: AsyncS
         client, headers, await visit(db, other_clinic, local(other_clinic, today(other_clinic), 9))
     )
     tomorrow = await visit(db, clinic, local(clinic, DAY, 9))
-    later = await queue.check_in(db, tomorrow.id, actor=DESK, now=local(clinic, DAY, 8))
+    later = await queue_actions.check_in(db, tomorrow.id, actor=DESK, now=local(clinic, DAY, 8))
     await db.commit()
     ani = tickets["Ani"]["entry_id"]
 
@@ -399,13 +401,13 @@ async def test_two_calls_for_the_same_doctor_at_once_open_one_visit(
     clinic = await build_clinic(db)
     for hour in (9, 10, 11):
         session = await visit(db, clinic, local(clinic, DAY, hour))
-        await queue.check_in(db, session.id, actor=DESK, now=local(clinic, DAY, 8, hour))
+        await queue_actions.check_in(db, session.id, actor=DESK, now=local(clinic, DAY, 8, hour))
     await db.commit()
 
     async def call() -> str:
         async with sessionmaker() as own, own.begin():
             try:
-                line = await queue.call_next(
+                line = await queue_actions.call_next(
                     own, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK, now=local(clinic, DAY, 9)
                 )
             except Conflict as exc:
@@ -425,8 +427,8 @@ async def test_eta_counts_the_rest_of_an_open_visit_and_each_doctor_separately(d
     andi_visits.append(await visit(db, clinic, local(clinic, DAY, 10), doctor="andi"))
     sari_visits = [await visit(db, clinic, local(clinic, DAY, 9, m), doctor="sari") for m in (0, 30)]
     for minute, session in zip((40, 45, 50, 41, 46), [*andi_visits, *sari_visits], strict=True):
-        await queue.check_in(db, session.id, actor=DESK, now=local(clinic, DAY, 8, minute))
-    opened = await queue.call_next(
+        await queue_actions.check_in(db, session.id, actor=DESK, now=local(clinic, DAY, 8, minute))
+    opened = await queue_actions.call_next(
         db, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK, now=local(clinic, DAY, 9)
     )
     await db.commit()
@@ -456,7 +458,7 @@ async def test_a_patient_finds_their_place_by_phone_and_booking_code(db: AsyncSe
     mine = await visit(db, clinic, local(clinic, DAY, 9, 30))
     not_here_yet = await visit(db, clinic, local(clinic, DAY, 10))
     for session in (first, mine):
-        await queue.check_in(db, session.id, actor=DESK, now=local(clinic, DAY, 8, 30))
+        await queue_actions.check_in(db, session.id, actor=DESK, now=local(clinic, DAY, 8, 30))
     await db.commit()
     now = local(clinic, DAY, 8, 45)
     phone = clinic.patients[f"patient-{mine.patient_id}"].phone_e164

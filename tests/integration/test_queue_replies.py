@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage, Patient, QueueEntry, Session
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
-from booking_core.services import conversation, ingest, lifecycle, queue, queue_replies
+from booking_core.services import conversation, ingest, lifecycle, queue, queue_actions, queue_replies
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session
 
 DESK = Actor(kind="staff", name="Reception", role="staff")
@@ -69,11 +69,13 @@ async def test_patients_hear_once_when_they_become_second_and_next_in_line(
     (_, ayu), (_, budi), (_, citra) = people
     for minutes, session in enumerate(visits):
         async with sessionmaker() as desk, desk.begin():
-            await queue.check_in(desk, session.id, actor=DESK, now=local(clinic, 8, 30 + minutes))
+            await queue_actions.check_in(desk, session.id, actor=DESK, now=local(clinic, 8, 30 + minutes))
 
     assert [len(await notices(sessionmaker, c)) for c in (ayu, budi, citra)] == [1, 1, 0]
     async with sessionmaker() as desk, desk.begin():  # dr. Andi calls Ayu in: Budi is next, Citra second
-        await queue.call_next(desk, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK, now=local(clinic, 9))
+        await queue_actions.call_next(
+            desk, clinic.branch.id, clinic.doctors["andi"].id, actor=DESK, now=local(clinic, 9)
+        )
     async with sessionmaker() as again, again.begin():  # any later look at the same queue tells nobody twice
         assert (
             await queue_replies.queue_changed(again, branch_id=clinic.branch.id, day=DAY, now=local(clinic, 9, 1)) == []
@@ -98,7 +100,7 @@ async def test_a_cancellation_moves_the_patients_behind_up_and_tells_them(
     visits = [await visit(db, clinic, p, local(clinic, 10, 30 * i)) for i, (p, _) in enumerate(people)]
     for minutes, session in enumerate(visits):
         async with sessionmaker() as desk, desk.begin():
-            await queue.check_in(desk, session.id, actor=DESK, now=local(clinic, 9, minutes))
+            await queue_actions.check_in(desk, session.id, actor=DESK, now=local(clinic, 9, minutes))
 
     async with sessionmaker() as desk, desk.begin():  # Dedi has to leave: Eka is next, Fajar second
         await lifecycle.cancel(desk, visits[0].id, actor=DESK, reason_code="patient_request", now=local(clinic, 9, 10))
@@ -120,7 +122,7 @@ async def test_a_patient_without_a_chat_is_passed_over_and_the_next_one_still_he
     )
     for minutes, session in enumerate((first, second)):
         async with sessionmaker() as desk, desk.begin():
-            await queue.check_in(desk, session.id, actor=DESK, now=local(clinic, 10, minutes))
+            await queue_actions.check_in(desk, session.id, actor=DESK, now=local(clinic, 10, minutes))
 
     assert [said(n) for n in await notices(sessionmaker, gita_chat)] == ["second"]
     async with sessionmaker() as check:
@@ -136,7 +138,7 @@ async def test_the_queue_reply_gives_token_place_and_eta_and_does_not_repeat_its
     visits = [await visit(db, clinic, p, local(clinic, 13, 30 * i)) for i, (p, _) in enumerate(people)]
     for minutes, session in enumerate(visits):
         async with sessionmaker() as desk, desk.begin():
-            await queue.check_in(desk, session.id, actor=DESK, now=local(clinic, 12, minutes))
+            await queue_actions.check_in(desk, session.id, actor=DESK, now=local(clinic, 12, minutes))
     joko, joko_chat = people[2]
 
     async with sessionmaker() as db_, db_.begin():
@@ -160,7 +162,7 @@ async def test_a_patient_told_their_place_in_chat_is_not_told_it_again(
     visits = [await visit(db, clinic, p, local(clinic, 15, 30 * i)) for i, (p, _) in enumerate(people)]
     for minutes, session in enumerate(visits):
         async with sessionmaker() as desk, desk.begin():
-            await queue.check_in(desk, session.id, actor=DESK, now=local(clinic, 14, minutes))
+            await queue_actions.check_in(desk, session.id, actor=DESK, now=local(clinic, 14, minutes))
     mira_chat = people[2][1]
     assert await notices(sessionmaker, mira_chat) == []  # third in line: nothing to announce yet
     async with sessionmaker() as change, change.begin():  # Kiki went in without the queue noticing (no notice ran)
