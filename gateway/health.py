@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from aiohttp import web
-from sqlalchemy import text
 
+from booking_core.db.engine import database_name
 from booking_core.db.queries.health import Backend, DatabaseVitals, ReadOnlyDatabase
 from gateway import metrics_access
 from gateway.api import api
@@ -44,8 +44,8 @@ PARTS = ("database", "redis", "ingest", "workers", "outbox", "transactions")
 
 async def _check_database(app: web.Application) -> str:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT), app[ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await database_name(app[ENGINE])
         return OK
     except Exception as exc:
         log.warning("health: database check failed: %s", exc)

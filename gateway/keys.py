@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from booking_core.db.engine import Engine, Sessions
 from booking_core.db.raw import RawDb
 from infra.settings import Settings
 
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from gateway.webchat_hub import WebchatHub
 
 SETTINGS = web.AppKey("settings", Settings)
-ENGINE = web.AppKey("engine", AsyncEngine)
-SESSIONMAKER: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("sessionmaker")
+ENGINE = web.AppKey("engine", Engine)
+SESSIONMAKER: web.AppKey[Sessions] = web.AppKey("sessionmaker")
 REDIS: web.AppKey[Redis] = web.AppKey("redis")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 #: channel name → adapter (verify / parse / send), built once from settings by infra.adapters.

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import text
 
+from booking_core.db.engine import database_name
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import booking, outbox
 from infra import job_names, queues
@@ -30,8 +30,7 @@ def ping(note: str = "") -> dict[str, Any]:
 
 
 async def _ping(rt: runtime.Runtime, note: str) -> dict[str, Any]:
-    async with rt.engine.connect() as conn:
-        database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
+    database = await database_name(rt.engine)
     await rt.redis.ping()  # type: ignore[misc]
     return {
         "note": note,

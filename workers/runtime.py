@@ -23,10 +23,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker, worker_registration
 from rq.exceptions import StopRequested
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from booking_core.db.engine import make_engine, make_sessionmaker
+from booking_core.db.engine import Engine, Sessions, make_engine, make_sessionmaker, on_connect
 from booking_core.db.raw import RawDb, make_raw_pool
 from infra import queues
 from infra.loop import new_event_loop
@@ -45,8 +43,8 @@ class Runtime:
 
     settings: Settings
     loop: asyncio.AbstractEventLoop
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
+    engine: Engine
+    sessionmaker: Sessions
     redis: Redis
     connections_opened: int = 0
     jobs_run: int = 0
@@ -165,9 +163,10 @@ def build(settings: Settings) -> Runtime:
         redis=Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5),
     )
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _count(*_: object) -> None:
+    def _count() -> None:
         runtime.connections_opened += 1
+
+    on_connect(engine, _count)
 
     return runtime
 

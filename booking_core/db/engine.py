@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import asyncpg
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -80,3 +83,16 @@ async def check_connection(url: str, *, seconds: float = 5.0) -> None:
 
 #: The session factory a process keeps (gateway app, worker runtime).
 Sessions = async_sessionmaker[AsyncSession]
+#: The engine a process keeps (gateway app, worker runtime); the processes name it with this, not SQLAlchemy's.
+Engine = AsyncEngine
+
+
+async def database_name(engine: Engine) -> str:
+    """One round trip to the database: its name (SELECT current_database()); raises when it cannot be reached."""
+    async with engine.connect() as conn:
+        return str((await conn.execute(text("SELECT current_database()"))).scalar_one())
+
+
+def on_connect(engine: Engine, callback: Callable[[], None]) -> None:
+    """Call ``callback`` each time the engine opens a new database connection (a worker counts them)."""
+    event.listen(engine.sync_engine, "connect", lambda *_: callback())

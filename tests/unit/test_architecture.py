@@ -41,18 +41,18 @@ def test_the_domain_is_pure_python(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in _files("booking_core") + _files("channels") + _files("gateway") + _files("workers")
+    [p for package in ("booking_core", "channels", "infra", "gateway", "workers", "frontdesk") for p in _files(package)
      if "booking_core/db" not in str(p)],
     ids=lambda p: str(p.relative_to(ROOT)),
 )  # fmt: skip
-def test_only_the_db_package_and_the_composition_roots_import_sqlalchemy(path: Path) -> None:
-    rel = str(path.relative_to(ROOT))
-    if rel in {"gateway/keys.py", "gateway/health.py", "workers/runtime.py", "workers/jobs.py"}:
-        return  # composition roots hold the engine itself
-    assert not {m for m in _imports(path) if m.split(".")[0] == "sqlalchemy"}, rel
+def test_only_the_db_package_imports_sqlalchemy(path: Path) -> None:
+    """The processes keep their engine as ``booking_core.db.engine.Engine`` and ask the database through it."""
+    assert not {m for m in _imports(path) if m.split(".")[0] == "sqlalchemy"}, str(path.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("path", _files("booking_core") + _files("channels"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", _files("booking_core") + _files("channels") + _files("infra"), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_nothing_inside_imports_the_gateway_or_the_workers(path: Path) -> None:
     outward = {m for m in _imports(path) if m.split(".")[0] in {"gateway", "workers"}}
     assert outward == set(), f"{path.relative_to(ROOT)} imports {outward}"
@@ -68,3 +68,10 @@ def test_every_job_name_is_a_function_of_the_workers(name: str) -> None:
     module, _, function = name.rpartition(".")
     assert module.split(".")[0] == "workers"
     assert callable(getattr(importlib.import_module(module), function, None)), f"{name} names no function"
+
+
+@pytest.mark.parametrize("path", _files("gateway") + _files("workers"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_gateway_and_the_workers_meet_only_in_the_shared_layer(path: Path) -> None:
+    """Requests hand work to the workers by job name (infra.job_names, infra.queues); `frontdesk` starts both."""
+    other = "workers" if path.relative_to(ROOT).parts[0] == "gateway" else "gateway"
+    assert not {m for m in _imports(path) if m.split(".")[0] == other}, str(path.relative_to(ROOT))
