@@ -9,11 +9,11 @@ from typing import Any
 from booking_core.db.engine import Db
 from booking_core.db.queries import lead_actions as action_queries
 from booking_core.db.queries import leads as queries
-from booking_core.db.tables import Lead
+from booking_core.db.tables import AuditEntry, Lead, Patient, SlotHold
 from booking_core.domain.actors import Actor
-from booking_core.services.conversation import reply_target
 from booking_core.services.errors import NotFound
 from booking_core.services.lead_actions import ConvertedSession, converted_session
+from booking_core.services.staff_replies import reply_target
 
 STATUSES = ("new", "accepted", "rejected", "converted")
 
@@ -314,35 +314,68 @@ async def lead_page(db: Db, lead_id: int, *, actor: Actor, now: datetime | None 
     if branch is None and hold_row is not None:
         branch = await queries.branch(db, hold_row.branch_id)
     tz = branch.tz if branch is not None else (await queries.first_branch_tz(db) or "UTC")
-    hold = None
-    if hold_row is not None:
-        _, _, held_by = await action_queries.names(
-            db, branch_id=None, examination_id=None, doctor_id=hold_row.doctor_id
-        )
-        hold = HoldInfo(
-            id=hold_row.id,
-            branch_id=hold_row.branch_id,
-            examination_id=hold_row.examination_id,
-            doctor_id=hold_row.doctor_id,
-            doctor_name=held_by,
-            starts_at=hold_row.starts_at,
-            ends_at=hold_row.ends_at,
-            expires_at=hold_row.expires_at,
-            status=hold_row.status,
-            live=hold_row.status == "active" and hold_row.expires_at > now,
-        )
+    hold = await _hold_info(db, hold_row, now) if hold_row is not None else None
     session = await action_queries.session_of_lead(db, lead.id)
     converted = await converted_session(db, session) if session is not None else None
     target = await reply_target(db, lead)
     conversation_ids = [c for c in (lead.conversation_id, target.conversation_id if target else None) if c]
     audit_rows = await queries.history(db, lead_id=lead.id, conversation_ids=sorted(set(conversation_ids)))
+    return LeadPage(
+        lead=_summary(lead, patient.name if patient else None, None),
+        reject_reason=lead.reject_reason,
+        examination_name=examination,
+        doctor_name=doctor,
+        branch_name=branch.name if branch is not None else None,
+        tz=tz,
+        hold=hold,
+        session=converted,
+        patient=await _patient_info(db, patient) if patient is not None else None,
+        thread=await _thread(db, lead, patient, audit_rows, limit=limit),
+        reply_channel=target.channel if target else None,
+        reply_to=target.display_name if target else "",
+        bot_paused=bool(target and target.bot_paused),
+        history=[
+            HistoryEntry(
+                at=row.at,
+                action=row.action,
+                label=HISTORY_LABELS.get(row.action, row.action),
+                actor_name=row.actor_name,
+                actor_kind=row.actor_kind,
+                data=dict(row.data or {}),
+            )
+            for row in audit_rows
+        ],
+    )
+
+
+async def _hold_info(db: Db, row: SlotHold, now: datetime) -> HoldInfo:
+    _, _, held_by = await action_queries.names(db, branch_id=None, examination_id=None, doctor_id=row.doctor_id)
+    return HoldInfo(
+        id=row.id,
+        branch_id=row.branch_id,
+        examination_id=row.examination_id,
+        doctor_id=row.doctor_id,
+        doctor_name=held_by,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        expires_at=row.expires_at,
+        status=row.status,
+        live=row.status == "active" and row.expires_at > now,
+    )
+
+
+async def _thread(
+    db: Db, lead: Lead, patient: Patient | None, audit_rows: list[AuditEntry], *, limit: int
+) -> list[ThreadEntry]:
+    """The patient's messages on every channel (or the lead's conversation's, without a patient), staff replies
+    named after who sent them (from the audit rows)."""
     repliers = {
         int(row.data["outbox_id"]): row.actor_name
         for row in audit_rows
         if row.action == "lead.replied" and isinstance(row.data.get("outbox_id"), int)
     }
     patient_name = patient.name if patient is not None and patient.name else lead.contact_name
-    thread = [
+    return [
         ThreadEntry(
             id=m.id,
             channel=channel,
@@ -364,41 +397,15 @@ async def lead_page(db: Db, lead_id: int, *, actor: Actor, now: datetime | None 
             db, patient_id=patient.id if patient else None, conversation_id=lead.conversation_id, limit=limit
         )
     ]
-    patient_info = None
-    if patient is not None:
-        patient_info = PatientInfo(
-            id=patient.id,
-            name=patient.name,
-            phone=patient.phone_e164,
-            channels=[
-                ChannelInfo(i.channel, i.display_name, i.external_id)
-                for i in await queries.identities_of(db, patient.id)
-            ],
-        )
-    return LeadPage(
-        lead=_summary(lead, patient.name if patient else None, None),
-        reject_reason=lead.reject_reason,
-        examination_name=examination,
-        doctor_name=doctor,
-        branch_name=branch.name if branch is not None else None,
-        tz=tz,
-        hold=hold,
-        session=converted,
-        patient=patient_info,
-        thread=thread,
-        reply_channel=target.channel if target else None,
-        reply_to=target.display_name if target else "",
-        bot_paused=bool(target and target.bot_paused),
-        history=[
-            HistoryEntry(
-                at=row.at,
-                action=row.action,
-                label=HISTORY_LABELS.get(row.action, row.action),
-                actor_name=row.actor_name,
-                actor_kind=row.actor_kind,
-                data=dict(row.data or {}),
-            )
-            for row in audit_rows
+
+
+async def _patient_info(db: Db, patient: Patient) -> PatientInfo:
+    return PatientInfo(
+        id=patient.id,
+        name=patient.name,
+        phone=patient.phone_e164,
+        channels=[
+            ChannelInfo(i.channel, i.display_name, i.external_id) for i in await queries.identities_of(db, patient.id)
         ],
     )
 
