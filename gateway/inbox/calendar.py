@@ -9,98 +9,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from booking_core.db.engine import Db
 from booking_core.domain.actors import Actor
-from booking_core.domain.money import format_money
 from booking_core.services import blackouts, booking, catalog, patients
 from booking_core.services import calendar as calendar_service
 from booking_core.services.errors import Invalid, NotFound, ServiceError
 from gateway.api.booking import plan_followups
 from gateway.api.common import transaction
+from gateway.inbox.formats import (
+    as_date,
+    as_instant,
+    as_int,
+    as_wall_time,
+    hhmm,
+    local,
+    long_day,
+    money,
+    route_id,
+    when,
+)
 from gateway.inbox.web import ALL, DESK, back, form_of, render, staff_page
 from gateway.keys import SESSIONMAKER
 
 VIEW_LABELS = {"doctors": "By doctor", "rooms": "By room"}
-
-
-# --- small display helpers the other staff pages share
-
-
-def local(value: datetime, tz: str) -> datetime:
-    return value.astimezone(ZoneInfo(tz))
-
-
-def hhmm(value: datetime, tz: str) -> str:
-    return local(value, tz).strftime("%H:%M")
-
-
-def long_day(value: date) -> str:
-    return f"{value:%A} {value.day} {value:%B %Y}"
-
-
-def when(value: datetime, tz: str) -> str:
-    """``Mon 1 Dec 2026, 10:00`` in the branch's time."""
-    at = local(value, tz)
-    return f"{at:%a} {at.day} {at:%b %Y}, {at:%H:%M}"
-
-
-def money(amount: str | Decimal, currency: str) -> str:
-    return format_money(Decimal(str(amount)), currency)
-
-
-#: Ids are 32-bit in the database; a longer number is nobody's id.
-MAX_ID = 2**31 - 1
-
-
-def as_int(raw: str | None) -> int | None:
-    value = int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 12 else None
-    return value if value is not None and 0 < value <= MAX_ID else None
-
-
-def route_id(request: web.Request, name: str) -> int:
-    """An id from the path (routes only match digits); one too large for any row is "not found"."""
-    value = as_int(request.match_info[name])
-    if value is None:
-        raise NotFound("not_found", "There is no such page.")
-    return value
-
-
-#: Years a date typed into a URL or form may have (anything else is a typo or a probe, never a clinic day).
-YEARS = range(2000, 2200)
-
-
-def as_date(raw: str | None) -> date | None:
-    try:
-        value = date.fromisoformat(raw) if raw and len(raw) <= 10 else None
-    except ValueError:
-        return None
-    return value if value is not None and value.year in YEARS else None
-
-
-def as_instant(raw: str | None) -> datetime | None:
-    """An ISO time with its offset (what the grid's links carry); anything else is None."""
-    try:
-        value = datetime.fromisoformat(raw) if raw and len(raw) < 40 else None
-    except ValueError:
-        return None
-    return value if value is not None and value.utcoffset() is not None and value.year in YEARS else None
-
-
-def as_wall_time(raw: str | None, tz: str) -> datetime | None:
-    """A ``datetime-local`` field (``2026-12-01T12:00``) read as the branch's wall time."""
-    try:
-        value = datetime.fromisoformat(raw) if raw and len(raw) < 40 else None
-    except ValueError:
-        return None
-    if value is None or value.year not in YEARS:
-        return None
-    return value.replace(tzinfo=ZoneInfo(tz)) if value.tzinfo is None else value
 
 
 def calendar_url(branch_id: int, on: date, view: str, **extra: object) -> str:
@@ -225,52 +162,9 @@ async def _page(
         book: dict[str, Any] | None = None
         if slot is not None and actor.role in DESK and (doctor_id or room_id):
             chosen = {"slot": slot.astimezone(UTC), "doctor": doctor_id, "room": room_id}
-            exams = await catalog.list_examinations(db, actor=actor, branch_id=where.branch.id, active=True)
-            room_kind = next((kind for rid, _n, kind in found.rooms if rid == room_id), None)
-            offered = [
-                e for e in exams
-                if (doctor_id is None or doctor_id in e.doctor_ids)
-                and (room_id is None or e.room_kind in (None, room_kind))
-            ]  # fmt: skip
-            search = " ".join(query.get("q", "").split())[:120]
-            matches = await patients.search(db, search, actor=actor) if search else []
-            picked = as_int(query.get("patient_id"))
-            if picked is not None and all(m.id != picked for m in matches):
-                try:  # the patient chosen before a refused booking stays chosen
-                    kept = await patients.get(db, picked, actor=actor)
-                    matches = [patients.Match(kept.id, kept.name, kept.phone_e164), *matches]
-                except ServiceError:
-                    pass
-            column_name = next(
-                (c.name for c in found.columns if c.id == (doctor_id if doctor_id else room_id)
-                 and c.kind == ("doctor" if doctor_id else "room")), ""
-            )  # fmt: skip
-            book = {
-                "start": slot.isoformat(),
-                "when": when(slot, tz),
-                "doctor_id": doctor_id or "",
-                "room_id": room_id or "",
-                "column": column_name,
-                "examinations": [
-                    {"id": e.id, "name": e.name, "minutes": e.duration_min, "price": money(e.price, e.currency)}
-                    for e in offered
-                ],
-                "q": search,
-                "matches": matches,
-                "typed": {k: query.get(k, "") for k in ("patient_id", "name", "phone", "examination_id")},
-                "error": booking_error.message if booking_error else "",
-                "alternatives": [],
-            }
-            if booking_error is not None and booking_error.code == "slot_taken":
-                details = booking_error.details if isinstance(booking_error.details, dict) else {}
-                for option in details.get("alternatives", []):
-                    start = as_instant(str(option.get("start")))
-                    if start is None:
-                        continue
-                    book["alternatives"].append(
-                        {"value": f"{start.isoformat()}|{option.get('doctor_id', '')}",
-                         "label": f"{when(start, tz)} with {option.get('doctor_name', '')}"}
-                    )  # fmt: skip
+            book = await _booking_panel(
+                db, actor, found, query, slot=slot, doctor_id=doctor_id, room_id=room_id, error=booking_error
+            )
     context: dict[str, Any] = {
         "branch": where.branch,
         "branches": where.branches,
@@ -306,6 +200,73 @@ async def _page(
     if booking_error is not None and book is None:  # no form to show it in: the page's notice says it
         context["error"] = booking_error.message
     return render(request, actor, "inbox/calendar.html", context, status=status, title="Calendar")
+
+
+async def _booking_panel(
+    db: Db,
+    actor: Actor,
+    found: calendar_service.CalendarDay,
+    query: dict[str, str],
+    *,
+    slot: datetime,
+    doctor_id: int | None,
+    room_id: int | None,
+    error: ServiceError | None,
+) -> dict[str, Any]:
+    """The booking form for a free cell: the examinations that doctor or room can do, the patients found by the
+    search (the one chosen before a refused booking stays), what was typed, and after a taken slot the next ones."""
+    tz = found.branch.tz
+    exams = await catalog.list_examinations(db, actor=actor, branch_id=found.branch.id, active=True)
+    room_kind = next((kind for rid, _n, kind in found.rooms if rid == room_id), None)
+    offered = [
+        e for e in exams
+        if (doctor_id is None or doctor_id in e.doctor_ids)
+        and (room_id is None or e.room_kind in (None, room_kind))
+    ]  # fmt: skip
+    search = " ".join(query.get("q", "").split())[:120]
+    matches = await patients.search(db, search, actor=actor) if search else []
+    picked = as_int(query.get("patient_id"))
+    if picked is not None and all(m.id != picked for m in matches):
+        try:  # the patient chosen before a refused booking stays chosen
+            kept = await patients.get(db, picked, actor=actor)
+            matches = [patients.Match(kept.id, kept.name, kept.phone_e164), *matches]
+        except ServiceError:
+            pass
+    column_name = next(
+        (c.name for c in found.columns if c.id == (doctor_id if doctor_id else room_id)
+         and c.kind == ("doctor" if doctor_id else "room")), ""
+    )  # fmt: skip
+    return {
+        "start": slot.isoformat(),
+        "when": when(slot, tz),
+        "doctor_id": doctor_id or "",
+        "room_id": room_id or "",
+        "column": column_name,
+        "examinations": [
+            {"id": e.id, "name": e.name, "minutes": e.duration_min, "price": money(e.price, e.currency)}
+            for e in offered
+        ],
+        "q": search,
+        "matches": matches,
+        "typed": {k: query.get(k, "") for k in ("patient_id", "name", "phone", "examination_id")},
+        "error": error.message if error else "",
+        "alternatives": _taken_alternatives(error, tz) if error is not None and error.code == "slot_taken" else [],
+    }
+
+
+def _taken_alternatives(error: ServiceError, tz: str) -> list[dict[str, str]]:
+    """The next free times a "slot taken" refusal carries, as choices for the booking form."""
+    details = error.details if isinstance(error.details, dict) else {}
+    alternatives = []
+    for option in details.get("alternatives", []):
+        start = as_instant(str(option.get("start")))
+        if start is None:
+            continue
+        alternatives.append(
+            {"value": f"{start.isoformat()}|{option.get('doctor_id', '')}",
+             "label": f"{when(start, tz)} with {option.get('doctor_name', '')}"}
+        )  # fmt: skip
+    return alternatives
 
 
 @staff_page(ALL)

@@ -14,8 +14,8 @@ from booking_core.db.engine import Db
 from booking_core.domain.actors import Actor
 from booking_core.services import availability, booking, catalog, leads
 from booking_core.services.errors import Invalid, NotFound, ServiceError
+from gateway.inbox.formats import as_int
 from gateway.inbox.lead_views import minutes_left, when, zone
-from gateway.inbox.web import as_int
 
 MAX_SLOTS = 96  # free times shown for one day (a day of 15-minute steps for a few doctors)
 ALTERNATIVES = 6  # next free times offered after a taken time, or when the day has none

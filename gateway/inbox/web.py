@@ -134,11 +134,6 @@ def message_page(request: web.Request, status: int, code: str, message: str) -> 
     return private(response)
 
 
-def as_int(raw: str | None) -> int | None:
-    """A whole number from a query or form value (None for anything else, never an error)."""
-    return int(raw) if raw and raw.isdigit() and len(raw) < 10 else None
-
-
 async def form_of(request: web.Request) -> dict[str, str]:
     """The posted form's text fields (files are ignored), storable: see :func:`gateway.forms.posted_form`."""
     return await posted_form(request)
