@@ -196,7 +196,33 @@ def check(values: Mapping[str, str], form: FormSetup, *, now: datetime) -> Check
             errors["examination"] = "not_at_branch"
 
     zone = ZoneInfo(branch.tz if branch else form.branches[0].tz if form.branches else "UTC")
-    local_now = now.astimezone(zone)
+    preferred_date, preferred_time = _preferred(raw, form, now.astimezone(zone), errors)
+
+    note = raw["note"]
+    if len(note) > MAX_NOTE:
+        errors["note"] = "too_long"
+
+    if errors:
+        return Checked(None, errors)
+    return Checked(
+        BookingRequest(
+            name=name,
+            phone=phone,
+            email=email,
+            branch_id=branch.id if branch else None,
+            examination_id=examination.id if examination else None,
+            preferred_date=preferred_date,
+            preferred_time=preferred_time,
+            note=note,
+        )
+    )
+
+
+def _preferred(
+    raw: Mapping[str, str], form: FormSetup, local_now: datetime, errors: dict[str, str]
+) -> tuple[date | None, time | None]:
+    """The preferred date (from today, within :data:`MAX_DAYS_AHEAD`) and time (not already gone today), as
+    typed in the branch's wall time; problems go into ``errors``."""
     preferred_date = None
     if raw["preferred_date"]:
         try:
@@ -221,25 +247,7 @@ def check(values: Mapping[str, str], form: FormSetup, *, now: datetime) -> Check
                 errors.setdefault("preferred_date", "date_needed")
             elif preferred_date == local_now.date() and preferred_time <= local_now.time():
                 errors["preferred_time"] = "past_time"
-
-    note = raw["note"]
-    if len(note) > MAX_NOTE:
-        errors["note"] = "too_long"
-
-    if errors:
-        return Checked(None, errors)
-    return Checked(
-        BookingRequest(
-            name=name,
-            phone=phone,
-            email=email,
-            branch_id=branch.id if branch else None,
-            examination_id=examination.id if examination else None,
-            preferred_date=preferred_date,
-            preferred_time=preferred_time,
-            note=note,
-        )
-    )
+    return preferred_date, preferred_time
 
 
 def requested_start(request: BookingRequest, form: FormSetup) -> datetime | None:
