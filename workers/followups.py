@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from booking_core.services import confirmation
 from workers import runtime
-from workers.jobs import enqueue_deliveries
+from workers.delivery import enqueue_deliveries
 
 
 def send_confirmation(session_id: int) -> list[int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from booking_core.services import queue_replies
-from workers import jobs, runtime
+from workers import delivery, runtime
 
 
 def queue_position_reply(patient_id: int) -> str:
@@ -21,7 +21,7 @@ async def _reply(rt: runtime.Runtime, patient_id: int) -> str:
         outbox_id = await queue_replies.reply_for_patient(db, patient_id, default_language=rt.settings.DEFAULT_LANGUAGE)
     if outbox_id is None:
         return "nothing"
-    jobs.enqueue_deliveries(rt, [outbox_id])
+    delivery.enqueue_deliveries(rt, [outbox_id])
     return "sent"
 
 
@@ -29,5 +29,5 @@ async def catch_up(rt: runtime.Runtime) -> int:
     """Announce first and second places a concurrent change kept from being announced; how many notices."""
     async with rt.sessionmaker() as db, db.begin():
         outbox_ids = await queue_replies.catch_up(db)
-    jobs.enqueue_deliveries(rt, outbox_ids)
+    delivery.enqueue_deliveries(rt, outbox_ids)
     return len(outbox_ids)

@@ -18,7 +18,7 @@ from rq.job import Job
 from booking_core.services import reminders
 from booking_core.services.reminders import Due
 from infra import job_names, queues
-from workers import jobs, queue_replies, runtime
+from workers import delivery, queue_replies, runtime
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ def send_reminder(reminder_id: int) -> str:
 
 
 async def send_one(rt: runtime.Runtime, reminder_id: int) -> str:
-    """The job's work: claim and plan the reminder in one transaction, then send it (see jobs.deliver_planned)."""
+    """The job's work: claim and plan the reminder in one transaction, then send it (see delivery.deliver_planned)."""
     async with rt.sessionmaker() as db, db.begin():
         result = await reminders.send(db, reminder_id, default_language=rt.settings.DEFAULT_LANGUAGE)
     if result.outbox_id is not None:
-        await jobs.deliver_planned(rt, [result.outbox_id])
+        await delivery.deliver_planned(rt, [result.outbox_id])
     return result.status
 
 
@@ -106,7 +106,7 @@ async def send_due(rt: runtime.Runtime, *, limit: int = BATCH) -> dict[str, int]
         if result.status in counts:
             counts[result.status] += 1
         if result.outbox_id is not None:
-            jobs.enqueue_deliveries(rt, [result.outbox_id])
+            delivery.enqueue_deliveries(rt, [result.outbox_id])
     return counts
 
 

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from redis import Redis as SyncRedis
@@ -26,7 +27,7 @@ from rq.exceptions import StopRequested
 
 from booking_core.db.engine import Engine, Sessions, make_engine, make_sessionmaker, on_connect
 from booking_core.db.raw import RawDb, make_raw_pool
-from infra import queues
+from infra import job_names, queues
 from infra.loop import new_event_loop
 from infra.settings import Settings, load_settings
 from infra.watch import housekeeping_every
@@ -250,8 +251,6 @@ class Worker(SimpleWorker):
     def _redis_lost(self) -> None:
         """Redis came back without its data (or was flushed): register this worker again and rebuild at once what
         was lost (the sweep re-enqueues due deliveries and unanswered messages and rebuilds reminders)."""
-        from workers.jobs import schedule_sweep, sweep_now
-
         try:
             with self.connection.pipeline() as pipeline:
                 pipeline.hset(self.key, mapping=self.serialize())
@@ -265,8 +264,6 @@ class Worker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        from workers.jobs import schedule_sweep
-
         try:
             schedule_sweep(current())
         except RedisError:  # Redis is away again: the next round tries again
@@ -281,6 +278,32 @@ class Worker(SimpleWorker):
                 step()
             except RedisError:
                 log.warning("worker %s: Redis is away, %s skipped", self.name, step.__name__)
+
+
+def schedule_sweep(rt: Runtime) -> None:
+    """Make sure the next sweep is scheduled: at the start of the next FRONTDESK_SWEEP_EVERY slot, under an id that
+    names the slot. However many workers ask (each sweep, each worker's housekeeping), and however often, there is
+    one sweep per slot, and the id never collides with the sweep that is running now (it is in an earlier slot)."""
+    every = rt.settings.FRONTDESK_SWEEP_EVERY
+    slot = int(time.time() // every) + 1
+    queues.enqueue(
+        rt.sync_redis(),
+        rt.settings.FRONTDESK_REDIS_PREFIX,
+        job_names.SWEEP,
+        at=datetime.fromtimestamp(slot * every, UTC),
+        job_id=f"{rt.settings.FRONTDESK_REDIS_PREFIX}-sweep-{slot}",
+    )
+
+
+def sweep_now(rt: Runtime) -> None:
+    """A sweep at once, outside the schedule (a worker start). It needs no scheduler: a worker that replaces one
+    killed with SIGKILL cannot schedule anything until the dead one's scheduler lock expires, but it sweeps."""
+    queues.enqueue(
+        rt.sync_redis(),
+        rt.settings.FRONTDESK_REDIS_PREFIX,
+        job_names.SWEEP,
+        job_id=f"{rt.settings.FRONTDESK_REDIS_PREFIX}-sweep-start-{os.getpid()}-{time.time_ns()}",
+    )
 
 
 def prepare(runtime: Runtime) -> None:
@@ -304,8 +327,6 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     Redis going away does not end it: RQ's worker gives up when Redis vanishes in the middle of a job; then this
     waits until Redis answers again and serves on with a new RQ worker (the same runtime, pools and clients).
     """
-    from workers.jobs import schedule_sweep, sweep_now
-
     assert settings.REDIS_URL is not None
     runtime = build(settings)
     install(runtime)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from booking_core.services import waitlist
-from workers import jobs, runtime
+from workers import delivery, runtime
 
 
 def waitlist_offer(session_id: int) -> int:
@@ -19,5 +19,5 @@ def waitlist_offer(session_id: int) -> int:
 async def _offer(rt: runtime.Runtime, session_id: int) -> int:
     async with rt.sessionmaker() as db, db.begin():
         outbox_ids = await waitlist.slot_freed(db, session_id, default_language=rt.settings.DEFAULT_LANGUAGE)
-    jobs.enqueue_deliveries(rt, outbox_ids)
+    delivery.enqueue_deliveries(rt, outbox_ids)
     return len(outbox_ids)

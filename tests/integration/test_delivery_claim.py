@@ -23,7 +23,7 @@ from booking_core.services import outbox
 from infra import job_names, queues
 from infra.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
-from workers import jobs
+from workers import delivery
 from workers.runtime import Runtime
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -153,7 +153,7 @@ async def test_the_job_that_plans_a_message_sends_it_without_a_job_of_its_own(
         *await plan(sessionmaker, budi, "Reminder: your visit is tomorrow at 10:00."),
     ]
 
-    await jobs.deliver_planned(telegram_worker, planned)
+    await delivery.deliver_planned(telegram_worker, planned)
 
     assert bot.texts(ayu) == ["Reminder: your visit is tomorrow at 09:30."]
     assert bot.texts(budi) == ["Reminder: your visit is tomorrow at 10:00."]
@@ -174,7 +174,7 @@ async def test_a_message_on_a_channel_the_worker_cannot_send_on_is_left_to_a_del
     number = f"+62857{secrets.randbelow(10**8):08d}"
     (planned,) = await plan(sessionmaker, number, "Reminder: your visit is tomorrow.", channel="whatsapp")
 
-    await jobs.deliver_planned(telegram_worker, [planned])
+    await delivery.deliver_planned(telegram_worker, [planned])
 
     untouched = await row(sessionmaker, planned)
     assert (untouched.status, untouched.attempts, untouched.last_error) == ("pending", 0, None)

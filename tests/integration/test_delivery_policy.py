@@ -21,7 +21,7 @@ from channels.telegram.adapter import TelegramAdapter
 from infra.ratelimit import Limit, RateLimiter
 from infra.settings import Settings
 from tests.integration.telegram_bot import BOT_TOKEN, WEBHOOK_SECRET, Bot
-from workers.jobs import SharedPacing
+from workers.delivery import SharedPacing
 
 Sessions = async_sessionmaker[AsyncSession]
 
