@@ -18,6 +18,7 @@ from booking_core.domain.messages import (
     Image,
     InboundMessage,
     OutboundMessage,
+    Sender,
 )
 
 __all__ = [
@@ -53,8 +54,8 @@ class RateLimit(NamedTuple):
     seconds: float
 
 
-class Sender(Protocol):
-    """The outbound half of an adapter: what the delivery worker needs."""
+class ChannelAdapter(Sender, Protocol):
+    """The whole adapter: outbound (send, within the provider's rate limits) and inbound (verify + parse)."""
 
     channel: Channel
 
@@ -62,15 +63,7 @@ class Sender(Protocol):
         """The provider's limits this message counts against (none: an empty list)."""
         ...
 
-    async def send(self, message: OutboundMessage) -> str:
-        """Deliver ``message``; return the provider's message id; raise :class:`DeliveryFailed` on failure."""
-        ...
-
     async def close(self) -> None: ...
-
-
-class ChannelAdapter(Sender, Protocol):
-    """The whole adapter: inbound (verify + parse) and outbound (send)."""
 
     async def verify(self, request: web.Request) -> None:
         """Raise :class:`Refused` unless the request really comes from the provider."""

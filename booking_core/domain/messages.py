@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Channel = Literal["telegram", "whatsapp", "webchat", "webform"]
 CHANNELS: tuple[Channel, ...] = ("telegram", "whatsapp", "webchat", "webform")
@@ -155,3 +155,11 @@ def clean_text(text: str) -> tuple[str, bool]:
     """Strip NULs and surrounding space, cut to :data:`MAX_TEXT`; returns (text, was_cut)."""
     cleaned = text.replace("\x00", "").strip()
     return cleaned[:MAX_TEXT], len(cleaned) > MAX_TEXT
+
+
+class Sender(Protocol):
+    """What delivering a message needs of its channel; every channel adapter is one (channels/base.py)."""
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Deliver ``message``; return the provider's message id; raise :class:`DeliveryFailed` on failure."""
+        ...

@@ -20,7 +20,7 @@ from booking_core.db.engine import DATABASE_AWAY, Db
 from booking_core.db.queries import outbox as queries
 from booking_core.db.queries import sending
 from booking_core.db.raw import RawDb
-from booking_core.domain.messages import DeliveryFailed, OutboundMessage
+from booking_core.domain.messages import DeliveryFailed, OutboundMessage, Sender
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ class Postpone(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"postponed {seconds:.2f}s")
         self.seconds = seconds
-
-
-class Sender(Protocol):
-    async def send(self, message: OutboundMessage) -> str: ...
 
 
 class Pacing(Protocol):
