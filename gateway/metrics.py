@@ -16,10 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from booking_core.db.outbox import OUTBOX_STATUSES
+from booking_core.db.queries.health import DatabaseVitals
 from infra.watch import JOB_STATES
 
 if TYPE_CHECKING:
-    from gateway.vitals import Snapshot
+    from gateway.vitals import Snapshot, WorkerVitals
 
 #: Outbox statuses counted exactly at every scrape (through the index of unsent rows); the others come from a full
 #: count made at most every ``vitals.TOTALS_EVERY`` seconds.
@@ -45,82 +46,94 @@ class SystemCollector:
         up.add_metric(["database"], float(snap.database is not None))
         up.add_metric(["redis"], float(snap.workers is not None))
         yield up
-        database = snap.database
-        if database is not None:
-            yield GaugeMetricFamily(
-                "frontdesk_outbox_lag_seconds",
-                "Seconds the oldest due outbox row (pending, next attempt in the past) has been waiting; 0 when none",
-                value=database.outbox_lag,
-            )
-            yield GaugeMetricFamily(
-                "frontdesk_outbox_due_rows", "Outbox rows pending and due now", value=database.outbox_due
-            )
-            yield GaugeMetricFamily(
-                "frontdesk_outbox_retrying_rows",
-                "Outbox rows waiting for another attempt after a failed one (pending with attempts, or sent again)",
-                value=database.outbox_retrying,
-            )
-            yield GaugeMetricFamily(
-                "frontdesk_postgres_idle_in_transaction_backends",
-                "Backends of this database idle in a transaction",
-                value=database.idle_in_transaction,
-            )
-            yield GaugeMetricFamily(
-                "frontdesk_postgres_idle_in_transaction_longest_seconds",
-                "Seconds the longest-idle transaction of this database has been idle; 0 when none",
-                value=database.longest_idle.seconds if database.longest_idle else 0.0,
-            )
-            yield GaugeMetricFamily(
-                "frontdesk_postgres_lock_waiting_backends",
-                "Backends of ours (gateways, workers) waiting for a lock in this database",
-                value=database.lock_waiting,
-            )
-            yield GaugeMetricFamily(
-                "frontdesk_postgres_lock_wait_longest_seconds",
-                "Seconds the longest lock wait of ours has lasted; 0 when none",
-                value=database.longest_wait.seconds if database.longest_wait else 0.0,
-            )
-            yield CounterMetricFamily(
-                "frontdesk_postgres_deadlocks",
-                "Deadlocks PostgreSQL detected (and broke by failing one transaction) in this database",
-                value=database.deadlocks,
-            )
-        rows = GaugeMetricFamily("frontdesk_outbox_rows", "Outbox rows by status", labels=["status"])
-        live = {"pending": database.outbox_pending, "sending": database.outbox_sending} if database else {}
-        for status in OUTBOX_STATUSES:
-            if status in LIVE_STATUSES:
-                if status in live:
-                    rows.add_metric([status], live[status])
-            elif snap.outbox_totals is not None:
-                rows.add_metric([status], snap.outbox_totals.get(status, 0))
-        if rows.samples:
-            yield rows
-        workers = snap.workers
-        if workers is not None:
-            ages = workers.heartbeat_ages()
-            yield GaugeMetricFamily(
-                "frontdesk_workers_registered", "Workers RQ lists for our queues", value=len(workers.workers)
-            )
-            yield GaugeMetricFamily(
-                "frontdesk_workers_live",
-                f"Workers whose last heartbeat is at most {snap.live_within:g} s old",
-                value=sum(1 for age in ages if age <= snap.live_within),
-            )
-            if ages:
-                yield GaugeMetricFamily(
-                    "frontdesk_worker_heartbeat_age_seconds",
-                    "Seconds since the most recent heartbeat of any worker",
-                    value=min(ages),
-                )
-            jobs = GaugeMetricFamily(
-                "frontdesk_queue_jobs",
-                "RQ jobs per queue: queued (waiting), scheduled (for later), started (running), failed",
-                labels=["queue", "state"],
-            )
-            for queue, counts in workers.jobs.items():
-                for state in JOB_STATES:
-                    jobs.add_metric([queue, state], counts.get(state, 0))
-            yield jobs
+        if snap.database is not None:
+            yield from _database_metrics(snap.database)
+        yield from _outbox_rows(snap)
+        if snap.workers is not None:
+            yield from _worker_metrics(snap.workers, snap.live_within)
+
+
+def _database_metrics(database: DatabaseVitals) -> Iterator[Metric]:
+    """The outbox's lag and backlog, and the database's idle transactions, lock waits and deadlocks."""
+    yield GaugeMetricFamily(
+        "frontdesk_outbox_lag_seconds",
+        "Seconds the oldest due outbox row (pending, next attempt in the past) has been waiting; 0 when none",
+        value=database.outbox_lag,
+    )
+    yield GaugeMetricFamily("frontdesk_outbox_due_rows", "Outbox rows pending and due now", value=database.outbox_due)
+    yield GaugeMetricFamily(
+        "frontdesk_outbox_retrying_rows",
+        "Outbox rows waiting for another attempt after a failed one (pending with attempts, or sent again)",
+        value=database.outbox_retrying,
+    )
+    yield GaugeMetricFamily(
+        "frontdesk_postgres_idle_in_transaction_backends",
+        "Backends of this database idle in a transaction",
+        value=database.idle_in_transaction,
+    )
+    yield GaugeMetricFamily(
+        "frontdesk_postgres_idle_in_transaction_longest_seconds",
+        "Seconds the longest-idle transaction of this database has been idle; 0 when none",
+        value=database.longest_idle.seconds if database.longest_idle else 0.0,
+    )
+    yield GaugeMetricFamily(
+        "frontdesk_postgres_lock_waiting_backends",
+        "Backends of ours (gateways, workers) waiting for a lock in this database",
+        value=database.lock_waiting,
+    )
+    yield GaugeMetricFamily(
+        "frontdesk_postgres_lock_wait_longest_seconds",
+        "Seconds the longest lock wait of ours has lasted; 0 when none",
+        value=database.longest_wait.seconds if database.longest_wait else 0.0,
+    )
+    yield CounterMetricFamily(
+        "frontdesk_postgres_deadlocks",
+        "Deadlocks PostgreSQL detected (and broke by failing one transaction) in this database",
+        value=database.deadlocks,
+    )
+
+
+def _outbox_rows(snap: Snapshot) -> Iterator[Metric]:
+    """Outbox rows by status: the live ones (pending, sending) from this scrape, the rest from the last totals."""
+    database = snap.database
+    rows = GaugeMetricFamily("frontdesk_outbox_rows", "Outbox rows by status", labels=["status"])
+    live = {"pending": database.outbox_pending, "sending": database.outbox_sending} if database else {}
+    for status in OUTBOX_STATUSES:
+        if status in LIVE_STATUSES:
+            if status in live:
+                rows.add_metric([status], live[status])
+        elif snap.outbox_totals is not None:
+            rows.add_metric([status], snap.outbox_totals.get(status, 0))
+    if rows.samples:
+        yield rows
+
+
+def _worker_metrics(workers: WorkerVitals, live_within: float) -> Iterator[Metric]:
+    """The RQ workers (registered, live, latest heartbeat) and the jobs of each queue by state."""
+    ages = workers.heartbeat_ages()
+    yield GaugeMetricFamily(
+        "frontdesk_workers_registered", "Workers RQ lists for our queues", value=len(workers.workers)
+    )
+    yield GaugeMetricFamily(
+        "frontdesk_workers_live",
+        f"Workers whose last heartbeat is at most {live_within:g} s old",
+        value=sum(1 for age in ages if age <= live_within),
+    )
+    if ages:
+        yield GaugeMetricFamily(
+            "frontdesk_worker_heartbeat_age_seconds",
+            "Seconds since the most recent heartbeat of any worker",
+            value=min(ages),
+        )
+    jobs = GaugeMetricFamily(
+        "frontdesk_queue_jobs",
+        "RQ jobs per queue: queued (waiting), scheduled (for later), started (running), failed",
+        labels=["queue", "state"],
+    )
+    for queue, counts in workers.jobs.items():
+        for state in JOB_STATES:
+            jobs.add_metric([queue, state], counts.get(state, 0))
+    yield jobs
 
 
 @dataclass
