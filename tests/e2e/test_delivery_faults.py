@@ -31,6 +31,7 @@ from booking_core.domain.messages import OutboundMessage
 from booking_core.services import auth, outbox
 from devtools.builders import build_clinic, next_weekday
 from infra import job_names, queues
+from tests import servers
 from tests.e2e import faults_support as faults
 from tests.e2e.faults_support import eventually, new_chat_id, patient_writes
 
@@ -73,7 +74,7 @@ async def test_a_message_whose_worker_was_killed_mid_send_is_sent_once_by_the_ne
         telegram.delay_next(seconds=10, method="sendMessage")  # the provider is slow to answer this one
         outbox_id = await plan(sessions, chat, text)
 
-        first = faults.start(env, "worker")  # its start-up sweep finds the row and sends it
+        first = servers.start(env, "worker")  # its start-up sweep finds the row and sends it
         try:
             await eventually(lambda: not telegram.faults.pending, what="the first worker's request")
             assert (await row(sessions, outbox_id)).status == "sending"
@@ -93,7 +94,7 @@ async def test_a_message_whose_worker_was_killed_mid_send_is_sent_once_by_the_ne
             return age is not None and float(age) > 3
 
         await eventually(given_up_on, what="the claim")
-        async with faults.running(env, "worker"):
+        async with servers.running(env, "worker"):
             await eventually(lambda: telegram.sent_messages(chat), what="the second worker")
             sent = await eventually(lambda: _sent(sessions, outbox_id), what="the outbox row")
 
@@ -153,7 +154,7 @@ async def test_bookings_made_while_redis_is_down_reach_every_patient_exactly_onc
     isolated_env: dict[str, str],
 ) -> None:
     ayu, budi, citra, dewi, eka, gita = (new_chat_id() for _ in range(6))
-    with faults.private_redis() as redis:
+    with servers.private_redis() as redis:
         async with faults.fake_telegram() as telegram, faults.database(isolated_env) as sessions:
             env = faults.fault_env(isolated_env, telegram, REDIS_URL=redis.url, FRONTDESK_SWEEP_EVERY="2")
             async with sessions() as db:
@@ -166,11 +167,11 @@ async def test_bookings_made_while_redis_is_down_reach_every_patient_exactly_onc
             dental = {"branch_id": clinic.branch.id, "examination_ids": [clinic.examinations["DENTAL"].id]}
 
             jar = aiohttp.CookieJar(unsafe=True)  # the pages' CSRF cookies, on 127.0.0.1
-            async with faults.gateway(env) as base, aiohttp.ClientSession(cookie_jar=jar) as http:
+            async with servers.serving_async(env) as base, aiohttp.ClientSession(cookie_jar=jar) as http:
                 async with http.post(f"{base}/api/v1/auth/login", json={"code": code.code}) as response:
                     assert response.status == 200, await response.text()
                     desk = Desk(http, base, {"Authorization": f"Bearer {(await response.json())['token']}"})
-                async with faults.running(env, "worker"):
+                async with servers.running(env, "worker"):
                     # All is well: four people write, Eka is booked at the desk and gets her confirmation link.
                     for chat, name in ((ayu, "Ayu"), (budi, "Budi"), (citra, "Citra"), (dewi, "Dewi")):
                         await patient_writes(http, base, chat, "Hello", name=name)
@@ -268,7 +269,7 @@ async def test_a_throttling_and_failing_provider_gets_every_message_once_in_orde
         for n in range(3):  # interleaved, as replies to several patients are
             for chat in chats:
                 await plan(sessions, chat, planned[chat][n])
-        async with faults.running(env, "worker"), faults.running(env, "worker"):
+        async with servers.running(env, "worker"), servers.running(env, "worker"):
             rows = await eventually(lambda: everything_sent(sessions), what="the two workers")
 
     assert len(rows) == 9 and not telegram.faults.pending
@@ -301,7 +302,7 @@ async def test_a_sent_message_is_recorded_even_when_its_worker_then_has_nothing_
     async with faults.fake_telegram() as telegram, faults.database(isolated_env) as sessions:
         env = faults.fault_env(isolated_env, telegram, FRONTDESK_SWEEP_EVERY="3600")
         chat = new_chat_id()
-        async with faults.running(env, "worker"):
+        async with servers.running(env, "worker"):
             with Redis.from_url(env["REDIS_URL"]) as redis:
                 await eventually(lambda: start_sweep_done(redis, env), seconds=60, what="the worker's start")
             outbox_id = await plan(sessions, chat, "Klinik Sehat: your visit is tomorrow at 09:30")

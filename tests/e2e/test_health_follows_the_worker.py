@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e import faults_support as faults
+from tests import servers
 from tests.e2e.faults_support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,7 @@ async def test_health_follows_a_real_worker_from_none_to_serving_to_killed(isola
         "FRONTDESK_SWEEP_EVERY": "2.5",
         "FRONTDESK_HEALTH_WORKER_SILENCE": "4",
     }
-    async with faults.gateway(env) as base, aiohttp.ClientSession() as http:
+    async with servers.serving_async(env) as base, aiohttp.ClientSession() as http:
         none = await eventually(
             asking(http, base, lambda status, body: status == 503 and "no worker" in body.get("workers", "")),
             seconds=60,
@@ -47,7 +47,7 @@ async def test_health_follows_a_real_worker_from_none_to_serving_to_killed(isola
         assert none["workers"].startswith("no worker registered"), none
         assert none["ingest"] == "ok" and none["outbox"] == "ok"
 
-        worker = faults.start(env, "worker")
+        worker = servers.start(env, "worker")
         try:
             serving = await eventually(
                 asking(http, base, lambda status, body: status == 200), seconds=90, what="/health to see the worker"

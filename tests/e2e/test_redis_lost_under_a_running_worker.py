@@ -20,6 +20,7 @@ from booking_core.domain.messages import OutboundMessage
 from booking_core.services import booking, outbox, reminders
 from devtools.builders import build_clinic, next_weekday
 from infra import queues
+from tests import servers
 from tests.e2e import faults_support as faults
 from tests.e2e.faults_support import eventually, new_chat_id
 from workers.reminders import job_id
@@ -51,7 +52,7 @@ async def test_a_worker_rebuilds_at_once_when_redis_loses_its_data_under_it(isol
         reminder_jobs = [job_id(prefix, due) for due in ahead]
         assert len(reminder_jobs) == 2
 
-        async with faults.running(env, "worker"):
+        async with servers.running(env, "worker"):
             await eventually(
                 lambda: all(Job.exists(one, connection=redis) for one in reminder_jobs), what="the reminders"
             )

@@ -22,7 +22,7 @@ from booking_core.services import outbox
 from channels.webchat.adapter import WebchatAdapter
 from channels.webchat.token import VisitorTokens
 from tests.conftest import TEST_SECRET
-from tests.e2e.conftest import serving
+from tests.servers import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from devtools.builders import build_clinic
 from infra import queues
+from tests import servers
 from tests.e2e import faults_support as faults
 from tests.e2e.faults_support import eventually, new_chat_id, patient_writes
 
@@ -66,7 +67,7 @@ async def test_a_worker_killed_holding_a_row_lock_leaves_no_process_and_no_lock_
         redis = Redis.from_url(env["REDIS_URL"])
         marker = f"{prefix}:test:locked:{secrets.token_hex(4)}"
 
-        doomed = faults.start(env, "worker")
+        doomed = servers.start(env, "worker")
         try:
             queues.enqueue(redis, prefix, "tests.e2e.fault_jobs.hold_a_row_lock", patient_id, marker)
             await eventually(lambda: redis.get(marker), seconds=60, what="the worker to lock the row")
@@ -100,7 +101,7 @@ async def test_a_worker_killed_holding_a_row_lock_leaves_no_process_and_no_lock_
             doomed.kill()
 
         # Ingest and delivery go on: a new patient writes, a new worker answers.
-        async with faults.gateway(env) as base, faults.running(env, "worker"), aiohttp.ClientSession() as http:
+        async with servers.serving_async(env) as base, servers.running(env, "worker"), aiohttp.ClientSession() as http:
             chat = new_chat_id()
             await patient_writes(http, base, chat, "/start", name="Rina")
 

@@ -13,11 +13,9 @@ JSON is sent as JSON. Ids are folded onto the demo clinic's rows by ``api_fuzz_h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -30,6 +28,7 @@ from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.services.demo import seed_demo
 from devtools import harness
 from gateway.migrate import upgrade
+from tests import servers
 
 SEED = 20261207
 #: Test cases per operation and phase: the coverage phase's boundary values plus this many random ones, per mode
@@ -47,32 +46,6 @@ HOOKS = "tests.integration.api_fuzz_hooks"
 
 def _schemathesis() -> str:
     return str(Path(sys.executable).with_name("schemathesis"))
-
-
-@contextlib.contextmanager
-def serving(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`frontdesk serve` as a real process, its log (a line per request) in a file: a pipe nobody reads would fill up
-    and stop the server mid-run."""
-    port = harness.free_port()
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            harness.frontdesk_command("serve", "--port", str(port)),
-            env={**env, "PUBLIC_BASE_URL": base},
-            cwd=harness.ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            harness.wait_for_http(f"{base}/health", timeout=60, process=process)
-            yield base
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +76,7 @@ def served(backing: harness.Backing, child_env: dict[str, str], server_log: Path
             .stdout.strip()
             .splitlines()[-1]
         )
-        with serving(env, server_log) as base:
+        with servers.serving(env, log=server_log) as base:
             request = urllib.request.Request(  # noqa: S310 - our own local server
                 f"{base}/api/v1/auth/login",
                 data=json.dumps({"code": code}).encode(),

@@ -38,7 +38,7 @@ from gateway.app import REDIS_MAX_CONNECTIONS, create_app
 from gateway.keys import ENGINE, RAW_DB, WEBCHAT_HUB
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
-from tests.e2e.faults_support import private_redis
+from tests.servers import private_redis
 
 Client = TestClient[Any, Any]
 Socket = aiohttp.ClientWebSocketResponse
