@@ -14,10 +14,14 @@ from typing import Any, Literal, Protocol
 
 Channel = Literal["telegram", "whatsapp", "webchat", "webform"]
 CHANNELS: tuple[Channel, ...] = ("telegram", "whatsapp", "webchat", "webform")
+#: Channels with a chat to write to (a booking-form request has none): where notices and replies can go.
+CHATS: tuple[Channel, ...] = ("telegram", "whatsapp", "webchat")
 InboundKind = Literal["text", "button", "contact", "start", "media"]
 
 #: Longest text we keep from a patient; longer input is cut (and flagged) rather than refused.
 MAX_TEXT = 4096
+#: Longest text we put in one message to a patient: it fits every channel (Telegram's 4,096 characters is the least).
+MAX_OUTBOUND_TEXT = 4000
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ async def _answer(
     return ids + step.planned
 
 
-#: Texts joined into one message stay well under Telegram's 4,096 characters.
+#: Texts joined into one message stay well under :data:`~booking_core.domain.messages.MAX_OUTBOUND_TEXT`.
 JOIN_LIMIT = 3000
 
 

@@ -88,11 +88,12 @@ async def patient_reach(
     patient = await queries.patient(db, patient_id)
     chosen = next((r for r in rows if r[0].channel == prefer_channel), rows[0])
     identity, conversation_id, language = chosen
+    chat = Chat.of(identity, conversation_id)
     return Reach(
-        channel=cast(Channel, identity.channel),
-        recipient=identity.external_id,
-        identity_id=identity.id,
-        conversation_id=conversation_id,
+        chat.channel,
+        chat.recipient,
+        chat.identity_id,
+        chat.conversation_id,
         language=language or (patient.language if patient and patient.language else default_language),
         last_inbound_at=identity.last_inbound_at,
     )

@@ -13,15 +13,13 @@ from booking_core.db.engine import Db
 from booking_core.db.queries import conversation as queries
 from booking_core.db.tables import Conversation, Lead
 from booking_core.domain.actors import Actor
-from booking_core.domain.messages import Channel
+from booking_core.domain.messages import CHATS, MAX_OUTBOUND_TEXT, Channel
 from booking_core.services import audit, notify
 from booking_core.services.errors import Conflict, Invalid, NotFound
 
-__all__ = ["MAX_REPLY", "REPLY_CHANNELS", "ReplyTarget", "StaffReply", "reply_target", "set_bot_paused", "staff_reply"]
+__all__ = ["MAX_REPLY", "ReplyTarget", "StaffReply", "reply_target", "set_bot_paused", "staff_reply"]
 
-#: Channels a staff reply can go out on (a booking-form request has no chat of its own).
-REPLY_CHANNELS = ("telegram", "whatsapp", "webchat")
-MAX_REPLY = 4000  # under Telegram's 4,096 characters per message
+MAX_REPLY = MAX_OUTBOUND_TEXT
 _REPLY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -60,7 +58,7 @@ async def reply_target(db: Db, lead: Lead) -> ReplyTarget | None:
     own = await queries.conversation(db, lead.conversation_id)
     if own is not None:
         identity = await queries.identity(db, own.identity_id)
-        if identity is not None and identity.channel in REPLY_CHANNELS:
+        if identity is not None and identity.channel in CHATS:
             chat = notify.Chat.of(identity, own.id)
             return ReplyTarget(
                 chat.channel, chat.recipient, chat.identity_id, chat.conversation_id, identity.display_name,

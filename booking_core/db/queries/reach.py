@@ -8,8 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import ChannelIdentity, Conversation, Patient
-
-SENDABLE = ("telegram", "whatsapp", "webchat")
+from booking_core.domain.messages import CHATS
 
 
 async def identities(db: AsyncSession, patient_id: int) -> list[Any]:
@@ -20,7 +19,7 @@ async def identities(db: AsyncSession, patient_id: int) -> list[Any]:
             Conversation,
             (Conversation.identity_id == ChannelIdentity.id) & (Conversation.status == "open"),
         )
-        .where(ChannelIdentity.patient_id == patient_id, ChannelIdentity.channel.in_(SENDABLE))
+        .where(ChannelIdentity.patient_id == patient_id, ChannelIdentity.channel.in_(CHATS))
         .order_by(ChannelIdentity.last_inbound_at.desc().nulls_last(), ChannelIdentity.id.desc())
     )
     return list((await db.execute(stmt)).all())
