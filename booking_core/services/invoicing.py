@@ -75,6 +75,8 @@ _MAX_TOTAL = Decimal("1000000000000")
 #: Key of the redemption staff asked for, kept next to the breakdown: the breakdown itself holds what was granted,
 #: which the cap may have cut, and a later refresh must ask for the original number again.
 LOYALTY_REQUESTED = "loyalty_points_requested"
+#: Why a coupon redeemed on a visit got its use back when the visit was cancelled.
+VISIT_CANCELLED = "The visit was cancelled."
 
 
 @dataclass(frozen=True)
@@ -694,15 +696,32 @@ async def finalise(db: Db, session_id: int, *, actor: Actor, now: datetime | Non
     return record
 
 
-async def void_draft(db: Db, session_id: int, *, actor: Actor) -> InvoiceRecord | None:
-    """Void the draft invoice of a cancelled session (nothing will be billed); a final invoice is left alone."""
+async def void_draft(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> InvoiceRecord | None:
+    """Void the draft invoice of a cancelled session (nothing will be billed); a final invoice is left alone.
+
+    Coupons redeemed on the visit get their use back (the redemption is marked undone, "visit cancelled").
+    """
     record = await billing_queries.invoice_for_session(db, session_id, lock=True)
     if record is None or record.status != "draft":
         return record
+    await _give_back_coupons(db, session_id, actor=actor, now=now or datetime.now(UTC))
     await billing_queries.update_invoice(db, record.id, {"status": "void"})
     await db.refresh(record)
     audit.record(db, actor, "invoice.voided", "invoice", record.id, {"session_id": session_id})
     return record
+
+
+async def _give_back_coupons(db: Db, session_id: int, *, actor: Actor, now: datetime) -> None:
+    staff_id = actor.id if actor.kind == "staff" else None
+    for redemption, coupon in await coupon_queries.standing_on_session(db, session_id):
+        await coupon_queries.lock_coupon(db, coupon.id)
+        await coupon_queries.mark_undone(db, redemption.id, staff_id=staff_id, reason=VISIT_CANCELLED, now=now)
+        await coupon_queries.give_back(db, coupon.id)
+        audit.record(
+            db, actor, "coupon.redemption_undone", "coupon", coupon.id,
+            {"code_hint": coupon.code_hint, "redemption_id": redemption.id, "session_id": session_id,
+             "reason": VISIT_CANCELLED},
+        )  # fmt: skip
 
 
 async def session_invoice(db: Db, session_id: int, *, actor: Actor, now: datetime | None = None) -> InvoiceView:

@@ -17,7 +17,7 @@ from booking_core.db.tables import AuditEntry, Coupon, CouponRedemption, Invoice
 from booking_core.domain.actors import Actor
 from booking_core.services import coupons
 from booking_core.services.errors import Conflict
-from devtools.builders import Clinic, build_clinic, insert_session
+from devtools.builders import Clinic, add_patient, build_clinic, insert_session
 from tests.conftest import TEST_SECRET
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -311,3 +311,114 @@ async def test_issuing_checks_the_price_the_dates_the_patient_and_who_is_asking(
     assert foreign.status == 404
     anywhere = await _issue(client, reception, clinic, branch_id=None)
     assert anywhere["coupon"]["branch_id"] == clinic.branch.id  # a branch's desk sells for its own branch
+
+
+async def _invoice(client: Client, headers: dict[str, str], session: Session) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/sessions/{session.id}/invoice", headers=headers)
+    assert response.status == 200, await response.text()
+    invoice: dict[str, Any] = await response.json()
+    return invoice
+
+
+def _coupon_lines(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    return [line for line in invoice["lines"] if line["kind"] == "coupon"]
+
+
+async def test_a_voucher_for_two_visits_goes_on_each_invoice_once_and_an_undo_gives_its_use_back(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    issued = await _issue(
+        client, reception, clinic, title="Best Deal voucher", examination_id=None, price_paid="100000", max_uses=2
+    )
+    first_visit, second_visit = await _visit(db, clinic, hours_ahead=1), await _visit(db, clinic, hours_ahead=26)
+
+    first = await _redeem(client, reception, issued["code"], clinic, first_visit)
+    twice = await _redeem(client, reception, issued["code"], clinic, first_visit)
+    checked = await _validate(client, reception, issued["code"])
+
+    assert first.status == 200 and (await first.json())["discount"] == "100000"
+    assert twice.status == 409 and (await twice.json())["error"]["code"] == "already_applied"
+    assert checked["coupon"]["uses_left"] == 1 and checked["coupon"]["status"] == "active"
+    assert [v["session_id"] for v in checked["visits"]] == [first_visit.id, second_visit.id]
+    assert [v["has_coupon"] for v in checked["visits"]] == [True, False]
+    assert checked["suggested_session_id"] == second_visit.id  # not the visit it already stands on
+    invoice = await _invoice(client, reception, first_visit)
+    [line] = _coupon_lines(invoice)
+    assert line["name"] == "Coupon: Best Deal voucher" and line["patient_amount"] == "-100000"
+    assert line["steps"][0]["explanation"].endswith("worth 100,000, what was paid for it")
+    # the acne facial (350,000 + 11 % tax) less the voucher
+    assert invoice["totals"]["coupon_discount"] == "100000" and invoice["totals"]["patient_pays"] == "288500"
+
+    second = await _redeem(client, reception, issued["code"], clinic, second_visit)
+    assert second.status == 200 and (await second.json())["coupon"]["status"] == "redeemed"
+    redemption_id = (await first.json())["redemption_id"]
+    undo_url = f"/api/v1/coupons/redemptions/{redemption_id}/undo"
+    undone = await client.post(undo_url, json={"reason": "Put on the wrong visit"}, headers=reception)
+    again = await client.post(undo_url, json={"reason": "Twice"}, headers=reception)
+
+    assert undone.status == 200 and (await undone.json())["uses_left"] == 1
+    assert (await undone.json())["status"] == "active"
+    assert again.status == 409 and (await again.json())["error"]["code"] == "already_undone"
+    after = await _invoice(client, reception, first_visit)
+    assert _coupon_lines(after) == [] and after["totals"]["patient_pays"] == "388500"
+    kept = (await db.execute(select(CouponRedemption).where(CouponRedemption.id == redemption_id))).scalar_one()
+    assert kept.undone_at is not None and kept.undo_reason == "Put on the wrong visit" and kept.undone_by is not None
+    actions = [e.action for e in await _actions(db, issued["coupon"]["id"])]
+    assert actions == ["coupon.issued", "coupon.redeemed", "coupon.redeemed", "coupon.redemption_undone"]
+
+
+async def test_a_coupon_goes_only_on_its_owners_open_visit_today_or_later_that_has_its_examination(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    issued = await _issue(client, reception, clinic)  # for the acne facial
+    consultation = await _visit(db, clinic, hours_ahead=1, examination="GP")
+    two_days_ago = await _visit(db, clinic, hours_ahead=-48)
+    cancelled = await _visit(db, clinic, hours_ahead=30)
+    cancelled.status = "cancelled"
+    clinic.patients["budi"] = await add_patient(db, commit=False)
+    theirs = await insert_session(
+        db, clinic, starts_at=consultation.starts_at + timedelta(hours=5), examination="FACIAL", patient="budi"
+    )
+    await db.commit()
+
+    refusals = {}
+    for name, session in {"gp": consultation, "past": two_days_ago, "cancelled": cancelled, "theirs": theirs}.items():
+        response = await _redeem(client, reception, issued["code"], clinic, session)
+        assert response.status == 409, name
+        refusals[name] = (await response.json())["error"]
+    nowhere = await client.post(
+        "/api/v1/coupons/redeem",
+        json={"code": issued["code"], "branch_id": clinic.branch.id, "session_id": 2_000_000_000},
+        headers=reception,
+    )
+
+    assert refusals["gp"]["code"] == "examination_missing"
+    assert refusals["gp"]["message"] == (
+        "This coupon is for Acne facial treatment; the visit has none. Add it to the visit first."
+    )
+    assert refusals["past"]["code"] == "visit_past"
+    assert refusals["cancelled"]["code"] == "session_closed"
+    assert refusals["theirs"]["code"] == "other_patient"
+    assert nowhere.status == 404
+    assert (await _validate(client, reception, issued["code"]))["coupon"]["uses_left"] == 1
+
+
+async def test_cancelling_a_visit_gives_its_coupon_back(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    reception = await sign_in("staff", branch_id=clinic.branch.id)
+    issued = await _issue(client, reception, clinic)
+    visit = await _visit(db, clinic)
+    assert (await _redeem(client, reception, issued["code"], clinic, visit)).status == 200
+
+    cancel = await client.post(
+        f"/api/v1/sessions/{visit.id}/cancel", json={"reason_code": "patient_request"}, headers=reception
+    )
+
+    assert cancel.status == 200, await cancel.text()
+    checked = await _validate(client, reception, issued["code"])
+    assert checked["valid"] is True and checked["coupon"]["uses_left"] == 1
+    [redemption] = checked["redemptions"]
+    assert redemption["undone_at"] is not None and redemption["undo_reason"] == "The visit was cancelled."

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from booking_core.domain.invoice import (
     Consumable,
+    CouponCredit,
     ExaminationLine,
     InsurancePlan,
     Invoice,
@@ -404,6 +405,47 @@ def test_the_loyalty_line_says_when_points_were_short() -> None:
     assert loyalty.steps[0].explanation == "loyalty: 30 points × 100 = 3,000 (requested 100, 30 available)"
 
 
+def test_a_coupon_for_an_examination_pays_one_unit_and_says_so() -> None:
+    facial = CouponCredit(11, "Best Deal: blood test", "WXYZ", 2, D("50000"))
+    invoice = build_invoice(InvoiceInput("IDR", D("0.11"), (CONSULT, BLOOD_X2), coupons=(facial,)))
+    line = invoice.lines[-1]
+    assert (line.kind, line.ref_id, line.name) == ("coupon", 11, "Coupon: Best Deal: blood test")
+    assert line.patient_amount == D("-100000")  # one blood test at its list price, not what the coupon cost
+    assert line.steps[0].explanation == (
+        "coupon Best Deal: blood test (code ending WXYZ): pays 1 × Blood test at 100,000"
+    )
+    assert invoice.totals.coupon_discount == D("100000")
+    assert invoice.totals.patient_pays == D("166500") + D("200000") - D("100000")
+
+
+def test_a_coupon_pays_at_most_what_is_left_on_its_line_and_nothing_for_an_examination_not_booked() -> None:
+    covered = package(1, 2)  # the package pays the first blood test
+    first = CouponCredit(1, "Blood test", "AAAA", 2, D("0"))
+    second = CouponCredit(2, "Blood test", "BBBB", 2, D("0"))
+    missing = CouponCredit(3, "X-ray", "CCCC", 3, D("0"))
+    invoice = build_invoice(
+        InvoiceInput("IDR", D("0.11"), (BLOOD_X2,), package=covered, coupons=(first, second, missing))
+    )
+    amounts = [line.patient_amount for line in invoice.lines if line.kind == "coupon"]
+    assert amounts == [D("-100000"), D("0"), D("0")]
+    explanations = [line.steps[0].explanation for line in invoice.lines if line.kind == "coupon"]
+    assert explanations[1].endswith("pays 1 × Blood test at 100,000, capped at what is left to pay on it 0")
+    assert explanations[2].endswith("this visit has none of the examination it is for")
+    assert invoice.totals.patient_pays == 0
+
+
+def test_a_voucher_is_worth_what_was_paid_capped_at_what_is_left_and_loyalty_comes_after() -> None:
+    voucher = CouponCredit(5, "Voucher", "VVVV", None, D("500000"))
+    points = LoyaltyRedemption(points_available=1000, points_requested=1000, point_value=D("100"), cap_pct=D("50"))
+    invoice = build_invoice(InvoiceInput("IDR", D("0.11"), (CONSULT,), coupons=(voucher,), loyalty=points))
+    coupon = next(line for line in invoice.lines if line.kind == "coupon")
+    assert coupon.patient_amount == D("-166500")
+    assert coupon.steps[0].explanation.endswith(
+        "worth 500,000, what was paid for it, capped at what is left to pay 166,500"
+    )
+    assert invoice.totals.loyalty_discount == 0 and invoice.totals.patient_pays == 0
+
+
 def test_the_invoice_converts_to_plain_json() -> None:
     invoice = build_invoice(CASE["usd-everything-together"].inp)
     payload = invoice.to_dict()
@@ -593,8 +635,12 @@ def invoice_inputs(draw: st.DrawFn) -> InvoiceInput:
             money(10_000) + D(1).scaleb(exp),
             pct(),
         )
+    coupons = tuple(
+        CouponCredit(n, "Coupon", "WXYZ", draw(st.none() | st.integers(1, 5)), money(1_000_000))
+        for n in range(draw(st.integers(0, 3)))
+    )
     tax_rate = D(draw(st.integers(0, 10000))).scaleb(-4)  # 0 .. 1
-    return InvoiceInput(currency, tax_rate, lines, consumables, pkg, insurance, loyalty)
+    return InvoiceInput(currency, tax_rate, lines, consumables, pkg, insurance, loyalty, coupons)
 
 
 @settings(max_examples=300, deadline=None)
@@ -603,13 +649,14 @@ def test_every_amount_is_accounted_for(inp: InvoiceInput) -> None:
     invoice = build_invoice(inp)
     t = invoice.totals
     # Money in: list prices, tax (examinations' and consumables') and consumables before tax.
-    # Money out: what the patient, the insurer, the package and the loyalty points pay.
-    assert t.patient_pays + t.insurer_pays + t.package_covered + t.loyalty_discount == t.gross + t.tax + t.consumables
+    # Money out: what the patient, the insurer, the package, the coupons and the loyalty points pay.
+    paid = t.patient_pays + t.insurer_pays + t.package_covered + t.coupon_discount + t.loyalty_discount
+    assert paid == t.gross + t.tax + t.consumables
     assert t.patient_pays >= 0
     assert t.insurance_limit_used == t.insurer_pays
     for line in invoice.lines:
         assert sum((s.amount for s in line.steps), D(0)) == line.patient_amount
-        if line.kind != "loyalty":
+        if line.kind not in ("loyalty", "coupon"):
             assert line.patient_amount >= 0
             assert line.insurer_amount >= 0
     exp = -minor_units(inp.currency)
@@ -625,6 +672,10 @@ def test_every_amount_is_accounted_for(inp: InvoiceInput) -> None:
     else:
         assert t.insurer_pays <= inp.insurance.annual_limit_remaining
         assert t.deductible_used <= inp.insurance.deductible_remaining
+    for credit, line in zip(inp.coupons, (x for x in invoice.lines if x.kind == "coupon"), strict=True):
+        prices = [x.unit_price for x in inp.lines if x.examination_id == credit.examination_id]
+        worth = credit.value if credit.examination_id is None else (prices[0] if prices else D(0))
+        assert 0 <= -line.patient_amount <= worth  # a coupon never gives more than it is worth
     if inp.loyalty is None:
         assert t.loyalty_discount == t.loyalty_points_used == 0
     else:
