@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from redis import Redis as SyncRedis
@@ -13,6 +13,7 @@ from booking_core.db.raw import RawDb
 from infra.settings import Settings
 
 if TYPE_CHECKING:
+    from channels.base import Channel, ChannelAdapter
     from gateway.dialog_runner import DialogRunner
     from gateway.group_ingest import GroupIngest
     from gateway.metrics import Metrics
@@ -25,7 +26,7 @@ SESSIONMAKER: web.AppKey[Sessions] = web.AppKey("sessionmaker")
 REDIS: web.AppKey[Redis] = web.AppKey("redis")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 #: channel name → adapter (verify / parse / send), built once from settings by infra.adapters.
-ADAPTERS: web.AppKey[dict[str, Any]] = web.AppKey("adapters")
+ADAPTERS: web.AppKey[dict[Channel, ChannelAdapter]] = web.AppKey("adapters")
 #: A synchronous Redis client for RQ (enqueueing happens in a thread, off the event loop).
 RQ_REDIS: web.AppKey[SyncRedis] = web.AppKey("rq_redis")
 DIALOG: web.AppKey[DialogRunner] = web.AppKey("dialog")

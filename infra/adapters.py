@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
 from infra.settings import Settings
 
+if TYPE_CHECKING:  # the adapters themselves are imported when built: aiogram's and twilio's imports are slow
+    from channels.base import Channel, ChannelAdapter
 
-def _telegram(settings: Settings, redis: Redis) -> Any:
+
+def _telegram(settings: Settings, redis: Redis) -> ChannelAdapter:
     from channels.telegram.adapter import TelegramAdapter
 
     assert settings.TELEGRAM_BOT_TOKEN is not None and settings.TELEGRAM_WEBHOOK_SECRET is not None
@@ -21,7 +24,7 @@ def _telegram(settings: Settings, redis: Redis) -> Any:
     )
 
 
-def _whatsapp(settings: Settings, redis: Redis) -> Any:
+def _whatsapp(settings: Settings, redis: Redis) -> ChannelAdapter:
     from channels.whatsapp.adapter import WhatsAppAdapter
 
     assert settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_WHATSAPP_FROM
@@ -34,25 +37,25 @@ def _whatsapp(settings: Settings, redis: Redis) -> Any:
     )
 
 
-def _webchat(settings: Settings, redis: Redis) -> Any:
+def _webchat(settings: Settings, redis: Redis) -> ChannelAdapter:
     from channels.webchat.adapter import WebchatAdapter
 
     return WebchatAdapter(redis=redis, prefix=settings.FRONTDESK_REDIS_PREFIX)
 
 
 #: (channel, is it configured?, how to build it)
-FACTORIES: tuple[tuple[str, Callable[[Settings], bool], Callable[[Settings, Redis], Any]], ...] = (
+FACTORIES: tuple[tuple[Channel, Callable[[Settings], bool], Callable[[Settings, Redis], ChannelAdapter]], ...] = (
     ("telegram", lambda s: s.telegram_enabled, _telegram),
     ("whatsapp", lambda s: s.whatsapp_enabled, _whatsapp),
     ("webchat", lambda s: True, _webchat),
 )
 
 
-def build_adapters(settings: Settings, redis: Redis) -> dict[str, Any]:
+def build_adapters(settings: Settings, redis: Redis) -> dict[Channel, ChannelAdapter]:
     """The configured channels' adapters (webchat always; Telegram and WhatsApp when their credentials are set)."""
     return {name: build(settings, redis) for name, enabled, build in FACTORIES if enabled(settings)}
 
 
-async def close_adapters(adapters: dict[str, Any]) -> None:
+async def close_adapters(adapters: dict[Channel, ChannelAdapter]) -> None:
     for adapter in adapters.values():
         await adapter.close()

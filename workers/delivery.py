@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
@@ -20,6 +21,9 @@ from infra import job_names, queues
 from infra.ratelimit import Limit, RateLimiter
 from infra.settings import Settings
 from workers import runtime
+
+if TYPE_CHECKING:
+    from channels.base import Channel, ChannelAdapter
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ def _whole_second_after(moment: datetime) -> datetime:
 SHORT_WAIT = 0.25
 
 
-def _limits(sender: Any, message: OutboundMessage) -> list[Limit]:
+def _limits(sender: ChannelAdapter | None, message: OutboundMessage) -> list[Limit]:
     return [Limit(*item) for item in sender.rate_limits(message)] if sender is not None else []
 
 
@@ -43,7 +47,9 @@ class SharedPacing:
     ``route`` (``outbox.route``): where the row about to be claimed goes, when its job knew; its place in the rate
     limits is then asked for at once, while the row is claimed, rather than after."""
 
-    def __init__(self, limiter: RateLimiter, senders: dict[str, Any], *, route: str | None = None) -> None:
+    def __init__(
+        self, limiter: RateLimiter, senders: Mapping[Channel, ChannelAdapter], *, route: str | None = None
+    ) -> None:
         self._limiter = limiter
         self._senders = senders
         self._route = route

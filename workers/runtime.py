@@ -17,7 +17,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -28,11 +28,16 @@ from rq.exceptions import StopRequested
 from booking_core.db.engine import Engine, Sessions, make_engine, make_sessionmaker, on_connect
 from booking_core.db.raw import RawDb, make_raw_pool
 from infra import job_names, queues
+from infra.adapters import build_adapters
 from infra.loop import new_event_loop
+from infra.ratelimit import RateLimiter
 from infra.settings import Settings, load_settings
 from infra.watch import housekeeping_every
 from workers.scheduler import ThreadScheduler
 from workers.scheduler import epoch_key as scheduler_epoch_key
+
+if TYPE_CHECKING:
+    from channels.base import Channel, ChannelAdapter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,11 +58,9 @@ class Runtime:
     #: Work a job left running when it returned (see :meth:`after_job`); finished before the next job starts.
     unfinished: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def senders(self) -> dict[str, Any]:
+    def senders(self) -> dict[Channel, ChannelAdapter]:
         """The channel adapters used for sending, built on first use and kept for the process's life."""
         if "senders" not in self.extras:
-            from infra.adapters import build_adapters
-
             self.extras["senders"] = build_adapters(self.settings, self.redis)
         return self.extras["senders"]
 
@@ -80,10 +83,8 @@ class Runtime:
         pool: RawDb = self.extras["sending_pool"]
         return pool
 
-    def limiter(self) -> Any:
+    def limiter(self) -> RateLimiter:
         if "limiter" not in self.extras:
-            from infra.ratelimit import RateLimiter
-
             self.extras["limiter"] = RateLimiter(self.redis, self.settings.FRONTDESK_REDIS_PREFIX)
         return self.extras["limiter"]
 

@@ -20,7 +20,7 @@ from booking_core.db.engine import DATABASE_AWAY, Db
 from booking_core.db.queries import outbox as queries
 from booking_core.db.queries import sending
 from booking_core.db.raw import RawDb
-from booking_core.domain.messages import DeliveryFailed, OutboundMessage, Sender
+from booking_core.domain.messages import Channel, DeliveryFailed, OutboundMessage, Sender
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def routes(db: Db) -> dict[int, str]:
 async def deliver(
     db: Db,
     outbox_id: int,
-    senders: Mapping[str, Sender],
+    senders: Mapping[Channel, Sender],
     *,
     now: datetime | None = None,
     pacing: Pacing | None = None,

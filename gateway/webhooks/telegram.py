@@ -23,8 +23,8 @@ OK = json.dumps({"ok": True}).encode()  # the acknowledgement, serialised once
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
-    adapter: TelegramAdapter | None = request.app[ADAPTERS].get("telegram")
-    if adapter is None:
+    adapter = request.app[ADAPTERS].get("telegram")
+    if not isinstance(adapter, TelegramAdapter):
         return _error(404, "not_configured", "Telegram is not configured on this gateway.")
     try:
         await adapter.verify(request)  # before the body is read: a forged request costs us nothing

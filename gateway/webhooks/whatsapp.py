@@ -61,8 +61,8 @@ async def whatsapp_status(request: web.Request) -> web.Response:
 
 
 def _adapter(request: web.Request) -> WhatsAppAdapter | None:
-    adapter: WhatsAppAdapter | None = request.app[ADAPTERS].get("whatsapp")
-    return adapter
+    adapter = request.app[ADAPTERS].get("whatsapp")
+    return adapter if isinstance(adapter, WhatsAppAdapter) else None
 
 
 def _twiml() -> web.Response:
