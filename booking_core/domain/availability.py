@@ -70,13 +70,16 @@ __all__ = [
     "DatedWindow",
     "DoctorSchedule",
     "ExaminationRules",
+    "IncompatibleVisit",
     "Reason",
     "Room",
     "Slot",
     "WeeklyWindow",
     "explain",
+    "explain_many",
     "first_free",
     "free_slots",
+    "visit_rules",
 ]
 
 BlackoutScope: TypeAlias = Literal["branch", "doctor", "room"]
@@ -461,7 +464,7 @@ class _Doctor:
 class _Plan:
     """A query prepared once: integer instants, per-doctor and per-room blocked lists, per-day caches."""
 
-    def __init__(self, q: AvailabilityQuery) -> None:
+    def __init__(self, q: AvailabilityQuery, *, only_room: int | None = None) -> None:
         exam = q.examination
         self.zone = ZoneInfo(q.branch.tz)
         self.duration = exam.duration_min * _MINUTE
@@ -505,6 +508,8 @@ class _Plan:
         ]
         self.rooms: list[tuple[int, list[Interval], list[int]]] = []
         for room in sorted(q.rooms, key=lambda r: r.room_id):
+            if only_room is not None and room.room_id != only_room:
+                continue
             if exam.room_kind is None or room.kind == exam.room_kind:
                 blocked = merge(room_blocked[room.room_id])
                 self.rooms.append((room.room_id, blocked, ends_of(blocked)))
@@ -615,6 +620,76 @@ def _materialize(found: Iterable[tuple[int, int, int]], duration: int) -> list[S
     return slots
 
 
+# --- one visit of several examinations
+
+
+class IncompatibleVisit(ValueError):
+    """Examinations that cannot share one visit: ``code`` says why, ``examination_ids`` which ones clash.
+
+    ``different_rooms``: they need rooms of different kinds; ``no_common_hours``: their windows never overlap.
+    """
+
+    def __init__(self, code: str, examination_ids: tuple[int, ...]) -> None:
+        super().__init__(f"{code}: examinations {list(examination_ids)}")
+        self.code = code
+        self.examination_ids = examination_ids
+
+
+def visit_rules(parts: Sequence[ExaminationRules]) -> ExaminationRules:
+    """The rules of one visit made of ``parts`` (in the order done), as those of one longer examination.
+
+    The whole visit must satisfy every part: it lasts as long as all of them; it is offered where all of them are;
+    it lies inside every part's windows (a part without windows imposes none); it needs the longest notice, the
+    shortest horizon, the longest set-up and clean-up buffers of any part, and the one room kind some parts ask for.
+    Which doctors do every part is the caller's to say (it lists only those in the query). It keeps the first
+    part's ``examination_id``. Raises :class:`IncompatibleVisit` when no time or room could ever suit them all.
+    """
+    if not parts:
+        raise ValueError("a visit needs at least one examination")
+    if len(parts) == 1:
+        return parts[0]
+    kinds = {p.room_kind for p in parts if p.room_kind is not None}
+    if len(kinds) > 1:
+        raise IncompatibleVisit("different_rooms", tuple(p.examination_id for p in parts if p.room_kind is not None))
+    windows: tuple[WeeklyWindow, ...] = ()
+    constrained = [p for p in parts if p.windows]
+    if constrained:
+        windows = _common_windows([p.windows for p in constrained])
+        if not windows:
+            raise IncompatibleVisit("no_common_hours", tuple(p.examination_id for p in constrained))
+    offered = frozenset.intersection(*(p.branch_ids for p in parts))
+    return ExaminationRules(
+        examination_id=parts[0].examination_id,
+        duration_min=sum(p.duration_min for p in parts),
+        branch_ids=offered,
+        windows=windows,
+        min_notice_min=max(p.min_notice_min for p in parts),
+        horizon_days=min(p.horizon_days for p in parts),
+        buffer_before_min=max(p.buffer_before_min for p in parts),
+        buffer_after_min=max(p.buffer_after_min for p in parts),
+        room_kind=next(iter(kinds), None),
+    )
+
+
+def _common_windows(each: Sequence[Sequence[WeeklyWindow]]) -> tuple[WeeklyWindow, ...]:
+    by_weekday = [_weekly_spans(windows) for windows in each]
+    common: list[WeeklyWindow] = []
+    for weekday in range(7):
+        spans = merge(by_weekday[0][weekday])
+        for other in by_weekday[1:]:
+            spans = intersect(spans, merge(other[weekday]))
+        common.extend(WeeklyWindow(weekday, _wall_time(begin), _wall_time(finish)) for begin, finish in spans)
+    return tuple(common)
+
+
+def _wall_time(since_midnight: int) -> time:
+    """Microseconds since local midnight as a wall time; the end of the day is ``time(0)`` (24:00)."""
+    if since_midnight >= _DAY:
+        return time(0)
+    seconds, micro = divmod(since_midnight, _SECOND)
+    return time(seconds // 3600, seconds // 60 % 60, seconds % 60, micro)
+
+
 # --- API
 
 
@@ -637,18 +712,40 @@ def first_free(q: AvailabilityQuery, limit: int) -> list[Slot]:
     return _materialize(found[:limit], plan.duration)
 
 
-def explain(q: AvailabilityQuery, at: datetime, doctor_id: int | None = None) -> list[Reason]:
+def explain(
+    q: AvailabilityQuery, at: datetime, doctor_id: int | None = None, room_id: int | None = None
+) -> list[Reason]:
     """Why a slot starting ``at`` is not free, or a single ``available`` reason naming doctor and room.
 
     Every reason that applies is listed, in the layer order of :data:`REASON_CODES`; per-doctor reasons
     carry ``doctor_id``. With ``doctor_id=None`` the question is "any doctor": ``available`` with the
     lowest-numbered doctor who is free, else the general reasons plus every doctor's own. A time in the
     past is ``outside_horizon`` ("in the past") only, not also ``too_soon``.
+
+    With ``room_id`` the visit must take that room (one of ``q.rooms``): a room of another kind is ``no_room``,
+    and the room's own blackouts and claims are listed (``blackout``, ``booked``, carrying ``room_id``) instead
+    of the general ``no_room``.
     """
-    _require_aware(at, "at")
-    plan = _Plan(q)
+    return explain_many(q, [at], doctor_id, room_id)[0]
+
+
+def explain_many(
+    q: AvailabilityQuery, starts: Sequence[datetime], doctor_id: int | None = None, room_id: int | None = None
+) -> list[list[Reason]]:
+    """:func:`explain` for each of ``starts``, preparing the query once (the calendar asks about a whole day)."""
+    for at in starts:
+        _require_aware(at, "at")
+    if room_id is not None and all(r.room_id != room_id for r in q.rooms):
+        raise ValueError(f"room {room_id} is not one of the query's rooms")
+    plan = _Plan(q, only_room=room_id)
     if doctor_id is not None and all(d.doctor_id != doctor_id for d in plan.doctors):
         raise ValueError(f"doctor {doctor_id} is not one of the query's doctors")
+    return [_explain(plan, q, at, doctor_id, room_id) for at in starts]
+
+
+def _explain(
+    plan: _Plan, q: AvailabilityQuery, at: datetime, doctor_id: int | None, room_id: int | None
+) -> list[Reason]:
     exam = q.examination
     start = _to_us(at)
     end = start + plan.duration
@@ -680,8 +777,11 @@ def explain(q: AvailabilityQuery, at: datetime, doctor_id: int | None = None) ->
         ):
             general.append(Reason("blackout", f"blackout: {blackout.reason}"))
     room = plan.room_for(start)
-    if room is None:
-        general.append(Reason("no_room", "no suitable room free"))
+    if room_id is None:
+        if room is None:
+            general.append(Reason("no_room", "no suitable room free"))
+    else:
+        general.extend(_room_reasons(q, room_id, occupied))
 
     per_doctor: dict[int, list[Reason]] = {}
     for doctor in plan.doctors:
@@ -716,6 +816,26 @@ def explain(q: AvailabilityQuery, at: datetime, doctor_id: int | None = None) ->
     reasons = general + [reason for own in per_doctor.values() for reason in own]
     unique = list(dict.fromkeys(reasons))  # two holds labelled alike say it once
     return sorted(unique, key=lambda r: (_LAYER[r.code], r.doctor_id is not None, r.doctor_id or 0))
+
+
+def _room_reasons(q: AvailabilityQuery, room_id: int, occupied: Interval) -> list[Reason]:
+    """Why the named room cannot take the visit: its kind, its blackouts, its claims (buffers are its turnover)."""
+    kind = next(r.kind for r in q.rooms if r.room_id == room_id)
+    wanted = q.examination.room_kind
+    found: list[Reason] = []
+    if wanted is not None and kind != wanted:
+        found.append(Reason("no_room", f"the room is not a {wanted} room", room_id=room_id))
+    for blackout in q.blackouts:
+        if (
+            blackout.scope == "room"
+            and blackout.target_id == room_id
+            and _overlap(blackout.start, blackout.end, *occupied)
+        ):
+            found.append(Reason("blackout", f"room blackout: {blackout.reason}", room_id=room_id))
+    for busy in q.busy:
+        if busy.room_id == room_id and _overlap(busy.start, busy.end, *occupied):
+            found.append(Reason("booked", f"room {busy.label}", room_id=room_id))
+    return found
 
 
 def _overlap(start: datetime, end: datetime, lo: int, hi: int) -> bool:

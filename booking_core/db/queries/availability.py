@@ -2,13 +2,15 @@
 
 The number of queries does not depend on the length of the period or the number of doctors (B4 checks it): the
 branch and examination rows (usually already in the session), then one statement for the rest - branch hours, the
-examination's branches/doctors/windows, attendance (weekly, overrides, accepted applications), rooms, busy claims
-and blackouts.
+examinations' branches/doctors/windows, attendance (weekly, overrides, accepted applications), rooms, busy claims
+and blackouts. A visit of several examinations reads them together: the doctors who do every one of them, the
+branches that offer every one, and each one's windows.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, NamedTuple
@@ -27,6 +29,7 @@ class HoursRow(NamedTuple):
 
 
 class WindowRow(NamedTuple):
+    examination_id: int
     weekday: int
     starts: time
     ends: time
@@ -56,7 +59,7 @@ class BlackoutRow(NamedTuple):
 class AvailabilityRows:
     branch: Branch
     hours: list[HoursRow]
-    examination: Examination
+    examinations: tuple[Examination, ...]
     offered_at: set[int]
     windows: list[WindowRow]
     doctors: list[DoctorRow]
@@ -84,17 +87,20 @@ _LOAD = text(
 WITH docs AS (
     SELECT d.id, d.name FROM doctors d
     JOIN examination_doctors ed ON ed.doctor_id = d.id
-    WHERE ed.examination_id = :examination_id AND d.active
+    WHERE ed.examination_id = ANY(:examination_ids) AND d.active
       AND (CAST(:doctor_ids AS integer[]) IS NULL OR d.id = ANY(CAST(:doctor_ids AS integer[])))
+    GROUP BY d.id, d.name HAVING count(DISTINCT ed.examination_id) = cardinality(:examination_ids)
 ), rms AS (
     SELECT id, kind FROM rooms WHERE branch_id = :branch_id AND active
 )
 SELECT json_build_object(
     'hours', (SELECT json_agg(json_build_array(weekday, opens, closes) ORDER BY id)
               FROM branch_hours WHERE branch_id = :branch_id),
-    'offered', (SELECT json_agg(branch_id) FROM examination_branches WHERE examination_id = :examination_id),
-    'windows', (SELECT json_agg(json_build_array(weekday, starts, ends) ORDER BY id)
-                FROM examination_windows WHERE examination_id = :examination_id),
+    'offered', (SELECT json_agg(branch_id) FROM (
+                    SELECT branch_id FROM examination_branches WHERE examination_id = ANY(:examination_ids)
+                    GROUP BY branch_id HAVING count(DISTINCT examination_id) = cardinality(:examination_ids)) b),
+    'windows', (SELECT json_agg(json_build_array(examination_id, weekday, starts, ends) ORDER BY id)
+                FROM examination_windows WHERE examination_id = ANY(:examination_ids)),
     'doctors', (SELECT json_agg(json_build_array(id, name) ORDER BY id) FROM docs),
     'weekly', (SELECT json_agg(json_build_array(doctor_id, weekday, starts, ends) ORDER BY id)
                FROM doctor_attendance WHERE branch_id = :branch_id AND doctor_id IN (SELECT id FROM docs)),
@@ -119,6 +125,7 @@ SELECT json_build_object(
 )
 """
 ).bindparams(
+    bindparam("examination_ids", type_=ARRAY(Integer)),
     bindparam("doctor_ids", type_=ARRAY(Integer)),
     bindparam("first_day", type_=Date),
     bindparam("last_day", type_=Date),
@@ -144,7 +151,7 @@ async def load(
     db: AsyncSession,
     *,
     branch: Branch,
-    examination: Examination,
+    examinations: Sequence[Examination],
     doctor_ids: list[int] | None,
     first_day: date,
     last_day: date,
@@ -152,13 +159,13 @@ async def load(
     end: datetime,
     now: datetime,
 ) -> AvailabilityRows:
-    """Rows for the period; ``doctor_ids`` None = every active doctor who performs the examination."""
+    """Rows for the period; ``doctor_ids`` None = every active doctor who performs all the examinations."""
     raw = (
         await db.execute(
             _LOAD,
             {
                 "branch_id": branch.id,
-                "examination_id": examination.id,
+                "examination_ids": sorted({e.id for e in examinations}),
                 "doctor_ids": doctor_ids,
                 "first_day": first_day,
                 "last_day": last_day,
@@ -176,9 +183,9 @@ async def load(
     return AvailabilityRows(
         branch=branch,
         hours=[HoursRow(w, time.fromisoformat(o), time.fromisoformat(c)) for w, o, c in rows("hours")],
-        examination=examination,
+        examinations=tuple(examinations),
         offered_at={int(b) for b in rows("offered")},
-        windows=[WindowRow(w, time.fromisoformat(a), time.fromisoformat(b)) for w, a, b in rows("windows")],
+        windows=[WindowRow(e, w, time.fromisoformat(a), time.fromisoformat(b)) for e, w, a, b in rows("windows")],
         doctors=[DoctorRow(i, n) for i, n in rows("doctors")],
         weekly=[(d, w, time.fromisoformat(a), time.fromisoformat(b)) for d, w, a, b in rows("weekly")],
         overrides=[(d, _day(day), _time(a), _time(b)) for d, day, a, b in rows("overrides")],
