@@ -29,7 +29,7 @@ from booking_core.domain.dialog import (
     ExaminationInfo,
     OpeningHours,
     Outcome,
-    Visit,
+    VisitInfo,
 )
 from booking_core.domain.messages import Button, InboundKind
 from booking_core.services import confirmation, dialog_effects, lifecycle, messages, notify, settings, waitlist
@@ -188,13 +188,13 @@ async def _context(db: Db, patient: Patient | None, now: datetime) -> Context:
         for e in catalogue.examinations
         if catalogue.offered_at.get(e.id)
     )
-    visits: tuple[Visit, ...] = ()
+    visits: tuple[VisitInfo, ...] = ()
     if patient is not None:
         # Today's visits stay listed after their time (the queue runs late); later ones from now on.
         rows = await queries.visits(db, patient.id, since=now - timedelta(hours=12))
         zones = {b.id: ZoneInfo(b.tz) for b in catalogue.branches}
         visits = tuple(
-            Visit(
+            VisitInfo(
                 id=row.session.id,
                 booking_code=row.session.booking_code,
                 branch_id=row.session.branch_id,

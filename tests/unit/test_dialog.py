@@ -46,8 +46,8 @@ from booking_core.domain.dialog import (
     SlotsFound,
     SlotTaken,
     State,
-    Visit,
     VisitCancelled,
+    VisitInfo,
     decide,
     first_state,
     resume,
@@ -73,8 +73,8 @@ def t(day: date, hour: int, minute: int = 0) -> str:
     return "t:" + at(day, hour, minute).isoformat(timespec="minutes")
 
 
-def visit(visit_id: int, starts_at: datetime, **changes: Any) -> Visit:
-    base = Visit(id=visit_id, booking_code=f"AB{visit_id}XYZ", branch_id=10, examination_id=GP,
+def visit(visit_id: int, starts_at: datetime, **changes: Any) -> VisitInfo:
+    base = VisitInfo(id=visit_id, booking_code=f"AB{visit_id}XYZ", branch_id=10, examination_id=GP,
                  examination_name="General consultation", doctor_id=ANDI, doctor_name="dr. Andi Wijaya",
                  starts_at=starts_at, cancel_cutoff_min=120)  # fmt: skip
     return replace(base, **changes)

@@ -17,7 +17,7 @@ only, never from its modules, which are free to move things between them. Inside
 * :mod:`.effects` — the :class:`Decision`, the effects it asks the service for and the outcomes that come back
 """
 
-from booking_core.domain.dialog.context import BranchInfo, Context, DoctorInfo, ExaminationInfo, OpeningHours, Visit
+from booking_core.domain.dialog.context import BranchInfo, Context, DoctorInfo, ExaminationInfo, OpeningHours, VisitInfo
 from booking_core.domain.dialog.effects import (
     AlreadyRated,
     Booked,
@@ -93,9 +93,9 @@ __all__ = [
     "SlotsFound",
     "State",
     "Step",
-    "Visit",
     "VisitCancelled",
     "VisitConfirmed",
+    "VisitInfo",
     "decide",
     "first_state",
     "resume",

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from booking_core.domain import dates
 from booking_core.domain.dialog.ask import PAGE, reask, to_menu, tz_of, wrong
-from booking_core.domain.dialog.context import Context, Visit
+from booking_core.domain.dialog.context import Context, VisitInfo
 from booking_core.domain.dialog.effects import CancelVisit, ConfirmBooking, Decision, Reschedule
 from booking_core.domain.dialog.flows import (
     advance,
@@ -172,7 +172,7 @@ def on_confirm(state: State, choice: str | None, text: str, ctx: Context) -> Dec
     return None
 
 
-def _unchangeable(state: State, visit: Visit, ctx: Context) -> str | None:
+def _unchangeable(state: State, visit: VisitInfo, ctx: Context) -> str | None:
     """Why the patient may not cancel or move ``visit`` in chat (None: they may)."""
     if visit.status != "waiting" or visit.in_queue:
         return "checked_in"
@@ -185,7 +185,7 @@ def _unchangeable(state: State, visit: Visit, ctx: Context) -> str | None:
     return None
 
 
-def cancel_from_followup(state: State, visit: Visit, ctx: Context) -> Decision:
+def cancel_from_followup(state: State, visit: VisitInfo, ctx: Context) -> Decision:
     """ "Cancel" on a confirmation message: the cancel flow for that visit, straight to asking why."""
     why = _unchangeable(state.but(flow="cancel"), visit, ctx)
     if why is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
-__all__ = ["BranchInfo", "Context", "DoctorInfo", "ExaminationInfo", "OpeningHours", "Visit"]
+__all__ = ["BranchInfo", "Context", "DoctorInfo", "ExaminationInfo", "OpeningHours", "VisitInfo"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class DoctorInfo:
 
 
 @dataclass(frozen=True)
-class Visit:
-    """One of the patient's upcoming sessions."""
+class VisitInfo:
+    """One of the patient's upcoming visits (a ``sessions`` row), as the dialog sees it."""
 
     id: int
     booking_code: str
@@ -64,7 +64,7 @@ class Context:
     examinations: tuple[ExaminationInfo, ...] = ()
     branches: tuple[BranchInfo, ...] = ()
     doctors: tuple[DoctorInfo, ...] = ()
-    visits: tuple[Visit, ...] = ()
+    visits: tuple[VisitInfo, ...] = ()
     patient_name: str | None = None
     patient_phone: str | None = None
     cancel_reasons: tuple[str, ...] = ("patient_request", "duplicate", "other")
@@ -82,5 +82,5 @@ class Context:
     def doctor(self, doctor_id: int | None) -> DoctorInfo | None:
         return next((d for d in self.doctors if d.id == doctor_id), None)
 
-    def visit(self, visit_id: int | None) -> Visit | None:
+    def visit(self, visit_id: int | None) -> VisitInfo | None:
         return next((v for v in self.visits if v.id == visit_id), None)

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from booking_core.domain.dialog.ask import BACK, PAGE, STAFF, iso, question, to_menu, tz_of
-from booking_core.domain.dialog.context import Context, ExaminationInfo, Visit
+from booking_core.domain.dialog.context import Context, ExaminationInfo, VisitInfo
 from booking_core.domain.dialog.effects import (
     DaysFound,
     Decision,
@@ -258,19 +258,19 @@ def ask_confirm(state: State, ctx: Context) -> Decision:
     return question(state, template, values, buttons, step="confirm")
 
 
-def _visits_for(state: State, ctx: Context) -> list[Visit]:
+def _visits_for(state: State, ctx: Context) -> list[VisitInfo]:
     visits = sorted(ctx.visits, key=lambda v: v.starts_at)
     if state.flow == "queue":
         visits = [v for v in visits if _is_today(v, ctx)]
     return visits
 
 
-def _is_today(visit: Visit, ctx: Context) -> bool:
+def _is_today(visit: VisitInfo, ctx: Context) -> bool:
     zone = ZoneInfo(tz_of(ctx, visit.branch_id))
     return visit.starts_at.astimezone(zone).date() == ctx.now.astimezone(zone).date()
 
 
-def visit_vars(visit: Visit, ctx: Context) -> dict[str, Any]:
+def visit_vars(visit: VisitInfo, ctx: Context) -> dict[str, Any]:
     branch = ctx.branch(visit.branch_id)
     return {
         "code": visit.booking_code,
