@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
 from booking_core.domain.links import PAGE_CANCEL_REASONS
-from booking_core.services import confirmation
+from booking_core.services import confirmation, followups
 from booking_core.services.errors import NotFound, ServiceError
 from gateway import jobs
 from gateway.forms import posted_form
@@ -439,10 +439,13 @@ async def act(request: web.Request) -> web.StreamResponse:
                 )
                 notice, outbox_ids = ("already_confirmed" if done.already else "confirmed"), done.outbox_ids
             elif action == "cancel":
-                await confirmation.cancel_by_link(
+                cancelled = await confirmation.cancel_by_link(
                     db, claim, reason=form.get("reason", ""), note=form.get("note", "")[:2000], now=now
                 )
                 notice = "cancelled"
+                outbox_ids = await followups.run(
+                    db, cancelled.follow_ups, now=now, default_language=settings.DEFAULT_LANGUAGE
+                )
             else:
                 assert slot is not None
                 moved = await confirmation.reschedule_by_link(
@@ -450,6 +453,9 @@ async def act(request: web.Request) -> web.StreamResponse:
                     default_language=settings.DEFAULT_LANGUAGE,
                 )  # fmt: skip
                 target, notice, outbox_ids = moved.token, "rescheduled", moved.outbox_ids
+                outbox_ids += await followups.run(
+                    db, moved.follow_ups, now=now, default_language=settings.DEFAULT_LANGUAGE
+                )
     except NotFound:
         return _gone(request, fallback)
     except ServiceError as exc:

@@ -132,9 +132,9 @@ async def reject(
     note: str | None = None,
     booking_link: str | None = None,
     default_language: str = "en",
-) -> Session:
+) -> lifecycle.SessionChange:
     """Turn an appointment down: cancel it with one of the clinic's reasons (frees the time, voids the draft
-    invoice, audited by the lifecycle)."""
+    invoice, audited by the lifecycle); the caller runs its follow-ups."""
     _desk_only(actor, "rejects")
     return await lifecycle.cancel(
         db, session_id, actor=actor, reason_code=reason_code, note=note,

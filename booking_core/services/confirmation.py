@@ -31,6 +31,7 @@ from booking_core.db.tables import Session
 from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.domain.codes import mask_name
 from booking_core.domain.dialog import LANGUAGES
+from booking_core.domain.followups import FollowUp
 from booking_core.domain.lifecycle import MAX_NOTE_LENGTH, REASONS_REQUIRING_NOTE
 from booking_core.domain.links import (
     PAGE_CANCEL_REASONS,
@@ -158,11 +159,13 @@ class Confirmed:
 
 @dataclass(frozen=True)
 class Moved:
-    """A rescheduled visit: the new session and its own link token."""
+    """A rescheduled visit: the new session and its own link token, and what cancelling the old one left to do
+    (its time offered to the waitlist: the caller runs ``follow_ups`` in its transaction)."""
 
     session: Session
     token: str
     outbox_ids: list[int]
+    follow_ups: tuple[FollowUp, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,8 +265,9 @@ async def confirm_by_link(
 
 async def cancel_by_link(
     db: Db, claim: LinkClaim, *, reason: str, note: str | None, now: datetime | None = None
-) -> Session:
-    """Cancel the visit with the patient's reason (``patient_request`` or ``other`` with a note); frees the time."""
+) -> lifecycle.SessionChange:
+    """Cancel the visit with the patient's reason (``patient_request`` or ``other`` with a note); frees the time.
+    The caller runs the change's follow-ups (the freed time offered to the waitlist)."""
     now = now or datetime.now(UTC)
     if reason not in PAGE_CANCEL_REASONS:
         raise Invalid(
@@ -323,7 +327,7 @@ async def reschedule_by_link(
     record = await open_link(db, claim, lock=True)
     _refuse_change(record, _choices(record, now))
     actor, old = _patient(record), record.session
-    await lifecycle.cancel(
+    cancelled = await lifecycle.cancel(
         db, old.id, actor=actor, reason_code="patient_request",
         note="Rescheduled by the patient from the confirmation link.", now=now,
     )  # fmt: skip
@@ -349,7 +353,7 @@ async def reschedule_by_link(
     ids = await send_checkin_qr(db, new.id, default_language=default_language)
     refreshed = await queries.session(db, new.id)
     assert refreshed is not None
-    return Moved(refreshed, _token_for(secret, refreshed), ids)
+    return Moved(refreshed, _token_for(secret, refreshed), ids, cancelled.follow_ups)
 
 
 # --- the rating ------------------------------------------------------------------------------------------

@@ -47,7 +47,17 @@ from booking_core.domain.dialog import (
     VisitCancelled,
     VisitConfirmed,
 )
-from booking_core.services import audit, availability, booking, confirmation, lifecycle, queue, queue_replies, settings
+from booking_core.services import (
+    audit,
+    availability,
+    booking,
+    confirmation,
+    followups,
+    lifecycle,
+    queue,
+    queue_replies,
+    settings,
+)
 from booking_core.services.errors import Conflict, ServiceError
 
 __all__ = ["PERFORM", "RESCHEDULE_REASON", "Step"]
@@ -256,9 +266,10 @@ async def _cancel(step: Step, effect: CancelVisit) -> Outcome:
             cancelled = await lifecycle.cancel(
                 step.db, visit.id, actor=step.actor, reason_code=effect.reason_code, note=effect.note, now=step.now
             )
+            await followups.run(step.db, cancelled.follow_ups, now=step.now, default_language=step.default_language)
     except ServiceError as exc:
         return NotChanged(exc.code)
-    return VisitCancelled(cancelled.booking_code)
+    return VisitCancelled(cancelled.session.booking_code)
 
 
 async def _reschedule(step: Step, effect: Reschedule) -> Outcome:
@@ -269,13 +280,14 @@ async def _reschedule(step: Step, effect: Reschedule) -> Outcome:
         # One transaction (a savepoint of the caller's): the old visit is only cancelled if the new one is booked.
         async with step.db.begin_nested():
             hold_id = await _live_hold(step, effect.hold_id)
-            await lifecycle.cancel(
+            cancelled = await lifecycle.cancel(
                 step.db, visit.id, actor=step.actor, reason_code=RESCHEDULE_REASON, note="Rescheduled in chat.",
                 now=step.now,
             )  # fmt: skip
             session = await booking.convert_hold(
                 step.db, hold_id, actor=step.actor, patient_id=step.patient.id, now=step.now
             )
+            await followups.run(step.db, cancelled.follow_ups, now=step.now, default_language=step.default_language)
             audit.record(
                 step.db,
                 step.actor,

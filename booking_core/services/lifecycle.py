@@ -27,6 +27,7 @@ from booking_core.db.tables import Session as SessionRecord
 from booking_core.domain.actors import SYSTEM, Actor
 from booking_core.domain.archive import ArchivedLine, ArchivedSession, confirmation_matches, confirmation_phrase
 from booking_core.domain.commission import CommissionKind, CommissionRule, session_commissions
+from booking_core.domain.followups import FollowUp, OfferFreedTime, ThankYou
 from booking_core.domain.invoice import ExaminationLine
 from booking_core.domain.lifecycle import (
     ACTIVE_STATUSES,
@@ -51,7 +52,6 @@ from booking_core.services import (
     queue_replies,
     reminders,
     settings,
-    waitlist,
 )
 from booking_core.services.errors import Conflict, Forbidden, Invalid, NotFound
 
@@ -61,6 +61,7 @@ __all__ = [
     "START_DAYS_SETTING",
     "CancelReasons",
     "DeletedSession",
+    "SessionChange",
     "SessionDetail",
     "auto_complete_past",
     "cancel",
@@ -94,6 +95,15 @@ class SessionDetail:
     room: Room
     lines: list[SessionLine]
     invoice: InvoiceRecord | None
+
+
+@dataclass(frozen=True)
+class SessionChange:
+    """A session after a status change, and what the change leaves for others to do (a thank-you, a waitlist offer):
+    the caller runs ``follow_ups`` in its transaction (:func:`booking_core.services.followups.run`)."""
+
+    session: SessionRecord
+    follow_ups: tuple[FollowUp, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,8 +172,9 @@ async def _close(
     now: datetime,
     action: str,
     data: dict[str, Any],
-) -> SessionRecord:
-    """Write a status change; leaving the active statuses frees the time, completing settles the money."""
+) -> SessionChange:
+    """Write a status change; leaving the active statuses frees the time, completing settles the money. A cancelled
+    visit's time is left to be offered to the waitlist (a follow-up)."""
     target = SessionStatus(values["status"])
     if target is SessionStatus.COMPLETED:
         branch = await queries.get_branch(db, session.branch_id)
@@ -183,8 +194,9 @@ async def _close(
     audit.record(db, actor, action, "session", session.id, data)
     await reminders.sync_session(db, session.id, now=now)  # a visit that stopped waiting needs no reminder
     await queue_replies.after_session_change(db, session.id, now=now)  # who is next or second now
-    await waitlist.slot_freed(db, session.id, now=now)  # a cancelled visit's time goes to the waitlist
-    return session
+    if target is SessionStatus.CANCELLED:
+        return SessionChange(session, (OfferFreedTime(session.id),))
+    return SessionChange(session)
 
 
 async def start_days_ahead(db: Db) -> int:
@@ -226,7 +238,7 @@ async def _change(
     default_language: str = "en",
     backdated: bool = False,
     backdated_reason: str | None = None,
-) -> SessionRecord:
+) -> SessionChange:
     now = now or datetime.now(UTC)
     session = await _locked(db, session_id, actor)
     allowed: Sequence[str] = ()
@@ -301,7 +313,7 @@ async def start(
     now: datetime | None = None,
     backdated: bool = False,
     reason: str | None = None,
-) -> SessionRecord:
+) -> SessionChange:
     """Waiting → open: the doctor calls the patient in (a doctor only on their own sessions).
 
     Only an accepted visit, from its own day (409 ``not_accepted``, ``not_its_day``). ``backdated`` (staff, with a
@@ -320,19 +332,17 @@ async def complete(
     now: datetime | None = None,
     backdated: bool = False,
     reason: str | None = None,
-) -> SessionRecord:
+) -> SessionChange:
     """Open → completed: frees the time, records commissions and finalises the invoice.
 
     The same rules as :func:`start` (accepted, its day; or ``backdated`` with a ``reason``, ending at the booked
-    end). The patient's thank-you (with a 1-5 rating) is planned in the same transaction, once per session.
+    end). The patient's thank-you (with a 1-5 rating) is a follow-up, for the caller to plan in the same
+    transaction (once per session).
     """
-    session = await _change(
+    change = await _change(
         db, session_id, SessionStatus.COMPLETED, actor=actor, now=now, backdated=backdated, backdated_reason=reason
     )
-    from booking_core.services import confirmation  # it builds on this module: imported when first needed
-
-    await confirmation.send_thank_you(db, session.id)
-    return session
+    return SessionChange(change.session, (*change.follow_ups, ThankYou(change.session.id)))
 
 
 async def cancel(
@@ -345,13 +355,14 @@ async def cancel(
     now: datetime | None = None,
     booking_link: str | None = None,
     default_language: str = "en",
-) -> SessionRecord:
+) -> SessionChange:
     """Waiting/open → cancelled with a reason from the clinic's list (and a note where it needs one).
 
     Frees the time at once and voids the draft invoice. When staff cancel, the patient is told on their own channel
     (:data:`NOTICE`: the visit, the reason in the patient's words where it is one for them, never the note, and how
     to book again: "book" in the chat, or ``booking_link``, the public booking form, when given); the audit row
-    records whether they could be (``notified``). The caller enqueues delivery after commit.
+    records whether they could be (``notified``). The offer of the freed time to the waitlist is a follow-up, for the
+    caller to run in the same transaction; it enqueues delivery after commit.
     """
     return await _change(
         db,

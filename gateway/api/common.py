@@ -10,9 +10,11 @@ from typing import TypedDict
 from aiohttp import web
 
 from booking_core.db.engine import Db
+from booking_core.db.tables import Session
 from booking_core.domain.actors import Actor
-from booking_core.services import outbox
+from booking_core.services import followups, outbox
 from booking_core.services.errors import NotFound
+from booking_core.services.lifecycle import SessionChange
 from gateway.auth import actor_of
 from gateway.jobs import deliver
 from gateway.keys import SESSIONMAKER, SETTINGS
@@ -36,6 +38,13 @@ async def transaction(request: web.Request) -> AsyncIterator[Db]:
             await deliver(request.app, planned, routes)
         except Exception:  # Redis down: the rows are committed and the sweep sends them
             log.warning("could not queue delivery of outbox rows %s; the sweep will", planned)
+
+
+async def follow_up(request: web.Request, db: Db, change: SessionChange) -> Session:
+    """Run what a change to a visit left to do (the thank-you, the waitlist offer) in the request's transaction;
+    the changed session."""
+    await followups.run(db, change.follow_ups, default_language=request.app[SETTINGS].DEFAULT_LANGUAGE)
+    return change.session
 
 
 class PatientFacing(TypedDict):

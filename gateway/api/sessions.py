@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from booking_core.domain.money import money_str
 from booking_core.services import lifecycle
 from gateway.api import api
-from gateway.api.common import caller, patient_facing, transaction
+from gateway.api.common import caller, follow_up, patient_facing, transaction
 from gateway.api.registry import read_optional_json_body
 
 EVERYONE = ("owner", "admin", "staff", "doctor")
@@ -195,7 +195,10 @@ async def _step_options(request: web.Request) -> StepRequest:
 async def start_session(request: web.Request, session_id: int) -> SessionDetailOut:
     options = await _step_options(request)
     async with transaction(request) as db:
-        await lifecycle.start(db, session_id, actor=caller(request), backdated=options.backdated, reason=options.reason)
+        started = await lifecycle.start(
+            db, session_id, actor=caller(request), backdated=options.backdated, reason=options.reason
+        )
+        await follow_up(request, db, started)
     return await _respond(request, session_id)
 
 
@@ -205,9 +208,10 @@ async def start_session(request: web.Request, session_id: int) -> SessionDetailO
 async def complete_session(request: web.Request, session_id: int) -> SessionDetailOut:
     options = await _step_options(request)
     async with transaction(request) as db:
-        await lifecycle.complete(
+        completed = await lifecycle.complete(
             db, session_id, actor=caller(request), backdated=options.backdated, reason=options.reason
         )
+        await follow_up(request, db, completed)
     return await _respond(request, session_id)
 
 
@@ -216,10 +220,11 @@ async def complete_session(request: web.Request, session_id: int) -> SessionDeta
            errors=(404, 409))  # fmt: skip
 async def cancel_session(request: web.Request, session_id: int, body: CancelRequest) -> SessionDetailOut:
     async with transaction(request) as db:
-        await lifecycle.cancel(
+        cancelled = await lifecycle.cancel(
             db, session_id, actor=caller(request), reason_code=body.reason_code, note=body.note,
             **patient_facing(request),
         )  # fmt: skip
+        await follow_up(request, db, cancelled)
     return await _respond(request, session_id)
 
 

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from booking_core.domain.actors import Actor
 from booking_core.services import appointments, catalog, lifecycle, schedule
-from gateway.api.common import patient_facing, transaction
-from gateway.inbox.calendar import as_int, hhmm, route_id, when
+from gateway.api.common import follow_up, patient_facing, transaction
+from gateway.inbox.formats import as_int, hhmm, route_id, when
 from gateway.inbox.session_page import REASON_LABELS
 from gateway.inbox.web import ALL, DESK, back, form_of, render, staff_page
 from gateway.keys import SESSIONMAKER, SETTINGS
@@ -89,10 +89,11 @@ async def reject_appointment(request: web.Request, actor: Actor) -> web.StreamRe
     session_id = route_id(request, "session_id")
     form = await form_of(request)
     async with transaction(request) as db:
-        session = await appointments.reject(
+        rejected = await appointments.reject(
             db, session_id, actor=actor, reason_code=form.get("reason") or None, note=form.get("note") or None,
             **patient_facing(request),
         )  # fmt: skip
+        session = await follow_up(request, db, rejected)
         code = session.booking_code
     return back(request, "/inbox/appointments", notice=f"Rejected {code}; its time is free again.")
 

@@ -21,7 +21,7 @@ from booking_core.domain.queue import SortMode
 from booking_core.services import catalog, lifecycle, queue_actions
 from booking_core.services import queue as queue_service
 from booking_core.services.errors import Invalid
-from gateway.api.common import patient_facing, transaction
+from gateway.api.common import follow_up, patient_facing, transaction
 from gateway.inbox.web import ALL, DESK, back, form_of, render, staff_page
 from gateway.keys import SESSIONMAKER
 
@@ -222,7 +222,7 @@ async def complete(request: web.Request, actor: Actor) -> web.StreamResponse:
     session_id = int(request.match_info["session_id"])
     form = await form_of(request)
     async with transaction(request) as db:
-        session = await lifecycle.complete(db, session_id, actor=actor)
+        session = await follow_up(request, db, await lifecycle.complete(db, session_id, actor=actor))
     return back(request, _where(form).url(), notice=f"Visit {session.booking_code} completed.")
 
 
@@ -232,9 +232,10 @@ async def cancel(request: web.Request, actor: Actor) -> web.StreamResponse:
     form = await form_of(request)
     note = form.get("note", "").strip() or None
     async with transaction(request) as db:
-        session = await lifecycle.cancel(
+        cancelled = await lifecycle.cancel(
             db, session_id, actor=actor, reason_code=form.get("reason") or None, note=note, **patient_facing(request)
         )
+        session = await follow_up(request, db, cancelled)
     return back(request, _where(form).url(), notice=f"Visit {session.booking_code} cancelled; the time is free again.")
 
 

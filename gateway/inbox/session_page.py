@@ -22,8 +22,10 @@ from booking_core.domain.lifecycle import ACTIVE_STATUSES, SessionStatus, can_tr
 from booking_core.domain.money import money_str
 from booking_core.services import appointments, catalog, invoicing, lifecycle, queue, queue_actions
 from booking_core.services.errors import Invalid
-from gateway.api.common import patient_facing, transaction
-from gateway.inbox.calendar import as_int, calendar_url, hhmm, local, money, route_id, when
+from booking_core.services.lifecycle import SessionChange
+from gateway.api.common import follow_up, patient_facing, transaction
+from gateway.inbox.calendar import calendar_url
+from gateway.inbox.formats import as_int, hhmm, local, money, route_id, when
 from gateway.inbox.web import ALL, DESK, View, back, form_of, render, staff_page
 from gateway.keys import SESSIONMAKER, SETTINGS
 
@@ -239,7 +241,7 @@ async def check_in(request: web.Request, actor: Actor) -> web.StreamResponse:
     )
 
 
-def _step(roles: Iterable[str], change: Callable[[Db, int, Actor], Awaitable[object]], notice: str) -> View:
+def _step(roles: Iterable[str], change: Callable[[Db, int, Actor], Awaitable[SessionChange]], notice: str) -> View:
     """A lifecycle button: apply ``change`` to the session, then back to its page with ``notice`` (a refusal comes
     back as the page's error: the same words as the API's)."""
 
@@ -247,13 +249,13 @@ def _step(roles: Iterable[str], change: Callable[[Db, int, Actor], Awaitable[obj
     async def step(request: web.Request, actor: Actor) -> web.StreamResponse:
         session_id = _session_id(request)
         async with transaction(request) as db:
-            await change(db, session_id, actor)
+            await follow_up(request, db, await change(db, session_id, actor))
         return back(request, _here(session_id), notice=notice)
 
     return step
 
 
-def _lifecycle_step(change: Callable[..., Awaitable[object]], notice: str, backdated_notice: str) -> View:
+def _lifecycle_step(change: Callable[..., Awaitable[SessionChange]], notice: str, backdated_notice: str) -> View:
     """Start or complete: the plain button, or the back-dated entry form (``backdated=1`` and a ``reason``)."""
 
     @staff_page(ALL)
@@ -262,7 +264,8 @@ def _lifecycle_step(change: Callable[..., Awaitable[object]], notice: str, backd
         form = await form_of(request)
         backdated = form.get("backdated") == "1"
         async with transaction(request) as db:
-            await change(db, session_id, actor=actor, backdated=backdated, reason=form.get("reason") or None)
+            changed = await change(db, session_id, actor=actor, backdated=backdated, reason=form.get("reason") or None)
+            await follow_up(request, db, changed)
         return back(request, _here(session_id), notice=backdated_notice if backdated else notice)
 
     return step
@@ -283,10 +286,11 @@ async def cancel(request: web.Request, actor: Actor) -> web.StreamResponse:
     session_id = _session_id(request)
     form = await form_of(request)
     async with transaction(request) as db:
-        await lifecycle.cancel(
+        cancelled = await lifecycle.cancel(
             db, session_id, actor=actor, reason_code=form.get("reason") or None, note=form.get("note") or None,
             **patient_facing(request),
         )  # fmt: skip
+        await follow_up(request, db, cancelled)
     return back(request, _here(session_id), notice="The visit is cancelled; its time is free again.")
 
 

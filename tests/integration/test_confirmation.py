@@ -23,7 +23,7 @@ from booking_core.db.tables import AuditEntry, Occupancy, OutboxMessage, Session
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import mask_name
 from booking_core.domain.links import link_expires_at
-from booking_core.services import booking, confirmation, lifecycle
+from booking_core.services import booking, confirmation, followups, lifecycle
 from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from gateway import confirmation_page
 from infra.settings import Settings
@@ -473,7 +473,8 @@ async def test_a_completed_visit_gets_a_thank_you_and_the_rating_is_stored_once(
     visit = await insert_session(db, clinic, starts_at=start, accepted=True)  # the desk accepted it
     async with sessionmaker() as desk, desk.begin():
         await lifecycle.start(desk, visit.id, actor=DESK)
-        await lifecycle.complete(desk, visit.id, actor=DESK)
+        done = await lifecycle.complete(desk, visit.id, actor=DESK)
+        await followups.run(desk, done.follow_ups)
     (thanks,) = await outbox_rows(db, f"thanks:{visit.id}")
     assert thanks.kind == "thank_you" and thanks.channel == "whatsapp"
     assert [b["data"] for b in thanks.payload["buttons"]] == [f"rate:{visit.id}:{n}" for n in range(1, 6)]
@@ -499,7 +500,8 @@ async def test_completing_a_visit_of_an_unreachable_patient_is_recorded_and_send
     async with sessionmaker() as desk, desk.begin():
         await lifecycle.start(desk, visit.id, actor=DESK)
         done = await lifecycle.complete(desk, visit.id, actor=DESK)
-    assert done.status == "completed"
+        await followups.run(desk, done.follow_ups)
+    assert done.session.status == "completed"
     assert await outbox_rows(db, f"thanks:{visit.id}") == []
     actions = [r.action for r in await audit_rows(db, visit.id)]
     assert "thank_you.unreachable" in actions and "session.completed" in actions

@@ -25,7 +25,7 @@ from booking_core.db.tables import (
 )
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
-from booking_core.services import booking, conversation, ingest, lifecycle, waitlist
+from booking_core.services import booking, conversation, followups, ingest, lifecycle, waitlist
 from devtools.builders import Clinic, add_patient, build_clinic, next_weekday
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]
@@ -205,11 +205,12 @@ async def test_two_patients_accepting_at_once_make_one_booking(
         )  # fmt: skip
     async with sessionmaker() as desk, desk.begin():
         cancelled = await lifecycle.cancel(desk, visit.id, actor=DESK, reason_code="no_show")
+        await followups.run(desk, cancelled.follow_ups)
     async with sessionmaker() as look:
         offer = (
             await look.execute(select(WaitlistOffer).where(WaitlistOffer.branch_id == clinic.branch.id))
         ).scalar_one()
-    assert cancelled.status == "cancelled" and offer.status == "open"
+    assert cancelled.session.status == "cancelled" and offer.status == "open"
 
     async def accept(patient: Patient) -> str:
         async with sessionmaker() as own, own.begin():
@@ -233,7 +234,8 @@ async def test_a_whatsapp_patient_accepts_by_replying_with_the_options_number(
     await join_over_api(client, headers, clinic, fitri, local_day(clinic, start))
     visit = await book_over_api(client, headers, clinic, clinic.patients["siti"], start)
     async with sessionmaker() as desk, desk.begin():
-        await lifecycle.cancel(desk, visit["id"], actor=DESK, reason_code="patient_request")
+        cancelled = await lifecycle.cancel(desk, visit["id"], actor=DESK, reason_code="patient_request")
+        await followups.run(desk, cancelled.follow_ups)
     [offer] = await sent_to(sessionmaker, phone, "waitlist_offer")
 
     replies = await say(sessionmaker, "whatsapp", phone, text="1")
@@ -257,7 +259,8 @@ async def test_a_cancellation_nobody_waits_for_offers_nothing_and_a_stranger_can
     headers = await sign_in("staff")
     lonely = await book_over_api(client, headers, clinic, clinic.patients["siti"], tuesday_at(9))
     async with sessionmaker() as desk, desk.begin():
-        await lifecycle.cancel(desk, lonely["id"], actor=DESK, reason_code="patient_request")
+        cancelled = await lifecycle.cancel(desk, lonely["id"], actor=DESK, reason_code="patient_request")
+        await followups.run(desk, cancelled.follow_ups)
     async with sessionmaker() as look:
         query = select(WaitlistOffer).where(WaitlistOffer.branch_id == clinic.branch.id)
         assert (await look.execute(query)).first() is None
@@ -267,7 +270,8 @@ async def test_a_cancellation_nobody_waits_for_offers_nothing_and_a_stranger_can
     await join_over_api(client, headers, clinic, gita, local_day(clinic, tuesday_at(15)))
     visit = await book_over_api(client, headers, clinic, clinic.patients["siti"], tuesday_at(15))
     async with sessionmaker() as desk, desk.begin():
-        await lifecycle.cancel(desk, visit["id"], actor=DESK, reason_code="patient_request")
+        cancelled = await lifecycle.cancel(desk, visit["id"], actor=DESK, reason_code="patient_request")
+        await followups.run(desk, cancelled.follow_ups)
     offer = await _offer_of(sessionmaker, clinic)
 
     replies = await say(sessionmaker, "telegram", stranger_chat, button=f"wl:{offer.id}")

@@ -1,8 +1,7 @@
-"""The follow-up jobs: confirmation link, check-in QR and thank-you, each written to the outbox exactly once.
-
-The job functions run as a worker runs them (their own runtime: loop, engine, Redis client), in a thread so the
-test's loop stays free; the last test runs a real `frontdesk worker` process that delivers the confirmation to the
-fake Telegram Bot API.
+"""The messages that follow a booking: confirmation link, check-in QR and thank-you, each written to the outbox
+exactly once however often it is asked for (each in a transaction of its own, as the booking, the acceptance and the
+completion plan them); the last test has a real `frontdesk worker` process deliver the confirmation to the fake
+Telegram Bot API.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import struct
 import subprocess
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,47 +24,50 @@ from aiohttp.test_utils import TestClient
 from redis import Redis as SyncRedis
 from rq.job import Job
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import AuditEntry, ChannelIdentity, Lead, OutboxMessage
+from booking_core.services import confirmation
 from devtools import harness
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 from devtools.fakes.telegram_api import running_fake_telegram
-from infra import queues
+from infra import job_names, queues
 from infra.settings import Settings
-from workers import followups, runtime
 
 BOT_TOKEN = "123456:test"
 
 
-def _run_job(settings: Settings, job: Callable[[int], list[int]], session_id: int) -> list[int]:
-    """Run ``job`` as a worker process would: with a runtime of its own, built for this run and closed after."""
-    rt = runtime.build(settings)
-    runtime.install(rt)
-    try:
-        return job(session_id)
-    finally:
-        rt.close()
+Plan = Callable[[AsyncSession, int], Awaitable[list[int]]]
 
 
-async def run_job(settings: Settings, job: Callable[[int], list[int]], session_id: int) -> list[int]:
-    return await asyncio.to_thread(_run_job, settings, job, session_id)
+def confirmation_of(settings: Settings) -> Plan:
+    """The confirmation as a booking plans it: its link signed with the clinic's secret, in the default language."""
+    return functools.partial(
+        confirmation.send_confirmation,
+        secret=settings.SECRET_KEY,
+        base_url=settings.PUBLIC_BASE_URL,
+        default_language=settings.DEFAULT_LANGUAGE,
+    )
 
 
-@pytest.fixture
-def forget_jobs(sync_redis: SyncRedis) -> Iterator[list[int]]:
-    """Outbox ids whose deliver jobs a test enqueued; the jobs are removed afterwards (no worker runs here)."""
-    ids: list[int] = []
-    yield ids
-    for outbox_id in ids:
-        job = Job.fetch(f"deliver-{outbox_id}", connection=sync_redis) if _exists(sync_redis, outbox_id) else None
-        if job is not None:
-            job.delete()
+def confirmation_of_env(env: dict[str, str]) -> Plan:
+    """The confirmation as a worker's clinic (its environment) plans it."""
+    return functools.partial(confirmation.send_confirmation, secret=env["SECRET_KEY"], base_url=env["PUBLIC_BASE_URL"])
 
 
-def _exists(redis: SyncRedis, outbox_id: int) -> bool:
-    return bool(Job.exists(f"deliver-{outbox_id}", connection=redis))
+def checkin_qr_of(settings: Settings) -> Plan:
+    return functools.partial(confirmation.send_checkin_qr, default_language=settings.DEFAULT_LANGUAGE)
+
+
+def thank_you_of(settings: Settings) -> Plan:
+    return functools.partial(confirmation.send_thank_you, default_language=settings.DEFAULT_LANGUAGE)
+
+
+async def plan(sessionmaker: async_sessionmaker[AsyncSession], message: Plan, session_id: int) -> list[int]:
+    """Plan ``message`` for the visit in a transaction of its own; the outbox ids written."""
+    async with sessionmaker() as db, db.begin():
+        return await message(db, session_id)
 
 
 async def rows(db: AsyncSession, dedupe_key: str) -> list[OutboxMessage]:
@@ -88,13 +90,11 @@ async def test_the_confirmation_job_writes_one_message_even_when_run_twice(
     clinic: Clinic,
     tuesday_ten: datetime,
     client: TestClient[Any, Any],
-    sync_redis: SyncRedis,
-    forget_jobs: list[int],
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     visit = await insert_session(db, clinic, starts_at=tuesday_ten)
-    first = await run_job(settings, followups.send_confirmation, visit.id)
-    second = await run_job(settings, followups.send_confirmation, visit.id)
-    forget_jobs += first
+    first = await plan(sessionmaker, confirmation_of(settings), visit.id)
+    second = await plan(sessionmaker, confirmation_of(settings), visit.id)
     assert len(first) == 1 and second == []
     (row,) = await rows(db, f"confirm:{visit.id}")
     assert row.id == first[0] and row.kind == "confirmation" and row.status == "pending"
@@ -105,7 +105,6 @@ async def test_the_confirmation_job_writes_one_message_even_when_run_twice(
         ("Konfirmasi", f"cf:yes:{visit.id}"),
         ("Batalkan", f"cf:no:{visit.id}"),
     ]
-    assert _exists(sync_redis, row.id)  # its delivery is queued
     # The link in the message opens the visit's page.
     url = next(word for word in payload["text"].split() if word.startswith(settings.PUBLIC_BASE_URL))
     page = await client.get(url.removeprefix(settings.PUBLIC_BASE_URL))
@@ -113,7 +112,11 @@ async def test_the_confirmation_job_writes_one_message_even_when_run_twice(
 
 
 async def test_the_confirmation_goes_to_the_channel_the_lead_came_from(
-    settings: Settings, db: AsyncSession, clinic: Clinic, tuesday_ten: datetime, forget_jobs: list[int]
+    settings: Settings,
+    db: AsyncSession,
+    clinic: Clinic,
+    tuesday_ten: datetime,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     siti = clinic.patients["siti"]
     telegram = ChannelIdentity(patient_id=siti.id, channel="telegram", external_id=str(time.time_ns()),
@@ -129,17 +132,21 @@ async def test_the_confirmation_goes_to_the_channel_the_lead_came_from(
     visit = await insert_session(db, clinic, starts_at=tuesday_ten, commit=False)
     visit.lead_id = lead.id  # ... but the booking came in on Telegram
     await db.commit()
-    forget_jobs += await run_job(settings, followups.send_confirmation, visit.id)
+    await plan(sessionmaker, confirmation_of(settings), visit.id)
     (row,) = await rows(db, f"confirm:{visit.id}")
     assert row.channel == "telegram" and row.recipient == telegram.external_id
 
 
 async def test_a_patient_without_a_channel_is_recorded_and_skipped(
-    settings: Settings, db: AsyncSession, clinic: Clinic, tuesday_ten: datetime
+    settings: Settings,
+    db: AsyncSession,
+    clinic: Clinic,
+    tuesday_ten: datetime,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     clinic.patients["budi"] = await add_patient(db)  # booked at the desk, never wrote to us
     visit = await insert_session(db, clinic, starts_at=tuesday_ten, patient="budi")
-    assert await run_job(settings, followups.send_confirmation, visit.id) == []
+    assert await plan(sessionmaker, confirmation_of(settings), visit.id) == []
     assert await rows(db, f"confirm:{visit.id}") == []
     actions = (
         await db.execute(select(AuditEntry.action).where(AuditEntry.entity == "session",
@@ -149,10 +156,14 @@ async def test_a_patient_without_a_channel_is_recorded_and_skipped(
 
 
 async def test_a_cancelled_visit_is_not_asked_to_confirm(
-    settings: Settings, db: AsyncSession, clinic: Clinic, tuesday_ten: datetime
+    settings: Settings,
+    db: AsyncSession,
+    clinic: Clinic,
+    tuesday_ten: datetime,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     visit = await insert_session(db, clinic, starts_at=tuesday_ten, status="cancelled")
-    assert await run_job(settings, followups.send_confirmation, visit.id) == []
+    assert await plan(sessionmaker, confirmation_of(settings), visit.id) == []
     assert await rows(db, f"confirm:{visit.id}") == []
 
 
@@ -196,14 +207,17 @@ def png_modules(png: bytes, *, scale: int = 8, border: int = 4) -> list[list[boo
 
 
 async def test_the_check_in_qr_of_an_accepted_visit_carries_its_booking_code_once(
-    settings: Settings, db: AsyncSession, clinic: Clinic, tuesday_ten: datetime, forget_jobs: list[int]
+    settings: Settings,
+    db: AsyncSession,
+    clinic: Clinic,
+    tuesday_ten: datetime,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     visit = await insert_session(db, clinic, starts_at=tuesday_ten, commit=False)
     visit.accepted = True
     await db.commit()
-    first = await run_job(settings, followups.send_checkin_qr, visit.id)
-    forget_jobs += first
-    assert len(first) == 1 and await run_job(settings, followups.send_checkin_qr, visit.id) == []
+    first = await plan(sessionmaker, checkin_qr_of(settings), visit.id)
+    assert len(first) == 1 and await plan(sessionmaker, checkin_qr_of(settings), visit.id) == []
     (row,) = await rows(db, f"checkin-qr:{visit.id}")
     assert row.kind == "checkin_qr" and visit.booking_code in row.payload["text"]
     image = row.payload["image"]
@@ -213,10 +227,14 @@ async def test_the_check_in_qr_of_an_accepted_visit_carries_its_booking_code_onc
 
 
 async def test_a_visit_not_yet_accepted_gets_no_check_in_qr(
-    settings: Settings, db: AsyncSession, clinic: Clinic, tuesday_ten: datetime
+    settings: Settings,
+    db: AsyncSession,
+    clinic: Clinic,
+    tuesday_ten: datetime,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     visit = await insert_session(db, clinic, starts_at=tuesday_ten)
-    assert await run_job(settings, followups.send_checkin_qr, visit.id) == []
+    assert await plan(sessionmaker, checkin_qr_of(settings), visit.id) == []
     assert await rows(db, f"checkin-qr:{visit.id}") == []
 
 
@@ -224,12 +242,11 @@ async def test_a_visit_not_yet_accepted_gets_no_check_in_qr(
 
 
 async def test_the_thank_you_of_a_completed_visit_offers_five_ratings_once(
-    settings: Settings, db: AsyncSession, clinic: Clinic, forget_jobs: list[int]
+    settings: Settings, db: AsyncSession, clinic: Clinic, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     visit = await insert_session(db, clinic, starts_at=datetime.now(UTC) - timedelta(hours=2), status="completed")
-    first = await run_job(settings, followups.send_thank_you, visit.id)
-    forget_jobs += first
-    assert len(first) == 1 and await run_job(settings, followups.send_thank_you, visit.id) == []
+    first = await plan(sessionmaker, thank_you_of(settings), visit.id)
+    assert len(first) == 1 and await plan(sessionmaker, thank_you_of(settings), visit.id) == []
     (row,) = await rows(db, f"thanks:{visit.id}")
     assert row.kind == "thank_you" and "dr. Andi Wijaya" in row.payload["text"]
     assert [b["label"] for b in row.payload["buttons"]] == ["★" * n for n in range(1, 6)]
@@ -237,7 +254,11 @@ async def test_the_thank_you_of_a_completed_visit_offers_five_ratings_once(
 
 
 async def test_a_rated_or_unfinished_visit_gets_no_thank_you(
-    settings: Settings, db: AsyncSession, clinic: Clinic, tuesday_ten: datetime
+    settings: Settings,
+    db: AsyncSession,
+    clinic: Clinic,
+    tuesday_ten: datetime,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     waiting = await insert_session(db, clinic, starts_at=tuesday_ten)
     rated = await insert_session(db, clinic, starts_at=datetime.now(UTC) - timedelta(hours=3), status="completed",
@@ -245,7 +266,7 @@ async def test_a_rated_or_unfinished_visit_gets_no_thank_you(
     rated.rating = 4
     await db.commit()
     for visit in (waiting, rated):
-        assert await run_job(settings, followups.send_thank_you, visit.id) == []
+        assert await plan(sessionmaker, thank_you_of(settings), visit.id) == []
         assert await rows(db, f"thanks:{visit.id}") == []
 
 
@@ -286,9 +307,10 @@ async def test_a_worker_delivers_the_confirmation_to_telegram_once(
             worker = subprocess.Popen(harness.frontdesk_command("worker"), env=env, cwd=harness.ROOT)
             try:
                 prefix = isolated_env["FRONTDESK_REDIS_PREFIX"]
-                for attempt in range(2):  # a second enqueue (a retry, a double click) must not send twice
-                    job = queues.enqueue(sync_redis, prefix, "workers.followups.send_confirmation", visit.id,
-                                         job_id=f"{prefix}-confirm-{visit.id}-{attempt}")  # fmt: skip
+                [outbox_id] = await plan(sessions, confirmation_of_env(isolated_env), visit.id)
+                for attempt in range(2):  # a second deliver job (a retry, the sweep) must not send twice
+                    job = queues.enqueue(sync_redis, prefix, job_names.DELIVER, outbox_id, queue=queues.OUTBOUND,
+                                         job_id=f"{prefix}-deliver-{outbox_id}-{attempt}")  # fmt: skip
                     await asyncio.to_thread(_wait_for, functools.partial(_finished, job))
                 sent = await asyncio.to_thread(_wait_for, lambda: fake.sent_messages(chat_id))
                 async with sessions() as db, asyncio.timeout(60):
