@@ -90,7 +90,15 @@ class SlotHold(Base):
 
 
 class Session(Base):
-    """A clinic visit: Waiting → Open → Completed, or Cancelled."""
+    """A clinic visit: Waiting → Open → Completed, or Cancelled.
+
+    "Session" is the code's name for it, as in the API (``/api/v1/sessions``), this table, its lines
+    (:class:`SessionLine`), every ``session_id`` and the services' types (``SessionChange``, ``ConvertedSession``,
+    ``DeletedSession``). "Visit" is the word patients read (``templates/messages/``), and so the chatbot, which
+    speaks with them, calls its plain-data view of a session ``booking_core.domain.dialog.VisitInfo``. This class is
+    not renamed ``Visit``: alone it would become the one "visit" among the code's sessions, and renaming the rest
+    would change the API contract and the schema. Database sessions are ``Db`` (``AsyncSession``) named ``db``.
+    """
 
     __tablename__ = "sessions"
     __table_args__ = (
