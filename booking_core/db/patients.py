@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_core.db.base import Base, now_column, one_of
+from booking_core.domain.messages import CHANNELS
 
-CHANNELS = ("telegram", "whatsapp", "webchat", "webform")
 LEAD_STATUSES = ("new", "accepted", "rejected", "converted")
 
 

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from redis.exceptions import RedisError
 
 from booking_core.domain.actors import FRONT_DESK
+from booking_core.domain.messages import Channel
 from booking_core.services import lead_actions, leads
 from gateway import jobs
 from gateway.api import api
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 class LeadsQuery(BaseModel):
     status: Literal["new", "accepted", "rejected", "converted"] | None = None
-    channel: Literal["telegram", "whatsapp", "webchat", "webform"] | None = None
+    channel: Channel | None = None
     branch_id: Id | None = None
     q: str | None = Field(default=None, max_length=100, description="search name, phone or text")
     limit: int = Field(default=50, ge=1, le=200)
