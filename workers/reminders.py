@@ -47,22 +47,6 @@ async def send_one(rt: runtime.Runtime, reminder_id: int) -> str:
     return result.status
 
 
-def schedule_session(session_id: int) -> int:
-    """Put a just-booked (or moved) session's reminders into Redis; returns how many jobs were created.
-
-    For request handlers and jobs that booked something: enqueue it after commit. Without it the next sweep
-    schedules them anyway (within ``workers.jobs.SWEEP_EVERY`` seconds).
-    """
-    rt = runtime.current()
-    return rt.run(_schedule_session(rt, session_id))
-
-
-async def _schedule_session(rt: runtime.Runtime, session_id: int) -> int:
-    async with rt.sessionmaker() as db:
-        rows = await reminders.scheduled_for_sessions(db, [session_id])
-    return schedule(rt, rows)
-
-
 def schedule(rt: runtime.Runtime, rows: Sequence[Due], *, now: datetime | None = None) -> int:
     """Create the RQ job of every row whose job is missing or finished; a due row's job is enqueued at once.
 

@@ -21,7 +21,7 @@ from booking_core.domain.lifecycle import SessionStatus
 from booking_core.services import messages, notify, queue
 from booking_core.services.queue import QueueTicket
 
-__all__ = ["NOTIFIED_POSITIONS", "after_session_change", "catch_up", "queue_changed", "reply_for_patient", "told"]
+__all__ = ["NOTIFIED_POSITIONS", "after_session_change", "catch_up", "queue_changed", "told"]
 
 #: Places that are announced without being asked: next in line, and second in line.
 NOTIFIED_POSITIONS = (1, 2)
@@ -67,29 +67,6 @@ async def told(db: Db, ticket: QueueTicket) -> None:
     """The patient was just told their place in chat: a first or second place needs no notice of its own."""
     if ticket.status is SessionStatus.WAITING and ticket.position in NOTIFIED_POSITIONS:
         await queries.claim_position(db, ticket.entry_id, ticket.position)
-
-
-async def reply_for_patient(
-    db: Db, patient_id: int, *, now: datetime | None = None, default_language: str = "en"
-) -> int | None:
-    """Tell the patient their place in today's queue (token, position, ETA); the outbox id, or None when there
-    is nothing to tell (not in today's queue, with the doctor, unreachable, or this place was already told)."""
-    now = now or datetime.now(UTC)
-    today = now.date()
-    for entry in await queries.patient_entries(
-        db, patient_id, first_day=today - timedelta(days=1), last_day=today + timedelta(days=1)
-    ):
-        if now.astimezone(ZoneInfo(entry.tz)).date() != entry.day:
-            continue
-        ticket = await queue.position_for_session(db, entry.session_id, now=now)
-        if ticket is None or ticket.status is not SessionStatus.WAITING:
-            return None
-        if ticket.position in NOTIFIED_POSITIONS and not await queries.claim_position(
-            db, ticket.entry_id, ticket.position
-        ):
-            return None
-        return await _notify(db, ticket, patient_id, entry.tz, default_language=default_language)
-    return None
 
 
 async def catch_up(db: Db, *, now: datetime | None = None) -> list[int]:

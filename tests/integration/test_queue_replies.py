@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage, Patient, QueueEntry, Session
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
-from booking_core.services import conversation, ingest, lifecycle, queue, queue_actions, queue_replies
+from booking_core.services import conversation, ingest, lifecycle, queue_actions, queue_replies
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session
 
 DESK = Actor(kind="staff", name="Reception", role="staff")
@@ -128,30 +128,6 @@ async def test_a_patient_without_a_chat_is_passed_over_and_the_next_one_still_he
     async with sessionmaker() as check:
         entry = (await check.execute(select(QueueEntry).where(QueueEntry.session_id == first.id))).scalar_one()
         assert entry.notified_position == 1  # nobody to tell, and nobody tries again
-
-
-async def test_the_queue_reply_gives_token_place_and_eta_and_does_not_repeat_itself(
-    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
-    clinic = await build_clinic(db)
-    people = [await patient_on_telegram(db, name) for name in ("Hana", "Indra", "Joko")]
-    visits = [await visit(db, clinic, p, local(clinic, 13, 30 * i)) for i, (p, _) in enumerate(people)]
-    for minutes, session in enumerate(visits):
-        async with sessionmaker() as desk, desk.begin():
-            await queue_actions.check_in(desk, session.id, actor=DESK, now=local(clinic, 12, minutes))
-    joko, joko_chat = people[2]
-
-    async with sessionmaker() as db_, db_.begin():
-        sent = await queue_replies.reply_for_patient(db_, joko.id, now=local(clinic, 12, 30))
-    async with sessionmaker() as db_, db_.begin():
-        repeated = await queue_replies.reply_for_patient(db_, joko.id, now=local(clinic, 12, 31))
-
-    async with sessionmaker() as look:
-        ticket = await queue.position_for_session(look, visits[2].id, now=local(clinic, 12, 30))
-    assert ticket is not None and sent is not None and repeated is None
-    [reply] = await notices(sessionmaker, joko_chat)
-    eta = ticket.eta.astimezone(ZoneInfo(clinic.branch.tz)).strftime("%H:%M")
-    assert "A-003" in reply["text"] and "2 patients before you" in reply["text"] and eta in reply["text"]
 
 
 async def test_a_patient_told_their_place_in_chat_is_not_told_it_again(

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import Branch, QueueEntry, Session
-
-WAITING = ("waiting", "open")
-
-
-@dataclass(frozen=True)
-class PatientEntry:
-    """One of a patient's queue entries, with what it takes to tell whether it is today's."""
-
-    entry_id: int
-    session_id: int
-    day: date
-    tz: str
 
 
 async def claim_position(db: AsyncSession, entry_id: int, position: int) -> bool:
@@ -62,23 +49,6 @@ async def entry_of_session(db: AsyncSession, session_id: int) -> QueueEntry | No
 async def branch_tz(db: AsyncSession, branch_id: int) -> str | None:
     result = await db.execute(select(Branch.tz).where(Branch.id == branch_id))
     return result.scalar_one_or_none()
-
-
-async def patient_entries(db: AsyncSession, patient_id: int, *, first_day: date, last_day: date) -> list[PatientEntry]:
-    """The patient's queue entries between two days whose visit is still waiting or open, newest first."""
-    result = await db.execute(
-        select(QueueEntry.id, QueueEntry.session_id, QueueEntry.day, Branch.tz)
-        .join(Session, Session.id == QueueEntry.session_id)
-        .join(Branch, Branch.id == QueueEntry.branch_id)
-        .where(
-            Session.patient_id == patient_id,
-            Session.status.in_(WAITING),
-            QueueEntry.day >= first_day,
-            QueueEntry.day <= last_day,
-        )
-        .order_by(QueueEntry.day.desc(), QueueEntry.id.desc())
-    )
-    return [PatientEntry(*row) for row in result.all()]
 
 
 async def active_queues(db: AsyncSession, *, first_day: date, last_day: date) -> list[tuple[int, date, str]]:
