@@ -432,10 +432,43 @@ def not_found_middleware(body: Callable[[web.Request], dict[str, Any]]) -> Middl
     return middleware
 
 
+#: The status a request is recorded with when its caller went away before the fake answered it (nginx's "client
+#: closed request"); never a 2xx, so ``sent_messages`` does not count it.
+CUT_OFF = 499
+
+
+def cut_off_middleware(get_fake: FakeGetter, describe: Callable[[web.Request], tuple[str, str] | None]) -> Middleware:
+    """Record a provider call whose caller went away before the fake answered it, with status :data:`CUT_OFF`.
+
+    ``describe`` names the call (method, token) or returns None for a request that is no provider call. It only
+    sees such requests when the app is served with ``serve(..., cut_off=True)``.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            call = describe(request)
+            if call is not None:
+                get_fake(request).record(method=call[0], token=call[1], params={}, status=CUT_OFF)
+            raise
+
+    return middleware
+
+
 @asynccontextmanager
-async def serve(app: web.Application, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` on ``host:port`` (port 0: any free port) and yield its base URL; stop on exit."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def serve(
+    app: web.Application, *, host: str = "127.0.0.1", port: int = 0, cut_off: bool = False
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` (port 0: any free port) and yield its base URL; stop on exit.
+
+    ``cut_off``: a request whose caller goes away is cancelled before the fake answers it, as by a provider that had
+    not taken the message yet when the connection broke (recorded by :func:`cut_off_middleware`). Otherwise the fake
+    finishes it and takes the message although nobody reads the answer (a provider that took it: the sender cannot
+    know).
+    """
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=cut_off)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -31,6 +31,7 @@ from devtools.fakes.control import (
     RecordedFile,
     SlidingWindowLimit,
     control_routes,
+    cut_off_middleware,
     not_found_middleware,
     serve,
     whole_seconds,
@@ -697,6 +698,13 @@ async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, R
     return params, files
 
 
+def _call_of(request: web.Request) -> tuple[str, str] | None:
+    """(method, token) of a Bot API call; None for the control endpoints."""
+    if "method" not in request.match_info:
+        return None
+    return canonical_method(request.match_info["method"]), request.match_info["token"]
+
+
 async def _bot_api(request: web.Request) -> web.Response:
     fake = request.app[TELEGRAM_FAKE]
     token = request.match_info["token"]
@@ -716,13 +724,18 @@ def create_telegram_app(
     enforce_limits: bool = False,
     clock: Clock = time.monotonic,
     bot_username: str = "frontdesk_test_bot",
+    cut_off: bool = False,
 ) -> web.Application:
-    """The fake Bot API as an aiohttp application; its state is ``app[TELEGRAM_FAKE]``."""
+    """The fake Bot API as an aiohttp application; its state is ``app[TELEGRAM_FAKE]``.
+
+    ``cut_off``: record calls whose caller went away (serve it with ``serve(..., cut_off=True)``)."""
     fake = FakeTelegram(tokens=tokens, enforce_limits=enforce_limits, clock=clock, bot_username=bot_username)
     app = web.Application(
         client_max_size=MAX_UPLOAD_BYTES,
         middlewares=[not_found_middleware(lambda _: {"ok": False, "error_code": 404, "description": "Not Found"})],
     )
+    if cut_off:
+        app.middlewares.append(cut_off_middleware(lambda request: request.app[TELEGRAM_FAKE], _call_of))
     app[TELEGRAM_FAKE] = fake
     app.router.add_get("/bot{token}/{method}", _bot_api, allow_head=False)
     app.router.add_post("/bot{token}/{method}", _bot_api)
@@ -739,10 +752,15 @@ async def running_fake_telegram(
     enforce_limits: bool = False,
     clock: Clock = time.monotonic,
     bot_username: str = "frontdesk_test_bot",
+    cut_off: bool = False,
 ) -> AsyncIterator[FakeTelegram]:
-    """Serve a fake Bot API on ``host:port`` (0: a free port); yields its state with ``base_url`` set."""
-    app = create_telegram_app(tokens=tokens, enforce_limits=enforce_limits, clock=clock, bot_username=bot_username)
+    """Serve a fake Bot API on ``host:port`` (0: a free port); yields its state with ``base_url`` set.
+
+    ``cut_off``: a call whose caller goes away before the answer is dropped, not done (see ``control.serve``)."""
+    app = create_telegram_app(
+        tokens=tokens, enforce_limits=enforce_limits, clock=clock, bot_username=bot_username, cut_off=cut_off
+    )
     fake = app[TELEGRAM_FAKE]
-    async with serve(app, host=host, port=port) as base_url:
+    async with serve(app, host=host, port=port, cut_off=cut_off) as base_url:
         fake.base_url = base_url
         yield fake

@@ -32,6 +32,7 @@ from devtools.fakes.control import (
     Recorded,
     SlidingWindowLimit,
     control_routes,
+    cut_off_middleware,
     not_found_middleware,
     serve,
     whole_seconds,
@@ -369,6 +370,13 @@ def _respond(status: int, body: dict[str, Any] | None, headers: dict[str, str]) 
     return web.json_response(body, status=status, headers=headers)
 
 
+def _call_of(request: web.Request) -> tuple[str, str] | None:
+    """(action, account sid) of a message being created; None for anything else."""
+    if request.method != "POST" or "account_sid" not in request.match_info:
+        return None
+    return "Messages.create", request.match_info["account_sid"]
+
+
 async def _create(request: web.Request) -> web.Response:
     fake = request.app[TWILIO_FAKE]
     account_sid = request.match_info["account_sid"]
@@ -428,10 +436,15 @@ def create_twilio_app(
     accounts: Mapping[str, str] | None = None,
     enforce_limits: bool = False,
     clock: Clock = time.monotonic,
+    cut_off: bool = False,
 ) -> web.Application:
-    """The fake Twilio API as an aiohttp app; ``accounts`` maps account sid → auth token (None: any)."""
+    """The fake Twilio API as an aiohttp app; ``accounts`` maps account sid → auth token (None: any).
+
+    ``cut_off``: record calls whose caller went away (serve it with ``serve(..., cut_off=True)``)."""
     fake = FakeTwilio(accounts=accounts, enforce_limits=enforce_limits, clock=clock)
     app = web.Application(middlewares=[not_found_middleware(lambda request: _not_found(request.path).body())])
+    if cut_off:
+        app.middlewares.append(cut_off_middleware(lambda request: request.app[TWILIO_FAKE], _call_of))
     app[TWILIO_FAKE] = fake
     messages = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages"
     app.router.add_post(f"{messages}.json", _create)
@@ -450,10 +463,13 @@ async def running_fake_twilio(
     accounts: Mapping[str, str] | None = None,
     enforce_limits: bool = False,
     clock: Clock = time.monotonic,
+    cut_off: bool = False,
 ) -> AsyncIterator[FakeTwilio]:
-    """Serve a fake Twilio API on ``host:port`` (0: a free port); yields its state with ``base_url`` set."""
-    app = create_twilio_app(accounts=accounts, enforce_limits=enforce_limits, clock=clock)
+    """Serve a fake Twilio API on ``host:port`` (0: a free port); yields its state with ``base_url`` set.
+
+    ``cut_off``: a call whose caller goes away before the answer is dropped, not done (see ``control.serve``)."""
+    app = create_twilio_app(accounts=accounts, enforce_limits=enforce_limits, clock=clock, cut_off=cut_off)
     fake = app[TWILIO_FAKE]
-    async with serve(app, host=host, port=port) as base_url:
+    async with serve(app, host=host, port=port, cut_off=cut_off) as base_url:
         fake.base_url = base_url
         yield fake

@@ -13,7 +13,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
-from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from channels.network import SEND_TIMEOUT
 from devtools import harness
-from devtools.fakes.control import FakeProvider
-from devtools.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
-from devtools.fakes.twilio_api import TWILIO_FAKE, FakeTwilio, create_twilio_app
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
+from devtools.fakes.twilio_api import FakeTwilio, running_fake_twilio
 from tests.servers import Child, PrivatePostgres, PrivateRedis, start
 
 BOT_TOKEN = "424242:chaos-suite"
@@ -39,52 +36,18 @@ SECRET_KEY = "chaos-secret-key-0123456789abcdef"
 #: Sweep every 5 s and take back a dead worker's claim 10 s after the sender's own timeout (so a slow but live send
 #: is never taken back): scenarios wait for what a killed worker left, not the production defaults' two minutes.
 FAST_RECLAIM = {"FRONTDESK_SWEEP_EVERY": "5", "FRONTDESK_OUTBOX_RECLAIM_AFTER": str(int(SEND_TIMEOUT) + 10)}
-#: Recorded for a request whose caller went away before the fake answered (nginx's "client closed request").
-CUT_OFF = 499
-
-
 # --- the fake providers ----------------------------------------------------------------------------------------
-
-
-def _cut_off_recorder(get_fake: Callable[[web.Request], FakeProvider], method_of: Callable[[web.Request], str]) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except asyncio.CancelledError:
-            get_fake(request).record(method=method_of(request), token="", params={}, status=CUT_OFF)
-            raise
-
-    return middleware
-
-
-@contextlib.asynccontextmanager
-async def serve_fake(app: web.Application, *, cut_off: bool) -> AsyncIterator[str]:
-    """Serve a fake provider app. ``cut_off``: a request whose client goes away is cancelled before the fake
-    accepts it (a provider that had not taken the message when the connection broke), else the fake finishes it
-    and accepts the message although nobody reads the answer (a provider that took it: the sender cannot know)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=cut_off)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
 async def fake_providers(*, cut_off: bool) -> AsyncIterator[tuple[FakeTelegram, FakeTwilio]]:
-    telegram_app = create_telegram_app()
-    twilio_app = create_twilio_app(accounts={TWILIO_SID: TWILIO_TOKEN})
-    if cut_off:
-        telegram_app.middlewares.append(
-            _cut_off_recorder(lambda r: r.app[TELEGRAM_FAKE], lambda r: canonical_method(r.match_info["method"]))
-        )
-        twilio_app.middlewares.append(_cut_off_recorder(lambda r: r.app[TWILIO_FAKE], lambda r: "Messages.create"))
-    async with serve_fake(telegram_app, cut_off=cut_off) as tg_url, serve_fake(twilio_app, cut_off=cut_off) as tw_url:
-        telegram, twilio = telegram_app[TELEGRAM_FAKE], twilio_app[TWILIO_FAKE]
-        telegram.base_url, twilio.base_url = tg_url, tw_url
+    """Both fakes. ``cut_off``: a request whose client goes away is cancelled before the fake accepts it (a
+    provider that had not taken the message when the connection broke), else the fake finishes it and accepts the
+    message although nobody reads the answer (a provider that took it: the sender cannot know)."""
+    async with (
+        running_fake_telegram(cut_off=cut_off) as telegram,
+        running_fake_twilio(accounts={TWILIO_SID: TWILIO_TOKEN}, cut_off=cut_off) as twilio,
+    ):
         yield telegram, twilio
 
 

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from aiohttp.typedefs import Handler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,7 +22,7 @@ from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import OutboxMessage
 from devtools.builders import Clinic
 from devtools.fakes.control import Recorded
-from devtools.fakes.telegram_api import TELEGRAM_FAKE, FakeTelegram, canonical_method, create_telegram_app
+from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 
 BOT_TOKEN = "424242:delivery-faults"
 WEBHOOK_SECRET = "delivery-faults-secret"
@@ -33,40 +31,13 @@ WEBHOOK_SECRET = "delivery-faults-secret"
 # --- a fake Bot API that does not finish what a dead caller asked --------------------------------------------
 
 
-#: The status a cut-off request is recorded with (nginx's "client closed request"); never a 2xx, so
-#: ``sent_messages`` does not count it.
-CUT_OFF = 499
-
-
-@web.middleware
-async def _record_cut_off(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except asyncio.CancelledError:
-        method = request.match_info.get("method")
-        if method is not None:
-            fake = request.app[TELEGRAM_FAKE]
-            fake.record(method=canonical_method(method), token=request.match_info["token"], params={}, status=CUT_OFF)
-        raise
-
-
 @contextlib.asynccontextmanager
 async def fake_telegram() -> AsyncIterator[FakeTelegram]:
-    """The fake Bot API, served so that a request whose client goes away is cancelled before the fake answers it
-    (aiohttp's ``handler_cancellation``): a request cut off by a killed worker is never accepted, as by a provider
-    that had not taken the message yet when the connection broke; it is recorded with status :data:`CUT_OFF`."""
-    app = create_telegram_app()
-    app.middlewares.append(_record_cut_off)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        fake: FakeTelegram = app[TELEGRAM_FAKE]
-        fake.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    """The fake Bot API, served so that a request whose client goes away is cancelled before the fake answers it: a
+    request cut off by a killed worker is never accepted, as by a provider that had not taken the message yet when
+    the connection broke; it is recorded with status ``devtools.fakes.control.CUT_OFF``."""
+    async with running_fake_telegram(cut_off=True) as fake:
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 def text_of(entry: Recorded) -> str:

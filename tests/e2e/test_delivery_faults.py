@@ -30,6 +30,7 @@ from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import auth, outbox
 from devtools.builders import build_clinic, next_weekday
+from devtools.fakes.control import CUT_OFF
 from infra import job_names, queues
 from tests import servers
 from tests.e2e import faults_support as faults
@@ -81,7 +82,7 @@ async def test_a_message_whose_worker_was_killed_mid_send_is_sent_once_by_the_ne
         finally:
             first.kill()  # SIGKILL, worker and its scheduler, while the fake still holds the request
 
-        cut_off = await eventually(lambda: [r for r in telegram.requests if r.status == faults.CUT_OFF])
+        cut_off = await eventually(lambda: [r for r in telegram.requests if r.status == CUT_OFF])
         assert [r.method for r in cut_off] == ["sendMessage"] and telegram.sent_messages(chat) == []
 
         async def given_up_on() -> bool:  # the dead worker's claim is older than the reclaim age

@@ -29,6 +29,7 @@ from channels.telegram.client import make_bot
 from channels.whatsapp.client import Throttled, basic_authorization, twilio_client
 from channels.whatsapp.client import rewrite_url as rewrite_twilio_url
 from devtools.fakes.clients import sync_twilio_client
+from devtools.fakes.control import CUT_OFF, Recorded
 from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 from devtools.fakes.twilio_api import FakeTwilio, running_fake_twilio
 
@@ -240,6 +241,40 @@ async def test_a_delay_fault_answers_normally_afterwards(bot: Bot, telegram: Fak
 
     assert message.text == "Please wait, checking the calendar"
     assert telegram.faults.pending == []
+
+
+async def send_and_hang_up(fake: FakeTelegram) -> None:
+    """A sendMessage the fake holds for 2 s (a slow provider) and whose sender stops waiting after 0.2 s."""
+    fake.delay_next(seconds=2, method="sendMessage")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as http:
+        with pytest.raises(TimeoutError):
+            await http.post(f"{fake.base_url}/bot{BOT_TOKEN}/sendMessage", json={"chat_id": PATIENT_CHAT, "text": "Hi"})
+
+
+async def recorded(fake: FakeTelegram, status: int) -> list[Recorded]:
+    for _ in range(200):  # up to 10 s: the fake records the call when its 2 s are up (or the sender hung up)
+        found = [entry for entry in fake.requests if entry.status == status]
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no request recorded with status {status}: {fake.requests}")
+
+
+async def test_served_cut_off_a_message_whose_sender_hung_up_is_dropped_and_recorded_as_cut_off() -> None:
+    async with running_fake_telegram(cut_off=True) as fake:
+        await send_and_hang_up(fake)
+        [cut_off] = await recorded(fake, CUT_OFF)
+
+    assert cut_off.method == "sendMessage"
+    assert fake.sent_messages() == []
+
+
+async def test_served_normally_a_message_whose_sender_hung_up_is_still_accepted() -> None:
+    async with running_fake_telegram() as fake:
+        await send_and_hang_up(fake)
+        [accepted] = await recorded(fake, 200)
+
+    assert fake.sent_messages() == [accepted]
 
 
 async def test_concurrent_calls_use_each_fault_exactly_once(bot: Bot, telegram: FakeTelegram) -> None:
