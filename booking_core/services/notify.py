@@ -15,7 +15,7 @@ inline keyboard, WhatsApp's numbered options), the providers' length limits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -26,7 +26,7 @@ from booking_core.db.tables import ChannelIdentity
 from booking_core.domain.messages import Button, Channel, Image, OutboundMessage
 from booking_core.services import messages, outbox, settings
 
-__all__ = ["TEMPLATES_SETTING", "Chat", "Notice", "Reach", "Told", "patient_reach", "tell", "write"]
+__all__ = ["TEMPLATES_SETTING", "Chat", "Notice", "Reach", "Told", "options_offered", "patient_reach", "tell", "write"]
 
 #: Clinic setting mapping a notice's kind ("reminder", "confirmation", "queue_position", "waitlist_offer", …) to
 #: the approved template (a Twilio Content sid, "HX…") sent instead of the text when WhatsApp allows no free text
@@ -97,6 +97,19 @@ async def patient_reach(
         language=language or (patient.language if patient and patient.language else default_language),
         last_inbound_at=identity.last_inbound_at,
     )
+
+
+async def options_offered(db: Db, identity_id: int, kinds: Collection[str]) -> tuple[str, ...]:
+    """The button data of the last message planned for this chat when it is of one of ``kinds`` (else empty): a bare
+    "1".."n" the patient types now answers it (WhatsApp shows buttons as numbered options).
+
+    The outbox, not the conversation, is asked: a notice may reach a chat with no open conversation yet (a visit
+    booked at the desk, a waitlist offer), and the patient's first reply opens one."""
+    latest = await queries.latest_outbox(db, identity_id)
+    if latest is None or latest[0] not in kinds:
+        return ()
+    buttons = latest[1].get("buttons") or []
+    return tuple(str(b["data"]) for b in buttons if isinstance(b, dict) and isinstance(b.get("data"), str))
 
 
 async def tell(

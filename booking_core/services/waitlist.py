@@ -377,13 +377,10 @@ async def _offer_choice(db: Db, identity_id: int, message: Message) -> str | Non
     text = (message.text or "").strip()
     if not text.isdigit() or len(text) > 2:
         return None
-    # WhatsApp shows buttons as numbered options: a number answers the last thing we sent, if that was an offer.
-    last = await queries.latest_outbox(db, identity_id)
-    if last is None or last.kind != "waitlist_offer":
-        return None
-    buttons = (last.payload or {}).get("buttons") or []
+    # A number answers the last thing we sent, if that was an offer.
+    options = await notify.options_offered(db, identity_id, ("waitlist_offer",))
     number = int(text)
-    if not 1 <= number <= len(buttons):
+    if not 1 <= number <= len(options):
         return None
-    chosen = buttons[number - 1].get("data") if isinstance(buttons[number - 1], dict) else None
-    return chosen if isinstance(chosen, str) and chosen.startswith(BUTTON_PREFIX) else None
+    chosen = options[number - 1]
+    return chosen if chosen.startswith(BUTTON_PREFIX) else None

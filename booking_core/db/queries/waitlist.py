@@ -253,13 +253,3 @@ async def offered_entry_ids(db: AsyncSession, offer_id: int) -> list[int]:
 
 async def session(db: AsyncSession, session_id: int | None) -> Session | None:
     return None if session_id is None else await db.get(Session, session_id)
-
-
-async def latest_outbox(db: AsyncSession, identity_id: int) -> OutboxMessage | None:
-    """The last message we planned for this chat identity (what a bare "1" typed now answers).
-
-    The outbox, not the conversation: an offer may reach a patient who has no open conversation yet."""
-    result = await db.execute(
-        select(OutboxMessage).where(OutboxMessage.identity_id == identity_id).order_by(OutboxMessage.id.desc()).limit(1)
-    )
-    return result.scalar_one_or_none()
