@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from booking_core.domain.invoice import Invoice
-from booking_core.services import invoicing
+from booking_core.services import invoice_inputs, invoicing, session_lines
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
 from gateway.api.fields import Id
@@ -27,18 +27,18 @@ class ConsumableIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=120)
     unit_price: Decimal = Field(allow_inf_nan=False, description=MONEY)  # its size is the service's (invalid_amount)
-    quantity: int = Field(default=1, ge=1, le=invoicing.MAX_QUANTITY)
+    quantity: int = Field(default=1, ge=1, le=invoice_inputs.MAX_QUANTITY)
     taxable: bool = False
 
-    def request(self) -> invoicing.ConsumableRequest:
-        return invoicing.ConsumableRequest(self.name, self.unit_price, self.quantity, self.taxable)
+    def request(self) -> invoice_inputs.ConsumableRequest:
+        return invoice_inputs.ConsumableRequest(self.name, self.unit_price, self.quantity, self.taxable)
 
 
 class ExaminationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     examination_id: Id
-    quantity: int = Field(default=1, ge=1, le=invoicing.MAX_QUANTITY)
+    quantity: int = Field(default=1, ge=1, le=invoice_inputs.MAX_QUANTITY)
 
 
 class PreviewRequest(BaseModel):
@@ -57,7 +57,7 @@ class AddLineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     examination_id: Id | None = None
-    quantity: int = Field(default=1, ge=1, le=invoicing.MAX_QUANTITY, description="For an examination")
+    quantity: int = Field(default=1, ge=1, le=invoice_inputs.MAX_QUANTITY, description="For an examination")
     consumable: ConsumableIn | None = None
 
     @model_validator(mode="after")
@@ -185,7 +185,7 @@ async def preview_invoice(request: web.Request, body: PreviewRequest) -> Invoice
             db,
             branch_id=body.branch_id,
             patient_id=body.patient_id,
-            lines=[invoicing.ExaminationRequest(e.examination_id, e.quantity) for e in body.examinations],
+            lines=[invoice_inputs.ExaminationRequest(e.examination_id, e.quantity) for e in body.examinations],
             consumables=[c.request() for c in body.consumables],
             loyalty_points=body.loyalty_points,
         )
@@ -206,7 +206,7 @@ async def get_session_invoice(request: web.Request, session_id: int) -> InvoiceO
 async def add_session_line(request: web.Request, session_id: int, body: AddLineRequest) -> LineOut:
     actor = caller(request)
     async with transaction(request) as db:
-        line = await invoicing.add_line(
+        line = await session_lines.add_line(
             db,
             session_id,
             actor=actor,
@@ -232,7 +232,7 @@ async def add_session_line(request: web.Request, session_id: int, body: AddLineR
 async def remove_session_line(request: web.Request, session_id: int, line_id: int) -> InvoiceOut:
     actor = caller(request)
     async with transaction(request) as db:
-        await invoicing.remove_line(db, session_id, line_id, actor=actor)
+        await session_lines.remove_line(db, session_id, line_id, actor=actor)
         view = await invoicing.session_invoice(db, session_id, actor=actor)
     return _view_out(view)
 

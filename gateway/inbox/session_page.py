@@ -20,7 +20,7 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.archive import confirmation_phrase
 from booking_core.domain.lifecycle import ACTIVE_STATUSES, SessionStatus, can_transition
 from booking_core.domain.money import money_str
-from booking_core.services import appointments, catalog, invoicing, lifecycle, queue, queue_actions
+from booking_core.services import appointments, catalog, invoicing, lifecycle, queue, queue_actions, session_lines
 from booking_core.services.errors import Invalid
 from booking_core.services.lifecycle import SessionChange
 from gateway.api.common import follow_up, patient_facing, transaction
@@ -193,7 +193,7 @@ async def add_line(request: web.Request, actor: Actor) -> web.StreamResponse:
         raise Invalid("examination_required", "Choose the examination to add.")
     quantity = as_int(form.get("quantity")) or 0
     async with transaction(request) as db:
-        line = await invoicing.add_line(db, session_id, actor=actor, examination_id=exam_id, quantity=quantity)
+        line = await session_lines.add_line(db, session_id, actor=actor, examination_id=exam_id, quantity=quantity)
         name, count = line.name, line.quantity
     return back(request, _here(session_id), notice=f"Added {count} × {name}; the invoice is updated.")
 
@@ -204,7 +204,7 @@ async def set_quantity(request: web.Request, actor: Actor) -> web.StreamResponse
     form = await form_of(request)
     quantity = as_int(form.get("quantity")) or 0
     async with transaction(request) as db:
-        line = await invoicing.set_line_quantity(db, session_id, line_id, quantity, actor=actor)
+        line = await session_lines.set_line_quantity(db, session_id, line_id, quantity, actor=actor)
         name, count = line.name, line.quantity
     return back(request, _here(session_id), notice=f"{name}: quantity {count}; the invoice is updated.")
 
@@ -213,7 +213,7 @@ async def set_quantity(request: web.Request, actor: Actor) -> web.StreamResponse
 async def remove_line(request: web.Request, actor: Actor) -> web.StreamResponse:
     session_id, line_id = _session_id(request), route_id(request, "line_id")
     async with transaction(request) as db:
-        await invoicing.remove_line(db, session_id, line_id, actor=actor)
+        await session_lines.remove_line(db, session_id, line_id, actor=actor)
     return back(request, _here(session_id), notice="Line removed; the invoice is updated.")
 
 

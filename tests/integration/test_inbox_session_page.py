@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import AuditEntry, Invoice, Patient, QueueEntry, Session, SessionLine, Staff
 from booking_core.domain.actors import Actor
 from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
-from booking_core.services import booking, invoicing
+from booking_core.services import booking, session_lines
 from booking_core.services.errors import Invalid
 from devtools.builders import Clinic, build_clinic, insert_session, next_weekday, today_at, unique
 from tests.integration.queue_pages import flash_of
@@ -123,11 +123,11 @@ async def test_recounting_a_line_to_the_same_number_changes_nothing(db: AsyncSes
     visit = await _book(db, clinic, next_weekday(2, hour=10))
     (line,) = await _rows(db, select(SessionLine).where(SessionLine.session_id == visit.id))
     before = await _actions(db, visit.id)
-    same = await invoicing.set_line_quantity(db, visit.id, line.id, 1, actor=DESK)
+    same = await session_lines.set_line_quantity(db, visit.id, line.id, 1, actor=DESK)
     await db.commit()
     assert same.quantity == 1 and await _actions(db, visit.id) == before
     try:
-        await invoicing.set_line_quantity(db, visit.id, line.id, 1000, actor=DESK)
+        await session_lines.set_line_quantity(db, visit.id, line.id, 1000, actor=DESK)
     except Invalid as exc:
         assert exc.code == "invalid_quantity"
     else:
