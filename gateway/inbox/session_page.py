@@ -99,13 +99,12 @@ async def show(request: web.Request, actor: Actor) -> web.StreamResponse:
         complete_refused = await lifecycle.step_refusal_for(db, found.session, SessionStatus.COMPLETED, now=now)
     s, tz, cur = found.session, found.branch.tz, found.branch.currency
     status = SessionStatus(s.status)
-    desk = actor.role in DESK
-    active = status in ACTIVE_STATUSES
     today = local(now, tz).date()
     can_start = can_transition(status, SessionStatus.OPEN)
     can_complete = can_transition(status, SessionStatus.COMPLETED)
     # Why the next step is not offered (the same words the API answers with), and the back-dated entry instead.
     blocked = start_refused if can_start else complete_refused if can_complete else None
+    desk = actor.role in DESK
     actions = {
         "accept": desk and status is SessionStatus.WAITING and not s.accepted,
         "check_in": desk
@@ -132,7 +131,27 @@ async def show(request: web.Request, actor: Actor) -> web.StreamResponse:
         "checked_in_waiting_day": local(s.starts_at, tz).date() != today,
         "ticket": ticket,
         "eta": hhmm(ticket.eta, tz) if ticket else "",
-        "editable": active,
+        "editable": status in ACTIVE_STATUSES,
+        **_lines_context(found, exams, invoice),
+        "actions": actions,
+        "blocked": str(blocked) if blocked is not None else "",
+        "backdate_step": "start" if can_start else "complete",
+        "reasons": [(r, REASON_LABELS.get(r, r.replace("_", " ").capitalize())) for r in reasons],
+        "phrase": confirmation_phrase(s.booking_code),
+        "commission": actor.role in ("owner", "admin") and s.doctor_commission is not None,
+        "doctor_commission": money(s.doctor_commission, cur) if s.doctor_commission is not None else "",
+        "manager_commission": money(s.manager_commission, cur) if s.manager_commission is not None else "",
+    }
+    return render(request, actor, "inbox/session.html", context, title=f"Session {s.booking_code}")
+
+
+def _lines_context(
+    found: lifecycle.SessionDetail, exams: list[catalog.ExaminationView], invoice: invoicing.InvoiceView
+) -> dict[str, Any]:
+    """The session's lines, the examinations that can be added, its invoice, and the data the page's live invoice
+    preview sends (the same lines, as the invoice preview API takes them)."""
+    cur = found.branch.currency
+    return {
         "lines": [
             {
                 "id": line.id,
@@ -169,16 +188,7 @@ async def show(request: web.Request, actor: Actor) -> web.StreamResponse:
             ],
             "names": {str(e.id): e.name for e in exams},
         },
-        "actions": actions,
-        "blocked": str(blocked) if blocked is not None else "",
-        "backdate_step": "start" if can_start else "complete",
-        "reasons": [(r, REASON_LABELS.get(r, r.replace("_", " ").capitalize())) for r in reasons],
-        "phrase": confirmation_phrase(s.booking_code),
-        "commission": actor.role in ("owner", "admin") and s.doctor_commission is not None,
-        "doctor_commission": money(s.doctor_commission, cur) if s.doctor_commission is not None else "",
-        "manager_commission": money(s.manager_commission, cur) if s.manager_commission is not None else "",
     }
-    return render(request, actor, "inbox/session.html", context, title=f"Session {s.booking_code}")
 
 
 # --- lines
