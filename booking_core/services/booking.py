@@ -118,19 +118,34 @@ async def alternatives(
     after: datetime,
     doctor_id: int | None,
     now: datetime,
-    duration_min: int | None = None,
     limit: int = ALTERNATIVES,
 ) -> list[dict[str, object]]:
-    """The next free slots from ``after`` on (two weeks ahead at most), as JSON-ready dicts."""
-    ctx = await availability.context(
+    """The next free slots of one examination from ``after`` on (two weeks ahead at most), as JSON-ready dicts."""
+    return await visit_alternatives(
+        db, branch_id=branch_id, examination_ids=[examination_id], after=after, doctor_id=doctor_id, now=now,
+        limit=limit,
+    )  # fmt: skip
+
+
+async def visit_alternatives(
+    db: Db,
+    *,
+    branch_id: int,
+    examination_ids: Sequence[int],
+    after: datetime,
+    doctor_id: int | None,
+    now: datetime,
+    limit: int = ALTERNATIVES,
+) -> list[dict[str, object]]:
+    """The next free slots for a visit of these examinations (every one's rules), as JSON-ready dicts."""
+    ctx = await availability.visit_context(
         db,
         branch_id=branch_id,
-        examination_id=examination_id,
+        examination_ids=examination_ids,
         start=max(after, now),
         end=max(after, now) + timedelta(days=14),
         doctor_id=doctor_id,
         now=now,
-        duration_min=duration_min,
     )
     return [_slot_json(slot, ctx.doctor_names) for slot in engine.first_free(ctx.query, limit)]
 
@@ -162,23 +177,16 @@ async def _slot_taken(
     db: Db,
     *,
     branch_id: int,
-    examination_id: int,
+    examination_ids: Sequence[int],
     start: datetime,
     doctor_id: int | None,
     now: datetime,
-    duration_min: int,
     ctx: availability.Context | None = None,
 ) -> Conflict:
     options = _nearby_alternatives(ctx, after=start, now=now) if ctx is not None else None
     if options is None:
-        options = await alternatives(
-            db,
-            branch_id=branch_id,
-            examination_id=examination_id,
-            after=start,
-            doctor_id=doctor_id,
-            now=now,
-            duration_min=duration_min,
+        options = await visit_alternatives(
+            db, branch_id=branch_id, examination_ids=examination_ids, after=start, doctor_id=doctor_id, now=now
         )
     return _taken(options)
 
@@ -187,52 +195,53 @@ async def _place(
     db: Db,
     *,
     branch_id: int,
-    examination: ExaminationLike,
-    duration_min: int,
+    examinations: Sequence[ExaminationLike],
     start: datetime,
     doctor_id: int | None,
     room_id: int | None,
     now: datetime,
     since: int | None = None,
 ) -> Placement:
-    """Check the clinic's rules for this start; pick doctor and room; 409 if taken, 422 if not offered.
+    """Check the clinic's rules for a visit of these examinations at this start; pick doctor and room.
+
+    A doctor or room staff name is held to the same rules as one the engine would propose (attendance, blackouts,
+    claims, room kind, doing every examination); a visit of several examinations must suit every one of them over
+    its whole length. 409 ``slot_taken`` if someone else has the time, 422 ``slot_unavailable`` (with the reasons)
+    if the clinic does not offer it.
 
     ``since`` (see :func:`contention.mark`): the booking waited for others' claims in this process; it may share the
     availability read of the others that waited with it (the same rows, read after the same commits).
     """
-    if since is not None and duration_min == examination.duration_min:
+    ids = [e.id for e in examinations]
+    if room_id is not None:
+        await _check_named_room(db, room_id, branch_id=branch_id, examinations=examinations)
+    if since is not None:
         day = start.replace(hour=0, minute=0, second=0, microsecond=0)  # UTC: one read for the day's requests
 
         async def load() -> availability.Context:
-            return await availability.context(
+            return await availability.visit_context(
                 db,
                 branch_id=branch_id,
-                examination_id=examination.id,
+                examination_ids=ids,
                 start=day - timedelta(days=1),
                 end=day + timedelta(days=2),
                 doctor_id=doctor_id,
                 now=now,
             )
 
-        ctx = await contention.read_once(("explain", branch_id, examination.id, doctor_id, day), since, load)
+        ctx = await contention.read_once(("explain", branch_id, tuple(ids), doctor_id, day), since, load)
         ctx = dataclasses.replace(ctx, query=dataclasses.replace(ctx.query, now=now))
-        reasons = engine.explain(ctx.query, start, doctor_id)
     else:
-        ctx, reasons = await availability.explain_time(
-            db, branch_id=branch_id, examination_id=examination.id, at=start, doctor_id=doctor_id, now=now
-        )
-    if duration_min != examination.duration_min:  # several examinations in one visit: one longer slot
-        ctx = await availability.context(
+        ctx = await availability.visit_context(
             db,
             branch_id=branch_id,
-            examination_id=examination.id,
+            examination_ids=ids,
             start=start - timedelta(days=1),
             end=start + timedelta(days=1),
             doctor_id=doctor_id,
             now=now,
-            duration_min=duration_min,
         )
-        reasons = engine.explain(ctx.query, start, doctor_id)
+    reasons = engine.explain(ctx.query, start, doctor_id, room_id)
     chosen = next((r for r in reasons if r.code == "available"), None)
     if chosen is None:
         codes = {r.code for r in reasons}
@@ -240,11 +249,10 @@ async def _place(
             raise await _slot_taken(
                 db,
                 branch_id=branch_id,
-                examination_id=examination.id,
+                examination_ids=ids,
                 start=start,
                 doctor_id=doctor_id,
                 now=now,
-                duration_min=duration_min,
                 ctx=ctx,  # read just now, after any claim in flight in this process ended
             )
         blocking = [r for r in reasons if r.code not in TAKEN] or reasons
@@ -254,23 +262,26 @@ async def _place(
             details={"reasons": [{"code": r.code, "message": r.message, "doctor_id": r.doctor_id} for r in reasons]},
         )
     assert chosen.doctor_id is not None and chosen.room_id is not None
-    room = chosen.room_id
-    if room_id is not None and room_id != room:
-        wanted = await queries.room(db, room_id)
-        if wanted is None or wanted.branch_id != branch_id or not wanted.active:
-            raise NotFound("not_found", f"There is no room {room_id} at this branch.")
-        if examination.room_kind is not None and wanted.kind != examination.room_kind:
-            raise Invalid("unsuitable_room", f"{examination.name} needs a {examination.room_kind} room.")
-        room = room_id  # the database still refuses it if that room is taken
-    end = start + timedelta(minutes=duration_min)
+    rules = ctx.query.examination
+    end = start + timedelta(minutes=rules.duration_min)
     return Placement(
         doctor_id=chosen.doctor_id,
-        room_id=room,
+        room_id=chosen.room_id,
         start=start,
         end=end,
-        claim_start=start - timedelta(minutes=examination.buffer_before_min),
-        claim_end=end + timedelta(minutes=examination.buffer_after_min),
+        claim_start=start - timedelta(minutes=rules.buffer_before_min),
+        claim_end=end + timedelta(minutes=rules.buffer_after_min),
     )
+
+
+async def _check_named_room(db: Db, room_id: int, *, branch_id: int, examinations: Sequence[ExaminationLike]) -> None:
+    """A room staff name must be an open room of the branch, of the kind every examination of the visit needs."""
+    wanted = await queries.room(db, room_id)
+    if wanted is None or wanted.branch_id != branch_id or not wanted.active:
+        raise NotFound("not_found", f"There is no room {room_id} at this branch.")
+    for examination in examinations:
+        if examination.room_kind is not None and wanted.kind != examination.room_kind:
+            raise Invalid("unsuitable_room", f"{examination.name} needs a {examination.room_kind} room.")
 
 
 def _check_count(ids: Sequence[int]) -> None:
@@ -299,8 +310,7 @@ async def _claim_or_conflict(
     placement: Placement,
     *,
     branch_id: int,
-    examination: ExaminationLike,
-    duration_min: int,
+    examination_ids: Sequence[int],
     kind: str,
     now: datetime,
     expires_at: datetime | None = None,
@@ -321,11 +331,10 @@ async def _claim_or_conflict(
         raise await _slot_taken(
             db,
             branch_id=branch_id,
-            examination_id=examination.id,
+            examination_ids=examination_ids,
             start=placement.start,
             doctor_id=doctor_requested,
             now=now,
-            duration_min=duration_min,
         )
     return occupancy_id
 
@@ -445,15 +454,8 @@ async def book(
         flight = followed.booked
 
         async def compute() -> object:
-            exams = await queries.examinations(db, examination_ids)
-            return await alternatives(
-                db,
-                branch_id=branch_id,
-                examination_id=examination_ids[0],
-                after=start,
-                doctor_id=doctor_id,
-                now=now,
-                duration_min=sum(e.duration_min for e in exams),
+            return await visit_alternatives(
+                db, branch_id=branch_id, examination_ids=examination_ids, after=start, doctor_id=doctor_id, now=now
             )
 
         options: list[dict[str, object]] = await contention.shared(flight, "alternatives", compute)  # type: ignore[assignment]
@@ -523,8 +525,8 @@ async def _book(
             branch_id=branch_id,
             doctor_id=doctor_id,
             room_id=room_id,
-            start=start - timedelta(minutes=primary.buffer_before_min),
-            end=end + timedelta(minutes=primary.buffer_after_min),
+            start=start - timedelta(minutes=max(e.buffer_before_min for e in exams)),
+            end=end + timedelta(minutes=max(e.buffer_after_min for e in exams)),
         )
         if await contention.wait(turn):
             since = contention.mark()
@@ -549,8 +551,7 @@ async def _book(
                 placement = await _place(
                     db,
                     branch_id=branch_id,
-                    examination=primary,
-                    duration_min=duration,
+                    examinations=exams,
                     start=start,
                     doctor_id=doctor_id,
                     room_id=room_id,
@@ -568,8 +569,7 @@ async def _book(
             db,
             placement,
             branch_id=branch_id,
-            examination=primary,
-            duration_min=duration,
+            examination_ids=examination_ids,
             kind="session",
             now=now,
             doctor_requested=doctor_id,
@@ -645,22 +645,14 @@ async def hold(
         raise NotFound("not_found", f"There is no branch {branch_id}.")
     (exam,) = await _examinations(db, [examination_id], branch.currency)
     placement = await _place(
-        db,
-        branch_id=branch_id,
-        examination=exam,
-        duration_min=exam.duration_min,
-        start=start,
-        doctor_id=doctor_id,
-        room_id=None,
-        now=now,
+        db, branch_id=branch_id, examinations=[exam], start=start, doctor_id=doctor_id, room_id=None, now=now
     )
     expires_at = now + timedelta(minutes=minutes)
     occupancy_id = await _claim_or_conflict(
         db,
         placement,
         branch_id=branch_id,
-        examination=exam,
-        duration_min=exam.duration_min,
+        examination_ids=[exam.id],
         kind="hold",
         now=now,
         expires_at=expires_at,
