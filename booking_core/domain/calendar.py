@@ -1,4 +1,5 @@
-"""The staff calendar's day: who attends when, the time rows, which cells are free and where each block sits.
+"""The staff calendar's day: who attends when, the time rows and where each block sits (which cells are free is the
+availability engine's to say: :mod:`booking_core.domain.availability`).
 
 Pure: wall-clock windows and instants in, a layout out. The calendar service loads the rows; the page draws this.
 Every instant here is timezone-aware and compared in UTC, so a day with a DST change has the right rows.
@@ -12,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-__all__ = ["Grid", "Span", "attendance_on", "day_bounds", "day_grid", "free_rows", "lanes", "wall_spans"]
+__all__ = ["Grid", "Span", "attendance_on", "day_bounds", "day_grid", "lanes", "wall_spans"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -121,21 +122,6 @@ def day_grid(day: date, tz: str, opening: Sequence[Span], step_min: int, shown: 
     count = -((start - last) // step)
     rows = tuple(start + i * step for i in range(count) if start + i * step < bounds.end)
     return Grid(rows, step)
-
-
-def free_rows(grid: Grid, working: Sequence[Span], blocked: Sequence[Span], now: datetime) -> frozenset[int]:
-    """Rows whose whole step lies in ``working``, meets nothing ``blocked`` and has not begun by ``now``."""
-    found = set()
-    for index, start in enumerate(grid.rows):
-        end = start + grid.step
-        if start < now:
-            continue
-        if not any(w.start <= start and end <= w.end for w in working):
-            continue
-        if any(b.meets(start, end) for b in blocked):
-            continue
-        found.add(index)
-    return frozenset(found)
 
 
 def lanes(items: Sequence[tuple[K, Span]]) -> dict[K, tuple[int, int]]:

@@ -1,8 +1,10 @@
 """The calendar (``/inbox/calendar``): one branch's day by doctor or by room, booking a free slot, blackouts.
 
-Free cells are links that open the booking form for that start (works without script); the form books through
-the booking service, and a taken slot comes back with the next free times to pick from. The grid is a live region:
-a visit booked or cancelled anywhere, or a blackout added, redraws it.
+Free cells are links that open the booking form for that start (works without script); a cell that cannot be
+booked says why on hover (the availability engine's reasons). The form books through the booking service and
+answers with a redirect back to the calendar (post/redirect/get): after a booking, to the day with a notice; after a
+refusal, to the same booking form with what was typed, the reason and, for a taken slot, the next free times to
+pick from. The grid is a live region: a visit booked or cancelled anywhere, or a blackout added, redraws it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from booking_core.db.engine import Db
 from booking_core.domain.actors import Actor
@@ -35,9 +38,13 @@ from gateway.inbox.formats import (
     when,
 )
 from gateway.inbox.web import ALL, DESK, back, form_of, render, staff_page
-from gateway.keys import SESSIONMAKER
+from gateway.keys import SESSIONMAKER, SETTINGS
 
 VIEW_LABELS = {"doctors": "By doctor", "rooms": "By room"}
+#: A refused booking's form (what was typed, why, the next free times) on its way back to the calendar page.
+DRAFT_COOKIE = "fd_calendar_draft"
+#: The fields of the booking form that come back after a refusal.
+KEPT_FIELDS = ("patient_id", "name", "phone", "examination_id")
 
 
 def calendar_url(branch_id: int, on: date, view: str, **extra: object) -> str:
@@ -110,6 +117,7 @@ def _grid_context(found: calendar_service.CalendarDay, actor: Actor, chosen: dic
                     "time": hhmm(start, tz),
                     "href": link if free and can_book else "",
                     "chosen": chosen.get("slot") == start and chosen.get(key) == column.id,
+                    "why": "" if free else column.why_not.get(index, "Not bookable"),
                 }
             )
         blocks = [
@@ -223,6 +231,10 @@ async def _booking_panel(
         if (doctor_id is None or doctor_id in e.doctor_ids)
         and (room_id is None or e.room_kind in (None, room_kind))
     ]  # fmt: skip
+    # What can start at that time in that column; all of the column's examinations once it has gone (the refusal
+    # and the next free times then say why).
+    startable = _startable(found, slot, doctor_id, room_id)
+    offered = [e for e in offered if e.id in startable] or offered
     search = " ".join(query.get("q", "").split())[:120]
     matches = await patients.search(db, search, actor=actor) if search else []
     picked = as_int(query.get("patient_id"))
@@ -248,7 +260,7 @@ async def _booking_panel(
         ],
         "q": search,
         "matches": matches,
-        "typed": {k: query.get(k, "") for k in ("patient_id", "name", "phone", "examination_id")},
+        "typed": {k: query.get(k, "") for k in KEPT_FIELDS},
         "error": error.message if error else "",
         "alternatives": _taken_alternatives(error, tz) if error is not None and error.code == "slot_taken" else [],
     }
@@ -269,12 +281,76 @@ def _taken_alternatives(error: ServiceError, tz: str) -> list[dict[str, str]]:
     return alternatives
 
 
+def _startable(
+    found: calendar_service.CalendarDay, slot: datetime, doctor_id: int | None, room_id: int | None
+) -> tuple[int, ...]:
+    """The examinations that can start at ``slot`` in the chosen doctor's (else room's) column."""
+    kind, wanted = ("doctor", doctor_id) if doctor_id else ("room", room_id)
+    column = next((c for c in found.columns if c.kind == kind and c.id == wanted), None)
+    row = next((i for i, start in enumerate(found.grid.rows) if start == slot), None)
+    return () if column is None or row is None else column.bookable.get(row, ())
+
+
+def _drafts(request: web.Request) -> URLSafeSerializer:
+    return URLSafeSerializer(request.app[SETTINGS].SECRET_KEY, salt="frontdesk.staff.calendar-draft")
+
+
+def _refused(request: web.Request, where: Where, form: dict[str, str], start: datetime | None,
+             doctor_id: int | None, room_id: int | None, refusal: ServiceError) -> web.Response:  # fmt: skip
+    """Back to the calendar (post/redirect/get): to the booking form of that time, with what was typed, the reason
+    and the next free times; without a time, to the day with the reason as the page's notice."""
+    if start is None or (doctor_id is None and room_id is None):
+        return back(request, calendar_url(where.branch.id, where.day, where.view), error=refusal.message)
+    details = refusal.details if isinstance(refusal.details, dict) else {}
+    draft = {
+        "slot": start.isoformat(),
+        "form": {k: form.get(k, "")[:200] for k in KEPT_FIELDS},
+        "code": refusal.code,
+        "message": refusal.message[:300],
+        "alternatives": list(details.get("alternatives", []))[:5] if refusal.code == "slot_taken" else [],
+    }
+    tz = where.branch.tz
+    column = {"doctor": doctor_id} if doctor_id else {"room": room_id}
+    url = calendar_url(where.branch.id, local(start, tz).date(), where.view, slot=local(start, tz).isoformat(),
+                       **column) + "#book"  # fmt: skip
+    response = web.Response(status=303, headers={"Location": url})
+    response.set_cookie(DRAFT_COOKIE, _drafts(request).dumps(draft), path="/inbox/calendar", httponly=True,
+                        samesite="Strict", max_age=120)  # fmt: skip
+    return response
+
+
+def _take_draft(request: web.Request) -> tuple[dict[str, str], ServiceError] | None:
+    """A refused booking's form and refusal, when this page is its booking form (not a live region's refresh)."""
+    raw = request.cookies.get(DRAFT_COOKIE)
+    if not raw or request.headers.get("X-Partial"):
+        return None
+    try:
+        draft = _drafts(request).loads(raw)
+    except BadSignature:
+        return None
+    slot = as_instant(request.query.get("slot"))
+    if not isinstance(draft, dict) or slot is None or as_instant(str(draft.get("slot"))) != slot:
+        return None
+    typed = draft.get("form")
+    typed = typed if isinstance(typed, dict) else {}
+    form = {**request.query, **{k: str(typed.get(k, "")) for k in KEPT_FIELDS}}
+    refusal = ServiceError(str(draft.get("code", "")), str(draft.get("message", "")),
+                           details={"alternatives": draft.get("alternatives") or []})  # fmt: skip
+    return form, refusal
+
+
 @staff_page(ALL)
 async def show(request: web.Request, actor: Actor) -> web.StreamResponse:
     where = await _where(request, actor, dict(request.query))
     if where is None:
         return render(request, actor, "inbox/calendar_empty.html", {}, title="Calendar")
-    return await _page(request, actor, where)
+    draft = _take_draft(request)
+    if draft is None:
+        return await _page(request, actor, where)
+    form, refusal = draft
+    response = await _page(request, actor, where, booking_form=form, booking_error=refusal)
+    response.del_cookie(DRAFT_COOKIE, path="/inbox/calendar")
+    return response
 
 
 @staff_page(DESK, refused_to="/inbox/calendar")
@@ -318,7 +394,7 @@ async def book_slot(request: web.Request, actor: Actor) -> web.StreamResponse:
 
         code, patient_name, starts_at = await booking.retrying(attempt)
     except ServiceError as exc:
-        return await _page(request, actor, where, booking_form=form, booking_error=exc, status=exc.status)
+        return _refused(request, where, form, start, doctor_id, room_id, exc)
     on = local(starts_at, where.branch.tz).date()
     notice = f"Booked {patient_name} on {when(starts_at, where.branch.tz)} (booking code {code})."
     return back(request, calendar_url(where.branch.id, on, where.view), notice=notice)

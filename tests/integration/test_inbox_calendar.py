@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import html as markup
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_core.db.tables import AuditEntry, BlackoutBlock, Patient, Session
+from booking_core.db.tables import AuditEntry, BlackoutBlock, Examination, ExaminationWindow, Patient, Session
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 from tests.integration.staff_pages import sign_in_page
 
@@ -35,6 +36,21 @@ def _calendar(clinic: Clinic, instant: datetime, view: str = "doctors", **extra:
 def _free_slot_links(html: str) -> list[str]:
     found = re.findall(r'class="slot free[^"]*"[^>]*href="([^"]+)"', html)
     return [href.replace("&amp;", "&") for href in found]
+
+
+def _panel(html: str) -> str:
+    """The booking form's panel of a calendar page (the grid's hover texts name examinations too)."""
+    start = html.index('id="book"')
+    return html[start : html.index("</section>", start)]
+
+
+def _cell_title(html: str, column: str, local_time: str) -> str:
+    """The hover text of a cell that cannot be booked, in the column ``doctor-<id>`` or ``room-<id>``."""
+    start = html.index(f'data-column="{column}"')
+    end = html.find('class="cal-col"', start)
+    found = re.search(rf'class="slot off"[^>]*data-time="{local_time}" title="([^"]*)"', html[start:end])
+    assert found is not None, f"no blocked cell at {local_time} in {column}"
+    return markup.unescape(found.group(1))
 
 
 def _slot_link(html: str, doctor_id: int, local_time: str) -> str | None:
@@ -105,7 +121,7 @@ async def test_booking_a_free_slot_for_a_new_patient_from_the_calendar(client: C
     link = _slot_link(html, clinic.doctors["andi"].id, "11:00")
     assert link is not None
 
-    form = await (await client.get(link)).text()
+    form = _panel(await (await client.get(link)).text())
     assert 'id="book-form"' in form and "Book dr. Andi Wijaya" in form
     assert "General consultation" in form and "Acne facial treatment" in form
     assert "Dental check-up" not in form  # dr. Andi does not do it
@@ -145,7 +161,7 @@ async def test_finding_an_existing_patient_and_booking_them(client: Client, db: 
     html = await (await client.get(_calendar(clinic, tuesday))).text()
     link = _slot_link(html, clinic.doctors["sari"].id, "14:00")
     assert link is not None
-    found = await (await client.get(link.replace("#book", f"&q=0{siti.phone_e164[3:9]}"))).text()
+    found = _panel(await (await client.get(link.replace("#book", f"&q=0{siti.phone_e164[3:9]}"))).text())
     assert f'name="patient_id" value="{siti.id}"' in found
     assert "Dental check-up" in found and "General consultation" not in found  # drg. Sari's examinations
     start = parse_qs(urlsplit(link).query)["slot"][0]
@@ -173,8 +189,11 @@ async def test_a_taken_slot_is_refused_with_the_next_free_times_to_pick(client: 
         "patient_id": str(other.id), "examination_id": str(clinic.examinations["GP"].id),
     }  # fmt: skip
     refused = await client.post("/inbox/calendar/book", data=form, allow_redirects=False)
-    html = await refused.text()
-    assert refused.status == 409
+    assert refused.status == 303  # back to the calendar's booking form for that time (post/redirect/get)
+    assert refused.headers["Location"].startswith(_calendar(clinic, monday_ten, slot=""))
+    page = await client.get(refused.headers["Location"])
+    html = await page.text()
+    assert page.status == 200 and page.url.path == "/inbox/calendar"
     assert 'role="alert"' in html and "That time has just been taken" in html
     alternatives = re.findall(r'name="alternative" value="([^"]+)"', html)
     assert alternatives, "the next free times are offered"
@@ -199,7 +218,7 @@ async def test_a_booking_with_a_bad_phone_keeps_what_was_typed(client: Client, d
               "name": "Tono <b>Bold</b>", "phone": "12", "examination_id": str(clinic.examinations["GP"].id)},
     )  # fmt: skip
     html = await refused.text()
-    assert refused.status == 422
+    assert refused.status == 200 and refused.url.path == "/inbox/calendar"  # redirected back to the form
     assert "Enter a valid phone number" in html
     assert 'value="Tono &lt;b&gt;Bold&lt;/b&gt;"' in html
     assert await _sessions_of(db, clinic) == []
@@ -337,7 +356,7 @@ async def test_booking_from_the_room_view_lets_the_clinic_pick_the_doctor(client
     dental = clinic.rooms["dental"].id
     links = [h for h in _free_slot_links(html) if parse_qs(urlsplit(h).query).get("room") == [str(dental)]]
     ten = next(h for h in links if "T10:00:00+07:00" in parse_qs(urlsplit(h).query)["slot"][0])
-    form = await (await client.get(ten)).text()
+    form = _panel(await (await client.get(ten)).text())
     assert "Book Dental suite" in form and "Dental check-up" in form and "General consultation" not in form
     response = await client.post(
         "/inbox/calendar/book",
@@ -359,7 +378,7 @@ async def test_booking_without_a_chosen_time_says_so(client: Client, db: AsyncSe
         data={"csrf_token": token, "branch": str(clinic.branch.id), "start": "", "doctor_id": "",
               "patient_id": str(clinic.patients["siti"].id), "examination_id": str(clinic.examinations["GP"].id)},
     )  # fmt: skip
-    assert refused.status == 422
+    assert refused.status == 200 and refused.url.path == "/inbox/calendar"  # back to the calendar, with the reason
     assert "Choose a free time on the calendar first." in await refused.text()
     assert await _sessions_of(db, clinic) == []
 
@@ -379,3 +398,45 @@ async def test_odd_days_and_times_in_the_address_never_break_the_page(client: Cl
         response = await client.get(f"/inbox/calendar?branch={clinic.branch.id}&{query}")
         assert response.status == 200, query
         assert "<script>" not in (await response.text()).split("</head>", 1)[1], query
+
+
+async def test_the_calendar_offers_only_times_booking_accepts_and_says_why_not_on_the_others(
+    client: Client, db: AsyncSession
+) -> None:
+    clinic = await build_clinic(db)
+    # dr. Andi gives his examinations in the mornings only; the dental check-up needs two weeks' notice.
+    for code in ("GP", "FACIAL"):
+        db.add_all(
+            ExaminationWindow(examination_id=clinic.examinations[code].id, weekday=d, starts=time(8), ends=time(12))
+            for d in range(6)
+        )
+    dental = clinic.examinations["DENTAL"].id
+    await db.execute(update(Examination).where(Examination.id == dental).values(min_notice_min=14 * 24 * 60))
+    await db.commit()
+    andi, sari = clinic.doctors["andi"].id, clinic.doctors["sari"].id
+    monday = next_weekday(0, hour=9)
+    token = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
+
+    html = await (await client.get(_calendar(clinic, monday))).text()
+    assert _slot_link(html, andi, "11:30") is not None  # a consultation from 11:30 ends at noon
+    assert _slot_link(html, andi, "11:45") is None and _slot_link(html, andi, "14:00") is None
+    assert _cell_title(html, f"doctor-{andi}", "14:00") == "14:00 · Not bookable: outside the examination's hours"
+    assert _cell_title(html, f"doctor-{andi}", "08:30") == "08:30 · Not bookable: doctor not attending"
+    assert _free_slot_links(html) and all(f"doctor={sari}" not in link for link in _free_slot_links(html))
+    assert _cell_title(html, f"doctor-{sari}", "14:00") == "14:00 · Not bookable: less than 20160 minutes' notice"
+    rooms = await (await client.get(_calendar(clinic, monday, "rooms"))).text()
+    dental_suite = f"room-{clinic.rooms['dental'].id}"
+    assert "less than 20160 minutes' notice" in _cell_title(rooms, dental_suite, "10:00")
+
+    # What the calendar does not offer, booking refuses for the same reason (and the desk stays on the calendar).
+    refused = await client.post(
+        "/inbox/calendar/book",
+        data={"csrf_token": token, "branch": str(clinic.branch.id), "day": _day_of(monday), "view": "doctors",
+              "start": next_weekday(0, hour=14).astimezone(JAKARTA).isoformat(), "doctor_id": str(andi),
+              "patient_id": str(clinic.patients["siti"].id), "examination_id": str(clinic.examinations["GP"].id)},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert refused.status == 303 and refused.headers["Location"].startswith("/inbox/calendar?")
+    again = await client.get(refused.headers["Location"])
+    assert "outside the examination&#39;s hours" in _panel(await again.text())
+    assert await _sessions_of(db, clinic) == []

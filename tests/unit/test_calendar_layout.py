@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking_core.domain.calendar import Grid, Span, attendance_on, day_grid, free_rows, lanes, wall_spans
+from booking_core.domain.calendar import Grid, Span, attendance_on, day_grid, lanes, wall_spans
 
 JAKARTA = "Asia/Jakarta"
 MONDAY = date(2026, 11, 30)
@@ -57,14 +57,6 @@ def test_blocks_are_placed_on_their_rows_and_clipped_to_the_grid() -> None:
     assert grid.place(at(7), at(8, 30)) == (0, 2)
     assert grid.place(at(13), at(14)) is None
     assert Grid((), timedelta(minutes=15)).place(at(9), at(10)) is None
-
-
-def test_free_rows_need_attendance_no_claim_or_blackout_and_a_future_start() -> None:
-    grid = day_grid(MONDAY, JAKARTA, wall_spans(MONDAY, JAKARTA, [(time(8), time(12))]), 30)
-    working = [Span(at(9), at(12))]
-    blocked = [Span(at(10), at(10, 35))]  # a visit with a 5-minute buffer
-    free = free_rows(grid, working, blocked, now=at(9, 10))
-    assert [grid.rows[i] for i in sorted(free)] == [at(9, 30), at(11), at(11, 30)]
 
 
 def test_overlapping_blocks_share_the_column_side_by_side() -> None:

@@ -18,6 +18,8 @@ from booking_core.db.tables import (
     BranchHours,
     Doctor,
     DoctorAttendance,
+    Examination,
+    ExaminationBranch,
     Occupancy,
     Patient,
     Room,
@@ -92,6 +94,17 @@ async def doctors(db: AsyncSession, ids: list[int] | None = None) -> list[Doctor
 
 async def rooms(db: AsyncSession, branch_id: int) -> list[Room]:
     stmt = select(Room).where(Room.branch_id == branch_id, Room.active.is_(True)).order_by(Room.name, Room.id)
+    return list((await db.execute(stmt)).scalars())
+
+
+async def offered_examinations(db: AsyncSession, branch_id: int) -> list[Examination]:
+    """The active examinations offered at the branch, by name."""
+    stmt = (
+        select(Examination)
+        .join(ExaminationBranch, ExaminationBranch.examination_id == Examination.id)
+        .where(ExaminationBranch.branch_id == branch_id, Examination.active.is_(True))
+        .order_by(Examination.name, Examination.id)
+    )
     return list((await db.execute(stmt)).scalars())
 
 
