@@ -6,29 +6,15 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
 from tests.chaos.load import accepted, unanswered
 from tests.chaos.stack import Stack, alive
-
-
-async def eventually(check: Callable[[], Any], *, seconds: float, what: str) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if asyncio.iscoroutine(found):
-            found = await found
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
-        await asyncio.sleep(0.25)
+from tests.waiting import eventually
 
 
 async def settled(stack: Stack) -> bool:

@@ -19,10 +19,11 @@ import pytest
 from channels.network import SEND_TIMEOUT
 from tests.chaos.conftest import MakeStack
 from tests.chaos.desk import desk
-from tests.chaos.faults import eventually, settle
+from tests.chaos.faults import settle
 from tests.chaos.figures import Figures
 from tests.chaos.load import Ledger, Patients, delivery, new_chats
 from tests.chaos.stack import Stack
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 

@@ -17,9 +17,10 @@ import pytest
 
 from tests.chaos.conftest import MakeStack
 from tests.chaos.desk import clinic, desk, patient_on, weekday_at
-from tests.chaos.faults import eventually, longest_gap, next_accept_after, settle, time_to_clear_backlog
+from tests.chaos.faults import longest_gap, next_accept_after, settle, time_to_clear_backlog
 from tests.chaos.figures import Figures
 from tests.chaos.load import Ledger, Patients, delivery, ingest_lost, new_chats
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 

@@ -21,10 +21,11 @@ import pytest
 
 from tests.chaos.conftest import MakeStack
 from tests.chaos.desk import Desk, clinic, desk, local_day, patient_on, session_today, weekday_at
-from tests.chaos.faults import Kill, eventually, kill_worker, settle
+from tests.chaos.faults import Kill, kill_worker, settle
 from tests.chaos.figures import Figures
 from tests.chaos.load import Ledger, Patients, delivery, ingest_lost, new_chats, new_numbers
 from tests.chaos.stack import FAST_RECLAIM, Stack
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 

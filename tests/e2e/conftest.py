@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +21,8 @@ from devtools import harness
 from devtools.fakes.telegram_api import running_fake_telegram
 from devtools.fakes.twilio_api import running_fake_twilio
 from gateway.migrate import upgrade
+from tests import servers
+from tests.waiting import eventually
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test`; never `playwright install`
 CHROMIUM_ARGS = [
@@ -80,35 +79,16 @@ async def stack(backing: harness.Backing, child_env: dict[str, str]) -> AsyncIte
             TWILIO_WHATSAPP_FROM=SENDER,
             TWILIO_API_URL=twilio.base_url,
         )
-        processes = [
-            subprocess.Popen(harness.frontdesk_command("serve", "--port", str(port)), env=env, cwd=harness.ROOT),
-            subprocess.Popen(harness.frontdesk_command("worker"), env=env, cwd=harness.ROOT),
-        ]
+        gateway, worker = servers.start(env, "serve", "--port", str(port)), servers.start(env, "worker")
         try:
-            await asyncio.to_thread(harness.wait_for_http, f"http://127.0.0.1:{port}/health", timeout=60)
+            await asyncio.to_thread(
+                harness.wait_for_http, f"http://127.0.0.1:{port}/health", timeout=60, process=gateway.popen
+            )
             yield Stack(f"http://127.0.0.1:{port}", engine, telegram, twilio, env["SECRET_KEY"])
         finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            await asyncio.gather(gateway.stop_async(), worker.stop_async())
             await engine.dispose()
             await harness.drop_database(backing.admin_url, name)
-
-
-async def wait_for(check: Callable[[], Any], *, seconds: float = 20.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if asyncio.iscoroutine(found):
-            found = await found
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out waiting for the bot")
 
 
 async def last_reply(stack: Stack, recipient: str, after: int) -> OutboxMessage:
@@ -131,7 +111,7 @@ async def last_reply(stack: Stack, recipient: str, after: int) -> OutboxMessage:
             return rows[-1]
         return None
 
-    return await wait_for(sent)  # type: ignore[no-any-return]
+    return await eventually(sent)  # type: ignore[no-any-return]
 
 
 def choose(buttons: list[dict[str, str]]) -> int | None:
@@ -176,7 +156,7 @@ async def lead_with_hold(stack: Stack, channel: str) -> Lead:
                 assert hold is not None and hold.status == "active"
             return lead
 
-    return await wait_for(found)  # type: ignore[no-any-return]
+    return await eventually(found)  # type: ignore[no-any-return]
 
 
 async def login_code(engine: AsyncEngine, secret_key: str, role: str = "staff", *, branch_id: int | None = None) -> str:

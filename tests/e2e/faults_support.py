@@ -4,15 +4,12 @@ from ``tests/servers.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import html
 import re
 import secrets
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiohttp
 from sqlalchemy import select
@@ -72,20 +69,6 @@ async def database(env: dict[str, str]) -> AsyncIterator[async_sessionmaker[Asyn
 async def outbox_rows(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
     async with sessions() as db:
         return list((await db.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
-
-
-async def eventually(check: Callable[[], Any], *, seconds: float = 90.0, what: str = "the workers") -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if asyncio.iscoroutine(found):
-            found = await found
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not get there")
-        await asyncio.sleep(0.1)
 
 
 # --- a patient on Telegram -----------------------------------------------------------------------------------

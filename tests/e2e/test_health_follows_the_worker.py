@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests import servers
-from tests.e2e.faults_support import eventually
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

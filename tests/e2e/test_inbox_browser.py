@@ -33,9 +33,9 @@ from tests.e2e.conftest import (
     last_reply,
     lead_with_hold,
     staff_page,
-    wait_for,
 )
 from tests.e2e.webchat_steps import book_a_check_up_by_chat
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -115,7 +115,7 @@ async def _lead_of_chat(stack: Stack, channel: str, name: str) -> Lead:
             rows = await db.execute(select(Lead).where(Lead.channel == channel, Lead.contact_name.contains(name)))
             return rows.scalars().first()
 
-    return await wait_for(found)  # type: ignore[no-any-return]
+    return await eventually(found)  # type: ignore[no-any-return]
 
 
 async def test_a_telegram_message_appears_in_the_open_inbox_and_is_converted_with_the_slot_picker(

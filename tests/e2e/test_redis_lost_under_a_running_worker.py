@@ -22,7 +22,8 @@ from devtools.builders import build_clinic, next_weekday
 from infra import queues
 from tests import servers
 from tests.e2e import faults_support as faults
-from tests.e2e.faults_support import eventually, new_chat_id
+from tests.e2e.faults_support import new_chat_id
+from tests.waiting import eventually
 from workers.reminders import job_id
 
 pytestmark = pytest.mark.e2e

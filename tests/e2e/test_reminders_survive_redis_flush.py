@@ -7,14 +7,9 @@ sends the overdue reminder, exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import signal
-import subprocess
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from redis import Redis
@@ -25,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import ChannelIdentity, OutboxMessage, Reminder
 from booking_core.domain.actors import Actor
 from booking_core.services import booking, reminders
-from devtools import harness
 from devtools.builders import build_clinic, insert_session, next_weekday
 from devtools.fakes.telegram_api import FakeTelegram, running_fake_telegram
 from infra import job_names
+from tests import servers
+from tests.waiting import eventually
 from workers.reminders import job_id
 
 pytestmark = pytest.mark.e2e
@@ -53,31 +49,6 @@ def worker_env(child_env: dict[str, str], telegram: FakeTelegram) -> dict[str, s
         TELEGRAM_WEBHOOK_SECRET="reminders-e2e-secret",
         TELEGRAM_API_URL=telegram.base_url,
     )
-
-
-async def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(harness.frontdesk_command("worker"), env=env, cwd=harness.ROOT)
-
-
-async def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.to_thread(process.wait, 20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-async def eventually(check: Callable[[], Any], *, seconds: float = 60.0) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if asyncio.iscoroutine(found):
-            found = await found
-        if found:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError("the worker did not get there")
 
 
 def scheduled_jobs(redis: Redis, ids: list[str]) -> bool:
@@ -122,11 +93,11 @@ async def test_a_flushed_redis_gets_every_reminder_back_and_the_overdue_one_is_s
     assert len(ahead) == 2
     future_jobs = [job_id(prefix, due) for due in ahead]
 
-    first = await start_worker(worker_env)
+    first = servers.start(worker_env, "worker")
     try:
         await eventually(lambda: scheduled_jobs(sync_redis, [*future_jobs, job_id(prefix, due_soon)]))
     finally:
-        await stop_worker(first)
+        await first.stop_async()
 
     sync_redis.flushdb()
     assert not any(Job.exists(one, connection=sync_redis) for one in future_jobs)
@@ -134,7 +105,7 @@ async def test_a_flushed_redis_gets_every_reminder_back_and_the_overdue_one_is_s
         overdue = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
         await clock.execute(update(Reminder).where(Reminder.id == due_soon.reminder_id).values(due_at=overdue))
 
-    second = await start_worker(worker_env)
+    second = servers.start(worker_env, "worker")
     try:
         await eventually(lambda: scheduled_jobs(sync_redis, future_jobs))
 
@@ -148,7 +119,7 @@ async def test_a_flushed_redis_gets_every_reminder_back_and_the_overdue_one_is_s
 
         message = await eventually(delivered)
     finally:
-        await stop_worker(second)
+        await second.stop_async()
 
     [sent] = telegram.sent_messages(chat_id)
     assert soon.booking_code in sent.params["text"] and message.provider_id is not None

@@ -36,8 +36,8 @@ from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.services.demo import seed_demo
 from devtools import harness
 from gateway.app import REDIS_MAX_CONNECTIONS
-from tests.e2e.faults_support import eventually
 from tests.servers import running
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 

@@ -23,7 +23,8 @@ from devtools.builders import build_clinic
 from infra import queues
 from tests import servers
 from tests.e2e import faults_support as faults
-from tests.e2e.faults_support import eventually, new_chat_id, patient_writes
+from tests.e2e.faults_support import new_chat_id, patient_writes
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,8 @@ import contextlib
 import json
 import os
 import secrets
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from ipaddress import ip_network
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ from gateway.keys import ENGINE, RAW_DB, WEBCHAT_HUB
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.servers import private_redis
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 Socket = aiohttp.ClientWebSocketResponse
@@ -63,19 +63,6 @@ def app_of(client: Client) -> web.Application:
     app = client.app
     assert app is not None
     return app
-
-
-async def eventually(check: Callable[[], Any], *, seconds: float = 30.0, what: str = "the gateway") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if asyncio.iscoroutine(found):
-            found = await found
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not get there")
-        await asyncio.sleep(0.05)
 
 
 async def next_frame(ws: Socket, *kinds: str) -> dict[str, Any]:
@@ -366,7 +353,7 @@ async def test_a_reply_sent_while_the_visitor_was_away_is_in_the_history_when_th
         worker_redis = Redis.from_url(settings.REDIS_URL or "")
         try:
             adapter = WebchatAdapter(redis=worker_redis, prefix=own.FRONTDESK_REDIS_PREFIX)
-            outcome = await outbox.deliver(db, outbox_id, {"webchat": adapter})  # published to nobody
+            outcome = await outbox.deliver(db, outbox_id, outbox.Sending({"webchat": adapter}))  # published to nobody
         finally:
             await worker_redis.aclose()
         assert outcome.status == "sent"
