@@ -179,7 +179,7 @@ async def _coupon_result(db: Db, actor: Actor, result: dict[str, Any], branch: B
     )
     if result["kind"] == "coupon_check":
         result["kind"] = _COUPON_RESULTS.get(check.reason, "unknown")
-        result["message"] = check.message if check.coupon is not None else ""
+        result["message"] = check.message if check.coupon is not None and not check.valid else ""  # the card says it
     result["coupon"] = _coupon_card(check, can_undo=actor.role in DESK)
     if result["coupon"] is not None and result["kind"] == "coupon_valid" and not result["coupon"]["can_redeem"]:
         result["message"] = (
