@@ -382,11 +382,7 @@ async def followup_options(db: Db, identity_id: int) -> tuple[str, ...]:
 
     The outbox, not the conversation, is asked: a visit booked at the desk is confirmed on a channel the patient
     may never have written on, and their first reply opens the conversation."""
-    latest = await queries.latest_outbox(db, identity_id)
-    if latest is None or latest[0] not in FOLLOWUP_KINDS:
-        return ()
-    buttons = latest[1].get("buttons") or []
-    return tuple(str(b["data"]) for b in buttons if isinstance(b, dict) and isinstance(b.get("data"), str))
+    return await notify.options_offered(db, identity_id, FOLLOWUP_KINDS)
 
 
 # --- messages --------------------------------------------------------------------------------------------
@@ -451,7 +447,7 @@ async def _plan(
             messages.render(lang, template, **values),
             buttons=tuple(Button(_label(lang, sheet, key, **kw), data) for sheet, key, data, kw in buttons),
             image=image,
-            template_fields=(("name", values["name"]), ("code", values["code"]), ("link", values.get("link", ""))),
+            template_values={"name": values["name"], "code": values["code"], "link": values.get("link", "")},
         )
 
     told = await notify.tell(

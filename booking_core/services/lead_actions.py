@@ -176,7 +176,7 @@ async def _tell_patient(
             start=start,
             reason=reason,
         )
-        return notify.Notice(text, template_fields=(("text", text),))
+        return notify.Notice(text, template_values={"text": text})
 
     told = await notify.tell(
         db, patient.id, kind, notice, dedupe_key=f"lead-{lead.id}-{kind}", prefer_channel=lead.channel,

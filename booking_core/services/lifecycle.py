@@ -403,7 +403,7 @@ async def _tell_patient_cancelled(
         )
         # The template's one value is the whole text, without line breaks (WhatsApp refuses them in values).
         buttons = (Button(messages.label(lang, "book"), "menu:book"),)
-        return notify.Notice(text, buttons=buttons, template_fields=(("text", " ".join(text.split())),))
+        return notify.Notice(text, buttons=buttons, template_values={"text": " ".join(text.split())})
 
     told = await notify.tell(
         db, session.patient_id, NOTICE, notice, dedupe_key=f"{NOTICE}:{session.id}",

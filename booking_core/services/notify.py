@@ -15,8 +15,8 @@ inline keyboard, WhatsApp's numbered options), the providers' length limits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
@@ -26,7 +26,34 @@ from booking_core.db.tables import ChannelIdentity
 from booking_core.domain.messages import Button, Channel, Image, OutboundMessage
 from booking_core.services import messages, outbox, settings
 
-__all__ = ["TEMPLATES_SETTING", "Chat", "Notice", "Reach", "Told", "options_offered", "patient_reach", "tell", "write"]
+__all__ = [
+    "TEMPLATES_SETTING",
+    "TEMPLATE_FIELDS",
+    "Chat",
+    "Notice",
+    "Reach",
+    "Told",
+    "options_offered",
+    "patient_reach",
+    "tell",
+    "write",
+]
+
+#: The variables of each notice's approved template, in the template's order (WhatsApp: {{1}}, {{2}}, …). A clinic
+#: registering its templates with the provider writes them with these values in this order. Kinds not listed
+#: (chat replies, "it has gone") never go out as a template.
+TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "confirmation": ("name", "code", "link"),  # first name, booking code, confirmation link
+    "checkin_qr": ("name", "code", "link"),  # the link is empty
+    "thank_you": ("name", "code", "link"),  # the link is empty
+    "reminder": ("name", "when", "doctor", "branch", "code"),  # full name; "when" in the patient's language
+    "waitlist_offer": ("examination", "when", "doctor", "branch"),
+    "queue_position": ("token", "position", "doctor", "eta"),  # eta as HH:MM in the branch's time
+    "cancelled_by_clinic": ("text",),  # the whole notice on one line
+    "lead_accepted": ("text",),
+    "lead_rejected": ("text",),
+    "staff_reply": ("text",),
+}
 
 #: Clinic setting mapping a notice's kind ("reminder", "confirmation", "queue_position", "waitlist_offer", …) to
 #: the approved template (a Twilio Content sid, "HX…") sent instead of the text when WhatsApp allows no free text
@@ -60,14 +87,14 @@ class Reach(Chat):
 class Notice:
     """One message, already in the patient's language.
 
-    ``template_fields`` are the values of the clinic's approved template for the notice's kind, named and in the
-    template's order (``{{1}}``, ``{{2}}``, … on WhatsApp); empty for a message that never goes out as a template.
+    ``template_values`` are the values of the clinic's approved template for the notice's kind, by name (the kind's
+    :data:`TEMPLATE_FIELDS` say which and in what order).
     """
 
     text: str
     buttons: tuple[Button, ...] = ()
     image: Image | None = None
-    template_fields: tuple[tuple[str, str], ...] = ()
+    template_values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,9 +165,11 @@ async def write(
 ) -> int | None:
     """Plan ``notice`` for the chat ``to`` (an outbox row of ``kind``); None when ``dedupe_key`` was planned before.
 
-    A notice with template values gets the clinic's template for ``kind`` (setting :data:`TEMPLATES_SETTING`),
-    if there is one; the channel's adapter decides at send time whether to use it."""
-    template = await _template(db, kind) if notice.template_fields else None
+    A notice of a kind in :data:`TEMPLATE_FIELDS` gets the clinic's template for ``kind`` (setting
+    :data:`TEMPLATES_SETTING`), if there is one, with its values in order; the channel's adapter decides at send
+    time whether to use it."""
+    fields = TEMPLATE_FIELDS.get(kind, ())
+    template = await _template(db, kind) if fields else None
     message = OutboundMessage(
         channel=to.channel,
         recipient=to.recipient,
@@ -148,7 +177,7 @@ async def write(
         buttons=notice.buttons,
         image=notice.image,
         template=template,
-        template_fields=notice.template_fields if template else (),
+        template_fields=tuple((name, notice.template_values[name]) for name in fields) if template else (),
     )
     return await outbox.add(
         db,

@@ -97,12 +97,12 @@ async def _notify(db: Db, ticket: QueueTicket, patient_id: int, tz: str, *, defa
         }
         return notify.Notice(
             messages.render(lang, name, **values),
-            template_fields=(
-                ("token", ticket.token),
-                ("position", str(ticket.position)),
-                ("doctor", ticket.doctor_name),
-                ("eta", eta.strftime("%H:%M")),
-            ),
+            template_values={
+                "token": ticket.token,
+                "position": str(ticket.position),
+                "doctor": ticket.doctor_name,
+                "eta": eta.strftime("%H:%M"),
+            },
         )
 
     told = await notify.tell(

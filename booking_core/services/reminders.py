@@ -204,13 +204,13 @@ async def send(db: Db, reminder_id: int, *, now: datetime | None = None, default
                 Button(messages.label(lang, "reschedule"), "menu:resched"),
                 Button(messages.label(lang, "cancel_visit"), "menu:cancel"),
             ),
-            template_fields=(
-                ("name", visit.patient.name or ""),
-                ("when", messages.render(lang, "reminder_time", start=start)),
-                ("doctor", visit.doctor_name),
-                ("branch", visit.branch.name),
-                ("code", visit.session.booking_code),
-            ),
+            template_values={
+                "name": visit.patient.name or "",
+                "when": messages.render(lang, "reminder_time", start=start),
+                "doctor": visit.doctor_name,
+                "branch": visit.branch.name,
+                "code": visit.session.booking_code,
+            },
         )
 
     dedupe_key = f"reminder:{row.id}:{int(row.due_at.timestamp())}"

@@ -121,7 +121,7 @@ async def staff_reply(
     chat = notify.Chat(target.channel, target.recipient, target.identity_id, conversation.id)
     usable_key = key if key and len(key) <= 64 and set(key) <= _REPLY_KEY_CHARS else None
     outbox_id = await notify.write(
-        db, chat, "staff_reply", notify.Notice(text, template_fields=(("text", text),)),
+        db, chat, "staff_reply", notify.Notice(text, template_values={"text": text}),
         dedupe_key=f"staff-reply-{lead.id}-{usable_key}" if usable_key else None, author="staff",
     )  # fmt: skip
     if outbox_id is None:  # the same form posted twice

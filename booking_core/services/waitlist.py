@@ -230,12 +230,12 @@ async def _send_offer(
         return notify.Notice(
             messages.render(lang, "waitlist_offer", **values),
             buttons=(Button(messages.render(lang, "waitlist_accept_label"), f"{BUTTON_PREFIX}{offer.id}"),),
-            template_fields=(
-                ("examination", facts.examination_name),
-                ("when", when),
-                ("doctor", facts.doctor_name),
-                ("branch", facts.branch_name),
-            ),
+            template_values={
+                "examination": facts.examination_name,
+                "when": when,
+                "doctor": facts.doctor_name,
+                "branch": facts.branch_name,
+            },
         )
 
     # Nobody to tell (None): this patient simply is not offered the slot.

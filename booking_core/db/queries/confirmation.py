@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +14,6 @@ from booking_core.db.tables import (
     Doctor,
     Examination,
     Lead,
-    OutboxMessage,
     Patient,
     QueueEntry,
     Session,
@@ -97,15 +95,3 @@ async def lead_channel(db: AsyncSession, lead_id: int | None) -> str | None:
     if lead_id is None:
         return None
     return (await db.execute(select(Lead.channel).where(Lead.id == lead_id))).scalar_one_or_none()
-
-
-async def latest_outbox(db: AsyncSession, identity_id: int) -> tuple[str, dict[str, Any]] | None:
-    """(kind, payload) of the last message we planned for this channel identity (None: nothing yet)."""
-    result = await db.execute(
-        select(OutboxMessage.kind, OutboxMessage.payload)
-        .where(OutboxMessage.identity_id == identity_id)
-        .order_by(OutboxMessage.id.desc())
-        .limit(1)
-    )
-    row = result.first()
-    return (row.kind, row.payload) if row is not None else None
