@@ -36,7 +36,7 @@ import psutil
 from redis import Redis
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import Range
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bench.common import Report
 from bench.processes import bench_env, running
@@ -96,136 +96,169 @@ async def seed(engine: AsyncEngine, *, count: int, due_at: datetime, warm: int =
     maker = make_sessionmaker(engine)
     recipients = Recipients([], [])
     async with maker() as db, db.begin():
-        branch = Branch(
-            code="BENCH-B5", name="Bench clinic", tz="Asia/Jakarta", currency="IDR", tax_rate=Decimal("0.11"),
-            token_prefix="A", slot_step_min=15,
-        )  # fmt: skip
-        db.add(branch)
-        await db.flush()
-        db.add_all(BranchHours(branch_id=branch.id, weekday=d, opens=clock(0), closes=clock(23, 59)) for d in range(7))
-        exam = Examination(
-            code="GP-B5", name="General consultation", price=Decimal("150000"), currency="IDR", duration_min=30,
-            room_kind="consultation", min_notice_min=0, horizon_days=60, keywords=[],
-        )  # fmt: skip
-        db.add(exam)
-        await db.flush()
-        doctor_ids = list(
-            (
-                await db.execute(
-                    insert(Doctor).returning(Doctor.id, sort_by_parameter_order=True),
-                    [{"name": f"dr. Bench {n + 1}"} for n in range(DOCTORS)],
-                )
-            ).scalars()
-        )
-        room_ids = list(
-            (
-                await db.execute(
-                    insert(Room).returning(Room.id, sort_by_parameter_order=True),
-                    [{"branch_id": branch.id, "name": f"Room {n + 1}", "kind": "consultation"} for n in range(DOCTORS)],
-                )
-            ).scalars()
-        )
-        last_inbound = datetime.now(UTC) - timedelta(hours=1)  # inside WhatsApp's 24-hour window: free text
-        patients: list[dict[str, Any]] = []
-        identities: list[dict[str, Any]] = []
-        for n in range(count + warm):
-            if n % 2 == 0:
-                chat = FIRST_CHAT + n
-                if n < count:
-                    recipients.telegram.append(chat)
-                patients.append({"name": f"Pasien {n}", "phone_e164": None, "language": "id"})
-                identities.append({"channel": "telegram", "external_id": str(chat), "display_name": f"Pasien {n}"})
-            else:
-                number = whatsapp_number(n)
-                if n < count:
-                    recipients.whatsapp.append(number)
-                patients.append({"name": f"Pasien {n}", "phone_e164": number, "language": "id"})
-                identities.append({"channel": "whatsapp", "external_id": number, "display_name": f"Pasien {n}"})
-        patient_ids = list(
-            (await db.execute(insert(Patient).returning(Patient.id, sort_by_parameter_order=True), patients)).scalars()
-        )
-        for identity, patient_id in zip(identities, patient_ids, strict=True):
-            identity.update(patient_id=patient_id, last_inbound_at=last_inbound)
-        identity_ids = list(
-            (
-                await db.execute(
-                    insert(ChannelIdentity).returning(ChannelIdentity.id, sort_by_parameter_order=True), identities
-                )
-            ).scalars()
-        )
-        await db.execute(
-            insert(Conversation),
-            [
-                {"identity_id": i, "patient_id": p, "channel": ident["channel"], "language": "id", "dialog_state": {}}
-                for i, p, ident in zip(identity_ids, patient_ids, identities, strict=True)
-            ],
-        )
-        # Visits from two hours after the due moment on, one doctor and room each per half hour; each visit's
-        # reminder is due at the same moment (its offset is the time between the two).
-        dues = [due_at] * count + [warm_at] * warm
-        starts = [due_at + timedelta(hours=2, minutes=30 * (n // DOCTORS)) for n in range(count + warm)]
-        occupancy_ids = list(
-            (
-                await db.execute(
-                    insert(Occupancy).returning(Occupancy.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "branch_id": branch.id,
-                            "doctor_id": doctor_ids[n % DOCTORS],
-                            "room_id": room_ids[n % DOCTORS],
-                            "during": Range(start, start + timedelta(minutes=30), bounds="[)"),
-                            "kind": "session",
-                            "active": True,
-                        }
-                        for n, start in enumerate(starts)
-                    ],
-                )
-            ).scalars()
-        )
-        session_ids = list(
-            (
-                await db.execute(
-                    insert(Session).returning(Session.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "booking_code": new_booking_code(),
-                            "occupancy_id": occupancy_ids[n],
-                            "branch_id": branch.id,
-                            "patient_id": patient_ids[n],
-                            "doctor_id": doctor_ids[n % DOCTORS],
-                            "room_id": room_ids[n % DOCTORS],
-                            "starts_at": start,
-                            "ends_at": start + timedelta(minutes=30),
-                            "status": "waiting",
-                            "accepted": True,
-                        }
-                        for n, start in enumerate(starts)
-                    ],
-                )
-            ).scalars()
-        )
-        await db.execute(
-            insert(SessionLine),
-            [
-                {"session_id": s, "kind": "examination", "examination_id": exam.id, "name": exam.name,
-                 "unit_price": exam.price, "quantity": 1, "taxable": False, "position": 0}
-                for s in session_ids
-            ],
-        )  # fmt: skip
-        await db.execute(
-            insert(Reminder),
-            [
-                {
-                    "session_id": s,
-                    "kind": kind_for(int((start - due).total_seconds()) // 60),
-                    "due_at": due,
-                    "status": "scheduled",
-                    "note": "",
-                }
-                for s, start, due in zip(session_ids, starts, dues, strict=True)
-            ],
+        branch, exam, doctor_ids, room_ids = await _clinic(db)
+        patient_ids = await _patients(db, count=count, warm=warm, recipients=recipients)
+        await _visits(
+            db, branch, exam, doctor_ids, room_ids, patient_ids, count=count, due_at=due_at, warm=warm, warm_at=warm_at
         )
     return recipients
+
+
+async def _clinic(db: AsyncSession) -> tuple[Branch, Examination, list[int], list[int]]:
+    """A branch open all day every day, one examination, and :data:`DOCTORS` doctors with a room each."""
+    branch = Branch(
+        code="BENCH-B5", name="Bench clinic", tz="Asia/Jakarta", currency="IDR", tax_rate=Decimal("0.11"),
+        token_prefix="A", slot_step_min=15,
+    )  # fmt: skip
+    db.add(branch)
+    await db.flush()
+    db.add_all(BranchHours(branch_id=branch.id, weekday=d, opens=clock(0), closes=clock(23, 59)) for d in range(7))
+    exam = Examination(
+        code="GP-B5", name="General consultation", price=Decimal("150000"), currency="IDR", duration_min=30,
+        room_kind="consultation", min_notice_min=0, horizon_days=60, keywords=[],
+    )  # fmt: skip
+    db.add(exam)
+    await db.flush()
+    doctor_ids = list(
+        (
+            await db.execute(
+                insert(Doctor).returning(Doctor.id, sort_by_parameter_order=True),
+                [{"name": f"dr. Bench {n + 1}"} for n in range(DOCTORS)],
+            )
+        ).scalars()
+    )
+    room_ids = list(
+        (
+            await db.execute(
+                insert(Room).returning(Room.id, sort_by_parameter_order=True),
+                [{"branch_id": branch.id, "name": f"Room {n + 1}", "kind": "consultation"} for n in range(DOCTORS)],
+            )
+        ).scalars()
+    )
+    return branch, exam, doctor_ids, room_ids
+
+
+async def _patients(db: AsyncSession, *, count: int, warm: int, recipients: Recipients) -> list[int]:
+    """The patients, their chat identities (written to inside WhatsApp's 24-hour window) and conversations; the
+    first ``count`` are the recipients measured. Returns the patients' ids, in order."""
+    last_inbound = datetime.now(UTC) - timedelta(hours=1)  # inside WhatsApp's 24-hour window: free text
+    patients: list[dict[str, Any]] = []
+    identities: list[dict[str, Any]] = []
+    for n in range(count + warm):
+        if n % 2 == 0:
+            chat = FIRST_CHAT + n
+            if n < count:
+                recipients.telegram.append(chat)
+            patients.append({"name": f"Pasien {n}", "phone_e164": None, "language": "id"})
+            identities.append({"channel": "telegram", "external_id": str(chat), "display_name": f"Pasien {n}"})
+        else:
+            number = whatsapp_number(n)
+            if n < count:
+                recipients.whatsapp.append(number)
+            patients.append({"name": f"Pasien {n}", "phone_e164": number, "language": "id"})
+            identities.append({"channel": "whatsapp", "external_id": number, "display_name": f"Pasien {n}"})
+    patient_ids = list(
+        (await db.execute(insert(Patient).returning(Patient.id, sort_by_parameter_order=True), patients)).scalars()
+    )
+    for identity, patient_id in zip(identities, patient_ids, strict=True):
+        identity.update(patient_id=patient_id, last_inbound_at=last_inbound)
+    identity_ids = list(
+        (
+            await db.execute(
+                insert(ChannelIdentity).returning(ChannelIdentity.id, sort_by_parameter_order=True), identities
+            )
+        ).scalars()
+    )
+    await db.execute(
+        insert(Conversation),
+        [
+            {"identity_id": i, "patient_id": p, "channel": ident["channel"], "language": "id", "dialog_state": {}}
+            for i, p, ident in zip(identity_ids, patient_ids, identities, strict=True)
+        ],
+    )
+    return patient_ids
+
+
+async def _visits(
+    db: AsyncSession,
+    branch: Branch,
+    exam: Examination,
+    doctor_ids: list[int],
+    room_ids: list[int],
+    patient_ids: list[int],
+    *,
+    count: int,
+    due_at: datetime,
+    warm: int,
+    warm_at: datetime,
+) -> None:
+    """One accepted visit per patient (occupancy, session, examination line) and its reminder, due at ``due_at``
+    (the first ``count``) or ``warm_at`` (the ``warm`` others)."""
+    # Visits from two hours after the due moment on, one doctor and room each per half hour; each visit's
+    # reminder is due at the same moment (its offset is the time between the two).
+    dues = [due_at] * count + [warm_at] * warm
+    starts = [due_at + timedelta(hours=2, minutes=30 * (n // DOCTORS)) for n in range(count + warm)]
+    occupancy_ids = list(
+        (
+            await db.execute(
+                insert(Occupancy).returning(Occupancy.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "branch_id": branch.id,
+                        "doctor_id": doctor_ids[n % DOCTORS],
+                        "room_id": room_ids[n % DOCTORS],
+                        "during": Range(start, start + timedelta(minutes=30), bounds="[)"),
+                        "kind": "session",
+                        "active": True,
+                    }
+                    for n, start in enumerate(starts)
+                ],
+            )
+        ).scalars()
+    )
+    session_ids = list(
+        (
+            await db.execute(
+                insert(Session).returning(Session.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "booking_code": new_booking_code(),
+                        "occupancy_id": occupancy_ids[n],
+                        "branch_id": branch.id,
+                        "patient_id": patient_ids[n],
+                        "doctor_id": doctor_ids[n % DOCTORS],
+                        "room_id": room_ids[n % DOCTORS],
+                        "starts_at": start,
+                        "ends_at": start + timedelta(minutes=30),
+                        "status": "waiting",
+                        "accepted": True,
+                    }
+                    for n, start in enumerate(starts)
+                ],
+            )
+        ).scalars()
+    )
+    await db.execute(
+        insert(SessionLine),
+        [
+            {"session_id": s, "kind": "examination", "examination_id": exam.id, "name": exam.name,
+             "unit_price": exam.price, "quantity": 1, "taxable": False, "position": 0}
+            for s in session_ids
+        ],
+    )  # fmt: skip
+    await db.execute(
+        insert(Reminder),
+        [
+            {
+                "session_id": s,
+                "kind": kind_for(int((start - due).total_seconds()) // 60),
+                "due_at": due,
+                "status": "scheduled",
+                "note": "",
+            }
+            for s, start, due in zip(session_ids, starts, dues, strict=True)
+        ],
+    )
 
 
 @dataclass(frozen=True)
