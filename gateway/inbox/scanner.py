@@ -30,12 +30,14 @@ from booking_core.services.errors import Invalid, ServiceError
 from booking_core.services.queue import QueueTicket
 from booking_core.services.queue_actions import CheckInOutcome
 from gateway.api.common import transaction
-from gateway.inbox.web import DESK, form_of, render, staff_page
+from gateway.inbox.formats import route_id
+from gateway.inbox.web import DESK, back, form_of, render, staff_page
 from gateway.keys import SESSIONMAKER, SETTINGS
 
 PAGE = "/inbox/scanner"
 RESULT_COOKIE = "fd_scan"
 MAX_CODE = 200
+UNDONE_ON_VISIT = "Undone from the visit's invoice"
 
 #: How each result looks: (style, heading). Styles: ok (green), warn (amber), bad (red).
 RESULTS: dict[str, tuple[str, str]] = {
@@ -270,6 +272,17 @@ async def undo(request: web.Request, actor: Actor) -> web.StreamResponse:
 
 
 @staff_page(DESK)
+async def undo_on_visit(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """The visit's invoice's "Undo coupon" (after a confirm): back to the visit, its invoice without the line."""
+    form = await form_of(request)
+    redemption_id = route_id(request, "redemption_id")
+    visit = f"/inbox/sessions/{_int(form.get('session_id')) or ''}#invoice" if form.get("session_id") else None
+    async with transaction(request) as db:
+        view = await coupons.undo_redemption(db, redemption_id, actor=actor, reason=UNDONE_ON_VISIT)
+    return back(request, visit, notice=f"Coupon {view.title} undone: its use is back and its line left the invoice.")
+
+
+@staff_page(DESK)
 async def accept_and_check_in(request: web.Request, actor: Actor) -> web.StreamResponse:
     """The "not accepted yet" answer's button: accept the visit (the one accept, audited) and check the patient in."""
     form = await form_of(request)
@@ -330,3 +343,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post(f"{PAGE}/accept", accept_and_check_in)
     app.router.add_post(f"{PAGE}/redeem", redeem)
     app.router.add_post(f"{PAGE}/undo", undo)
+    app.router.add_post("/inbox/coupon-redemptions/{redemption_id}/undo", undo_on_visit)

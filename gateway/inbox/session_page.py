@@ -65,6 +65,7 @@ def _invoice_context(view: invoicing.InvoiceView) -> dict[str, Any]:
             {
                 "name": line["name"],
                 "kind": line["kind"],
+                "ref_id": line.get("ref_id"),
                 "quantity": line["quantity"],
                 "patient_amount": money(line["patient_amount"], cur),
                 "insurer_amount": money(line["insurer_amount"], cur) if Decimal(str(line["insurer_amount"])) else "",

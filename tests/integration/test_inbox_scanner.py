@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_core.db.tables import AuditEntry, Coupon, QueueEntry, Session
+from booking_core.db.tables import AuditEntry, Coupon, CouponRedemption, QueueEntry, Session
 from booking_core.domain.links import checkin_content
 from booking_core.services import coupons
 from devtools.builders import Clinic, insert_session
@@ -344,3 +344,32 @@ async def test_a_scanned_visit_shows_on_the_queue_board(client: Client, db: Asyn
     assert 'data-token="A-001"' in board and "Fajar Nugroho" in board
     stored = await db.get(Session, session.id)
     assert stored is not None and stored.status == "waiting"
+
+
+async def test_a_coupon_on_a_visit_is_undone_from_its_invoice_after_a_confirmation(
+    client: Client, db: AsyncSession
+) -> None:
+    clinic = await midday_clinic(db)
+    _consultation, facial = await siti_visits(db, clinic)
+    code = await coupon_code(db, clinic, examination_id=clinic.examinations["FACIAL"].id)
+    csrf = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
+    form = {"csrf_token": csrf, "code": code, "branch": str(clinic.branch.id), "session_id": str(facial.id)}
+    await post_form(client, "/inbox/scanner/redeem", form)
+    page = await (await client.get(f"/inbox/sessions/{facial.id}")).text()
+    undo = re.search(
+        r'<form method="post" action="(/inbox/coupon-redemptions/\d+/undo)"[^>]*data-confirm="([^"]+)"', page
+    )
+    assert undo is not None and undo.group(2).startswith("Undo this coupon?")
+
+    response = await client.post(
+        undo.group(1), data={"csrf_token": csrf, "session_id": str(facial.id)},
+        headers={"Referer": f"/inbox/sessions/{facial.id}"}, allow_redirects=False,
+    )  # fmt: skip
+    assert response.status == 303 and response.headers["Location"] == f"/inbox/sessions/{facial.id}#invoice"
+    after = await (await client.get(response.headers["Location"])).text()
+
+    assert "Coupon Best Deal: acne facial undone" in flash_of(after)
+    assert "Coupon: Best Deal: acne facial" not in after and "Undo coupon" not in after
+    redemption = (await db.execute(select(CouponRedemption))).scalars().all()
+    mine = [r for r in redemption if r.session_id == facial.id]
+    assert [r.undo_reason for r in mine] == ["Undone from the visit's invoice"]
