@@ -64,14 +64,30 @@ def enqueue_deliveries(
     ``routes`` (``outbox.routes``): where each row goes, when the caller knows; the job then takes the row's place
     in the channel's rate limits while it claims the row."""
     for outbox_id in outbox_ids:
-        known = routes.get(outbox_id) if routes else None
-        args: tuple[Any, ...] = (outbox_id,) if known is None else (outbox_id, known)
-        enqueue(
-            connection,
-            prefix,
-            job_names.DELIVER,
-            *args,
-            queue=OUTBOUND,
-            job_id=f"deliver-{outbox_id}",
-            timeout=DELIVER_TIMEOUT,
-        )
+        enqueue_delivery(connection, prefix, outbox_id, route=routes.get(outbox_id) if routes else None)
+
+
+def enqueue_delivery(
+    connection: Redis,
+    prefix: str,
+    outbox_id: int,
+    *,
+    route: str | None = None,
+    job_id: str | None = None,
+    at: datetime | None = None,
+) -> Job:
+    """The deliver job of one outbox row: every deliver job is enqueued here, with the deliver job's timeout.
+
+    ``route``: where the row goes, when the caller knows; ``job_id``: ``deliver-<id>`` unless a retry names its own
+    (a staff retry, the job's own retry at ``at``)."""
+    args: tuple[Any, ...] = (outbox_id,) if route is None else (outbox_id, route)
+    return enqueue(
+        connection,
+        prefix,
+        job_names.DELIVER,
+        *args,
+        queue=OUTBOUND,
+        job_id=job_id or f"deliver-{outbox_id}",
+        at=at,
+        timeout=DELIVER_TIMEOUT,
+    )

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from booking_core.domain.messages import OutboundMessage
 from booking_core.services import outbox
-from infra import job_names, queues
+from infra import queues
 from infra.ratelimit import Limit, RateLimiter
 from infra.settings import Settings
 from workers import runtime
@@ -125,15 +125,12 @@ async def deliver_row(
     if rt.unfinished:
         await asyncio.sleep(0)  # the record's statement goes out now, so the database works on it meanwhile
     if outcome.status == "retry" and outcome.retry_at is not None:
-        queues.enqueue(
+        queues.enqueue_delivery(
             rt.sync_redis(),
             rt.settings.FRONTDESK_REDIS_PREFIX,
-            job_names.DELIVER,
             outbox_id,
-            queue=queues.OUTBOUND,
             at=_whole_second_after(outcome.retry_at),
             job_id=f"deliver-{outbox_id}-{outcome.attempts}-{int(outcome.retry_at.timestamp() * 1000)}",
-            timeout=queues.DELIVER_TIMEOUT,
         )
     return outcome.status
 

@@ -15,7 +15,7 @@ from gateway.api import api
 from gateway.api.common import caller, transaction
 from gateway.api.fields import BigId
 from gateway.keys import RQ_REDIS, SETTINGS
-from infra import job_names, queues
+from infra import queues
 
 log = logging.getLogger(__name__)
 FRONT_DESK = ("owner", "admin", "staff")
@@ -91,12 +91,10 @@ async def retry_failure(request: web.Request, outbox_id: BigId) -> RetryOut:
     enqueued = True
     try:
         await asyncio.to_thread(
-            queues.enqueue,
+            queues.enqueue_delivery,
             request.app[RQ_REDIS],
             request.app[SETTINGS].FRONTDESK_REDIS_PREFIX,
-            job_names.DELIVER,
             outbox_id,
-            queue=queues.OUTBOUND,
             job_id=retried.job_id,
         )
     except (RedisError, OSError):  # the row is pending and due: the sweep re-enqueues it

@@ -31,7 +31,7 @@ from gateway.inbox.lead_views import CHANNELS, STATUS_LABELS, inbox_row, lead_co
 from gateway.inbox.slot_picker import picked_slot, slot_picker
 from gateway.inbox.web import ALL, DESK, View, back, form_of, render, staff_page
 from gateway.keys import RQ_REDIS, SESSIONMAKER, SETTINGS
-from infra import job_names, queues
+from infra import queues
 
 log = logging.getLogger(__name__)
 
@@ -268,9 +268,12 @@ async def retry(request: web.Request, actor: Actor) -> web.StreamResponse:
         retried = await failures.retry(db, outbox_id, actor=actor)
     try:
         await asyncio.to_thread(
-            queues.enqueue, request.app[RQ_REDIS], request.app[SETTINGS].FRONTDESK_REDIS_PREFIX,
-            job_names.DELIVER, outbox_id, queue=queues.OUTBOUND, job_id=retried.job_id,
-        )  # fmt: skip
+            queues.enqueue_delivery,
+            request.app[RQ_REDIS],
+            request.app[SETTINGS].FRONTDESK_REDIS_PREFIX,
+            outbox_id,
+            job_id=retried.job_id,
+        )
     except (RedisError, OSError):  # the row is pending and due: the sweep sends it
         log.warning("could not enqueue %s; the sweep will deliver outbox %s", retried.job_id, outbox_id)
     return back(request, _lead_url(lead_id), notice="Sending the message again.")

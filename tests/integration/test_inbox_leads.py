@@ -20,7 +20,7 @@ from booking_core.domain.actors import SYSTEM
 from booking_core.domain.messages import ContactRef, InboundMessage, OutboundMessage
 from booking_core.services import booking, conversation, ingest, outbox
 from devtools.builders import Clinic, build_clinic, insert_session, next_weekday
-from infra import job_names
+from infra import job_names, queues
 from tests.integration.staff_pages import sign_in_page
 
 Client = TestClient[object, object]
@@ -218,7 +218,8 @@ async def test_a_failed_delivery_is_flagged_and_staff_send_it_again(
     assert response.headers["Location"] == f"/inbox/leads/{received.lead_id}"
     row = await _scalar(sessionmaker, select(OutboxMessage).where(OutboxMessage.id == outbox_id))
     assert row.status == "pending"
-    assert Job.fetch(f"deliver-{outbox_id}-retry-1", connection=sync_redis).func_name == job_names.DELIVER
+    retried = Job.fetch(f"deliver-{outbox_id}-retry-1", connection=sync_redis)
+    assert (retried.func_name, retried.timeout) == (job_names.DELIVER, queues.DELIVER_TIMEOUT)  # as any deliver job
     assert "Failed delivery" not in await _page(client, f"/inbox?q={marker}")
     again = await client.post(retry_url, data={"csrf_token": token}, allow_redirects=True)
     assert "not failed" in _flash(await again.text())
