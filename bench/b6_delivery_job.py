@@ -59,7 +59,7 @@ def nothing() -> None:
 
 async def seed(engine: AsyncEngine, count: int) -> tuple[list[int], dict[int, str]]:
     """``count`` Telegram chats, each with one planned reply in the outbox (through the outbox service); the rows'
-    ids and where they go (``outbox.routes``, as whoever plans messages hands them to the workers)."""
+    ids and where they go (``outbox.take_planned``, as whoever plans messages hands them to the workers)."""
     maker = make_sessionmaker(engine)
     async with maker() as db, db.begin():
         identity_ids = list(
@@ -84,7 +84,7 @@ async def seed(engine: AsyncEngine, count: int) -> tuple[list[int], dict[int, st
             outbox_id = await outbox.add(db, message, kind="confirmation", identity_id=identity_id)
             assert outbox_id is not None
             outbox_ids.append(outbox_id)
-    return outbox_ids, outbox.routes(db)
+    return outbox_ids, outbox.take_planned(db).routes
 
 
 def _fetched(ids: list[str], redis: Redis) -> list[Job]:

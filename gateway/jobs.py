@@ -12,7 +12,7 @@ from infra import queues
 
 
 async def deliver(app: web.Application, outbox_ids: Sequence[int], routes: Mapping[int, str] | None = None) -> None:
-    """Hand committed outbox rows to the workers (``routes``: where they go, from ``outbox.routes``)."""
+    """Hand committed outbox rows to the workers (``routes``: where they go, as ``outbox.Planned`` has them)."""
     if outbox_ids:
         await asyncio.to_thread(
             queues.enqueue_deliveries, app[RQ_REDIS], app[SETTINGS].FRONTDESK_REDIS_PREFIX, outbox_ids, routes

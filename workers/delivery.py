@@ -110,16 +110,15 @@ async def deliver_row(
     pacing = SharedPacing(rt.limiter(), senders, route=route)
     try:
         async with rt.sessionmaker() as db:
-            outcome = await outbox.deliver(
-                db,
-                outbox_id,
+            how = outbox.Sending(
                 senders,
                 pacing=pacing,
                 stale_after=reclaim_after(rt.settings),
-                channels=list(senders) if here_only else None,
-                hot=await rt.sending_pool(),
+                own_channels_only=here_only,
+                pool=await rt.sending_pool(),
                 record_later=rt.after_job if record_later else None,
             )
+            outcome = await outbox.deliver(db, outbox_id, how)
     finally:
         await pacing.settle()
     if rt.unfinished:
@@ -158,5 +157,6 @@ async def deliver_planned(rt: runtime.Runtime, outbox_ids: list[int]) -> None:
 
 
 def enqueue_deliveries(rt: runtime.Runtime, outbox_ids: list[int], routes: dict[int, str] | None = None) -> None:
-    """One deterministic deliver job per outbox row (from inside a job); ``routes`` as ``outbox.routes`` gives them."""
+    """One deterministic deliver job per outbox row (from inside a job); ``routes``: where they go, as
+    ``outbox.Planned`` has them."""
     queues.enqueue_deliveries(rt.sync_redis(), rt.settings.FRONTDESK_REDIS_PREFIX, outbox_ids, routes)

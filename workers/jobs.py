@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from booking_core.db.engine import database_name
-from booking_core.services import booking, ingest, outbox
+from booking_core.services import booking, conversation, ingest, outbox
 from workers import delivery, reminders, runtime
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,6 @@ def deliver(outbox_id: int, route: str | None = None) -> str:
 async def answer(rt: runtime.Runtime, db: Any, message_id: int) -> list[int]:
     """The chatbot's answer to one inbound message, with what it needs of the settings: its default language, and
     what signs the link of a visit it books."""
-    from booking_core.services import conversation
-
     settings = rt.settings
     return await conversation.handle(
         db,
@@ -74,7 +72,7 @@ async def _dialog(rt: runtime.Runtime, message_ids: list[int]) -> int:
             # Run again whole if PostgreSQL aborts it (a deadlock while the dialog holds or books a slot).
             async with rt.sessionmaker() as db, db.begin():
                 answered = await answer(rt, db, message_id)
-            return answered, outbox.routes(db)
+            return answered, outbox.take_planned(db).routes
 
         answered, answered_routes = await booking.retrying(attempt)
         planned += answered

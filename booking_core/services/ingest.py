@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from booking_core.db.engine import Db
@@ -242,7 +242,5 @@ async def merge_same_person(
 
 async def unprocessed(db: Db, *, now: datetime | None = None, grace: float = 30.0, limit: int = 200) -> list[int]:
     """Inbound messages the dialog has not answered ``grace`` seconds after they arrived (a gateway died)."""
-    from datetime import timedelta
-
     now = now or datetime.now(UTC)
     return await queries.unprocessed_ids(db, received_before=now - timedelta(seconds=grace), limit=limit)

@@ -9,7 +9,7 @@ from typing import Any
 from booking_core.db.engine import Db
 from booking_core.db.queries import lead_actions as action_queries
 from booking_core.db.queries import leads as queries
-from booking_core.db.tables import AuditEntry, Lead, Patient, SlotHold
+from booking_core.db.tables import AuditEntry, Conversation, Lead, Patient, SlotHold
 from booking_core.domain.actors import Actor
 from booking_core.services.errors import NotFound
 from booking_core.services.lead_actions import ConvertedSession, converted_session
@@ -132,8 +132,6 @@ async def detail(db: Db, lead_id: int, *, actor: Actor, limit: int = 200) -> Lea
     ]
     paused = False
     if lead.conversation_id is not None:
-        from booking_core.db.tables import Conversation
-
         conversation = await db.get(Conversation, lead.conversation_id)
         paused = bool(conversation and conversation.bot_paused)
     return LeadDetail(lead=_summary(lead, None, None), bot_paused=paused, messages=messages)

@@ -11,10 +11,10 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Collection, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from booking_core.db.engine import DATABASE_AWAY, Db
 from booking_core.db.queries import outbox as queries
@@ -23,12 +23,13 @@ from booking_core.db.raw import RawDb
 from booking_core.domain.messages import Channel, DeliveryFailed, OutboundMessage, Sender
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 6
 #: How the error of a row given up after uncertain sends begins: staff read it as "may have been delivered".
 UNCERTAIN = "uncertain"
-PLANNED = "frontdesk.outbox.planned"
-ROUTES = "frontdesk.outbox.routes"
+#: The session's ``info`` key under which :func:`add` notes the rows its transaction(s) planned (:class:`Planned`).
+_PLANNED = "frontdesk.outbox.planned"
 IN_ORDER_WAIT = timedelta(milliseconds=500)
 STALE_AFTER = timedelta(minutes=2)  # a row 'sending' for longer than this belongs to a dead worker
 
@@ -48,6 +49,32 @@ class Postpone(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"postponed {seconds:.2f}s")
         self.seconds = seconds
+
+
+@dataclass
+class Planned:
+    """Outbox rows a session's transaction(s) planned, for whoever commits it to hand to the workers at once (their
+    delivery starts now instead of at the next sweep): by id in the order planned, with where each goes (:func:`route`).
+
+    Services deep inside a change plan rows (a staff action's notice, the dialog's replies, a waitlist offer);
+    :func:`add` notes each on its session's one :class:`Planned`, which the transaction's owner takes after the
+    commit (:func:`take_planned`) and hands to the deliver jobs.
+    """
+
+    routes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[int]:
+        return list(self.routes)
+
+    def __bool__(self) -> bool:
+        return bool(self.routes)
+
+
+def take_planned(db: Db) -> Planned:
+    """The rows this session planned so far, taken: what it plans next starts a new :class:`Planned`."""
+    found: Planned = db.info.pop(_PLANNED, None) or Planned()
+    return found
 
 
 class Pacing(Protocol):
@@ -103,9 +130,8 @@ async def add(
         values["next_attempt_at"] = due_at
     outbox_id = await queries.insert_outbox(db, values)
     if outbox_id is not None:
-        # Whoever commits this transaction can hand the rows to the workers at once (see planned()).
-        db.info.setdefault(PLANNED, []).append(outbox_id)
-        db.info.setdefault(ROUTES, {})[outbox_id] = route(message.channel, message.recipient)
+        # Whoever commits this transaction can hand the rows to the workers at once (see take_planned()).
+        db.info.setdefault(_PLANNED, Planned()).routes[outbox_id] = route(message.channel, message.recipient)
     if outbox_id is not None and conversation_id is not None:
         await queries.insert_history(
             db,
@@ -127,12 +153,6 @@ async def add(
     return outbox_id
 
 
-def planned(db: Db) -> list[int]:
-    """Outbox rows added in this session's transaction(s) so far, taken (the list is emptied)."""
-    ids: list[int] = db.info.pop(PLANNED, [])
-    return ids
-
-
 def route(channel: str, recipient: str) -> str:
     """Where a row goes, as its deliver job may carry it ("telegram:12345"): enough for the sender to take its place
     in the channel's rate limits while the row is being claimed, rather than after."""
@@ -144,32 +164,43 @@ def unroute(value: str) -> tuple[str, str]:
     return channel, recipient
 
 
-def routes(db: Db) -> dict[int, str]:
-    """Where the rows added in this session so far go, by id (taken: the map is emptied)."""
-    found: dict[int, str] = db.info.pop(ROUTES, {})
-    return found
+@dataclass(frozen=True)
+class Sending:
+    """Who sends, and how: everything :func:`deliver` needs besides the row.
+
+    ``senders``: the channels' senders. ``pacing``: the shared rate limits (a worker's, in Redis), asked before the
+    send and told when the provider throttles; None: no limits. ``stale_after``: a row 'sending' for longer than
+    this belongs to a dead sender and is claimed again. ``own_channels_only``: a row on a channel with no sender here
+    is left alone (``skipped``, for a sender that has one) instead of failed. ``pool``: where the claim and the
+    record of a sent row run (a worker's raw pool, see booking_core/db/queries/sending.py); None: on the caller's
+    session. ``record_later`` (with a ``pool``): takes the record of a sent row, started, to finish while the
+    caller goes on (a worker's job hands it over so that it completes while RQ files the job away); None: awaited.
+    """
+
+    senders: Mapping[Channel, Sender]
+    pacing: Pacing | None = None
+    stale_after: timedelta = STALE_AFTER
+    own_channels_only: bool = False
+    pool: RawDb | None = None
+    record_later: Callable[[Coroutine[Any, Any, None]], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.record_later is not None and self.pool is None:
+            raise ValueError("record_later needs a pool: the caller's session ends with deliver()")
 
 
-async def deliver(
-    db: Db,
-    outbox_id: int,
-    senders: Mapping[Channel, Sender],
-    *,
-    now: datetime | None = None,
-    pacing: Pacing | None = None,
-    stale_after: timedelta = STALE_AFTER,
-    channels: Collection[str] | None = None,
-    hot: RawDb | None = None,
-    record_later: Callable[[Coroutine[Any, Any, None]], None] | None = None,
-) -> Outcome:
+async def _in_own_transaction(db: Db, pool: RawDb | None, statement: Callable[..., Coroutine[Any, Any, T]],
+                              *args: Any, **values: Any) -> T:  # fmt: skip
+    """One of the delivery's two statements (the claim, the record of a sent row), committed on its own: on the
+    pool when there is one, else in a transaction of the session's."""
+    if pool is not None:
+        return await statement(pool, *args, **values)
+    async with db.begin():
+        return await statement(db, *args, **values)
+
+
+async def deliver(db: Db, outbox_id: int, how: Sending, *, now: datetime | None = None) -> Outcome:
     """Claim, send and record one outbox row. ``db`` must not be in a transaction: each step commits on its own.
-
-    ``pacing`` (the worker's shared rate limits) is asked before the send and told when the provider throttles.
-    ``stale_after``: a row 'sending' for longer than this belongs to a dead worker and is claimed again.
-    ``channels``: only a row on one of these is claimed (another is ``skipped``, untouched); None: any channel.
-    ``hot``: a pool the claim and the record of a sent row run on (a worker's), instead of ``db``'s connection.
-    ``record_later`` (with ``hot``): given the record of a sent row, started, to finish while the caller goes on
-    (a worker's job hands it over so that it completes while RQ files the job away); None: awaited here.
 
     What a failure does (the policy the README's "Reliability" section states):
 
@@ -184,19 +215,16 @@ async def deliver(
     now = now or datetime.now(UTC)
     # One statement claims the row, keeps the person's messages in order and reads their 24-hour window (see
     # booking_core/db/queries/sending.py): a delivery's database work before the send is one round trip.
-    claim = functools.partial(
+    row = await _in_own_transaction(
+        db,
+        how.pool,
         sending.claim_to_send,
-        outbox_id=outbox_id,
+        outbox_id,
         now=now,
-        stale_before=now - stale_after,
+        stale_before=now - how.stale_after,
         in_order_wait=IN_ORDER_WAIT,
-        channels=channels,
+        channels=list(how.senders) if how.own_channels_only else None,
     )
-    if hot is not None:
-        row = await claim(hot)
-    else:
-        async with db.begin():
-            row = await claim(db)
     if row is None:
         return Outcome("skipped", outbox_id)
     if row.status != "sending":
@@ -205,7 +233,8 @@ async def deliver(
         return Outcome("retry", outbox_id, retry_at=row.next_attempt_at, attempts=row.attempts)
     message = OutboundMessage.from_payload(row.payload)
     attempts = row.attempts
-    sender = senders.get(message.channel)
+    sender = how.senders.get(message.channel)
+    pacing = how.pacing
     if sender is None:
         return await _fail(db, outbox_id, f"no sender is configured for {message.channel}", attempts)
     if pacing is not None:
@@ -217,19 +246,11 @@ async def deliver(
         provider_id = await sender.send(dataclasses.replace(message, last_inbound_at=row.last_inbound_at))
     except DeliveryFailed as exc:
         return await _failed(db, outbox_id, exc, attempts, pacing=pacing, message=message, uncertain=row.uncertain_at)
-    if hot is not None:
-        record = _record(functools.partial(sending.record_sent, hot), outbox_id, provider_id)
-        if record_later is None:
-            await record
-        else:
-            record_later(record)
+    record = _record(functools.partial(_in_own_transaction, db, how.pool, sending.record_sent), outbox_id, provider_id)
+    if how.record_later is None:
+        await record
     else:
-
-        async def in_transaction(outbox_id: int, *, provider_id: str, at: datetime) -> None:
-            async with db.begin():
-                await sending.record_sent(db, outbox_id, provider_id=provider_id, at=at)
-
-        await _record(in_transaction, outbox_id, provider_id)
+        how.record_later(record)
     return Outcome("sent", outbox_id, provider_id=provider_id, attempts=attempts)
 
 

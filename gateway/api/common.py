@@ -32,12 +32,12 @@ async def transaction(request: web.Request) -> AsyncIterator[Db]:
     async with request.app[SESSIONMAKER]() as db:
         async with db.begin():
             yield db
-        planned, routes = outbox.planned(db), outbox.routes(db)
+        planned = outbox.take_planned(db)
     if planned:
         try:
-            await deliver(request.app, planned, routes)
+            await deliver(request.app, planned.ids, planned.routes)
         except Exception:  # Redis down: the rows are committed and the sweep sends them
-            log.warning("could not queue delivery of outbox rows %s; the sweep will", planned)
+            log.warning("could not queue delivery of outbox rows %s; the sweep will", planned.ids)
 
 
 async def follow_up(request: web.Request, db: Db, change: SessionChange) -> Session:

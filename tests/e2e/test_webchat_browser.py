@@ -74,7 +74,9 @@ async def _deliver_reply(db: AsyncSession, redis: Redis, prefix: str, visitor_id
             db, reply, conversation_id=conversation.id, identity_id=conversation.identity_id, author="staff"
         )
     assert outbox_id is not None
-    outcome = await outbox.deliver(db, outbox_id, {"webchat": WebchatAdapter(redis=redis, prefix=prefix)})
+    outcome = await outbox.deliver(
+        db, outbox_id, outbox.Sending({"webchat": WebchatAdapter(redis=redis, prefix=prefix)})
+    )
     assert outcome.status == "sent", outcome
 
 

@@ -1,8 +1,9 @@
 """A deliver job that knows where its row goes asks for the channel's rate limits while it claims the row.
 
-Whoever commits outbox rows (a request, the chatbot's job) hands them over with their routes (``outbox.routes``);
-the job then takes the chat's place in Telegram's limits once, in Redis, at the same time as it claims the row in
-PostgreSQL. The jobs run as a worker runs them (a runtime of their own), against the fake Bot API.
+Whoever commits outbox rows (a request, the chatbot's job) hands them over with their routes
+(``outbox.take_planned``); the job then takes the chat's place in Telegram's limits once, in Redis, at the same time
+as it claims the row in PostgreSQL. The jobs run as a worker runs them (a runtime of their own), against the fake
+Bot API.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ async def plan_reply(sessionmaker: Sessions, chat_id: str, text: str) -> tuple[i
         async with db.begin():
             outbox_id = await outbox.add(db, OutboundMessage(channel="telegram", recipient=chat_id, text=text))
         assert outbox_id is not None
-        return outbox_id, outbox.routes(db)
+        return outbox_id, outbox.take_planned(db).routes
 
 
 def _run_deliver(settings: Settings, outbox_id: int, route: str | None) -> str:

@@ -89,7 +89,7 @@ async def test_a_second_message_waits_for_the_first_and_the_patient_reads_them_i
     now = datetime.now(UTC)
 
     async with sessionmaker() as db:
-        waited = await outbox.deliver(db, second, {"telegram": bot.adapter}, now=now)
+        waited = await outbox.deliver(db, second, outbox.Sending({"telegram": bot.adapter}), now=now)
     assert (waited.status, waited.attempts) == ("retry", 0)
     assert waited.retry_at is not None and waited.retry_at >= now + outbox.IN_ORDER_WAIT
     held = await row(sessionmaker, second)
@@ -97,8 +97,10 @@ async def test_a_second_message_waits_for_the_first_and_the_patient_reads_them_i
     assert bot.texts(chat) == []
 
     async with sessionmaker() as db:
-        assert (await outbox.deliver(db, first, {"telegram": bot.adapter})).status == "sent"
-        assert (await outbox.deliver(db, second, {"telegram": bot.adapter}, now=waited.retry_at)).status == "sent"
+        assert (await outbox.deliver(db, first, outbox.Sending({"telegram": bot.adapter}))).status == "sent"
+        assert (
+            await outbox.deliver(db, second, outbox.Sending({"telegram": bot.adapter}), now=waited.retry_at)
+        ).status == "sent"
 
     assert bot.texts(chat) == ["Your visit is booked.", "Here is your check-in code."]
     sent = await row(sessionmaker, second)
@@ -115,7 +117,7 @@ async def test_a_message_waits_as_long_as_an_earlier_one_waits_for_its_retry(ses
         )
 
     async with sessionmaker() as db:
-        waited = await outbox.deliver(db, second, {"telegram": bot.adapter})
+        waited = await outbox.deliver(db, second, outbox.Sending({"telegram": bot.adapter}))
 
     assert (waited.status, waited.retry_at) == ("retry", retry_at)
     assert bot.texts(chat) == []
@@ -135,10 +137,10 @@ async def test_a_message_another_worker_is_sending_is_left_to_it_until_its_claim
         )
 
     async with sessionmaker() as db:
-        assert (await outbox.deliver(db, only, {"telegram": bot.adapter})).status == "skipped"
+        assert (await outbox.deliver(db, only, outbox.Sending({"telegram": bot.adapter}))).status == "skipped"
         later = claimed_at + outbox.STALE_AFTER + timedelta(seconds=1)  # that worker died
-        again = await outbox.deliver(db, only, {"telegram": bot.adapter}, now=later)
-        repeated = await outbox.deliver(db, only, {"telegram": bot.adapter}, now=later)
+        again = await outbox.deliver(db, only, outbox.Sending({"telegram": bot.adapter}), now=later)
+        repeated = await outbox.deliver(db, only, outbox.Sending({"telegram": bot.adapter}), now=later)
 
     assert (again.status, again.attempts, repeated.status) == ("sent", 2, "skipped")
     assert bot.texts(chat) == ["Your visit is booked."]

@@ -53,7 +53,7 @@ async def deliver(
     pacing: outbox.Pacing | None = None,
 ) -> outbox.Outcome:
     async with sessions() as db:
-        return await outbox.deliver(db, outbox_id, {"telegram": adapter}, now=at, pacing=pacing)
+        return await outbox.deliver(db, outbox_id, outbox.Sending({"telegram": adapter}, pacing=pacing), now=at)
 
 
 async def deliver_when_due(sessions: Sessions, outbox_id: int, adapter: TelegramAdapter) -> outbox.Outcome:

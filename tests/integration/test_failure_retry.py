@@ -28,7 +28,7 @@ async def _deliver_when_due(sessions: Sessions, outbox_id: int, adapter: Telegra
         assert row is not None
         due = max(datetime.now(UTC), row.next_attempt_at) + timedelta(milliseconds=1)
     async with sessions() as db:
-        return await outbox.deliver(db, outbox_id, {"telegram": adapter}, now=due)
+        return await outbox.deliver(db, outbox_id, outbox.Sending({"telegram": adapter}), now=due)
 
 
 async def test_a_retried_message_gets_a_fresh_set_of_attempts_and_survives_one_more_provider_error(

@@ -91,7 +91,7 @@ async def test_a_message_to_a_patient_who_blocked_the_bot_is_listed_with_telegra
     lead_id, outbox_id, chat = await _accepted_telegram_lead(client, sessionmaker, headers, branch_id=clinic.branch.id)
 
     async with sessionmaker() as db:
-        outcome = await outbox.deliver(db, outbox_id, {"telegram": blocked_telegram})
+        outcome = await outbox.deliver(db, outbox_id, outbox.Sending({"telegram": blocked_telegram}))
     assert outcome.status == "failed"
 
     (failure,) = [f for f in await _failures(client, headers) if f["outbox_id"] == outbox_id]
@@ -113,7 +113,7 @@ async def test_retrying_a_failed_message_sends_it_again_once(
     headers = await sign_in("staff", branch_id=clinic.branch.id)
     _, outbox_id, chat = await _accepted_telegram_lead(client, sessionmaker, headers, branch_id=clinic.branch.id)
     async with sessionmaker() as db:
-        assert (await outbox.deliver(db, outbox_id, {"telegram": blocked_telegram})).status == "failed"
+        assert (await outbox.deliver(db, outbox_id, outbox.Sending({"telegram": blocked_telegram}))).status == "failed"
 
     response = await client.post(f"/api/v1/failures/{outbox_id}/retry", headers=headers)
 
@@ -143,8 +143,8 @@ async def test_retrying_a_failed_message_sends_it_again_once(
         adapter = TelegramAdapter(token=BOT_TOKEN, webhook_secret=WEBHOOK_SECRET, api_url=telegram.base_url)
         try:
             async with sessionmaker() as db:
-                assert (await outbox.deliver(db, outbox_id, {"telegram": adapter})).status == "sent"
-                assert (await outbox.deliver(db, outbox_id, {"telegram": adapter})).status == "skipped"
+                assert (await outbox.deliver(db, outbox_id, outbox.Sending({"telegram": adapter}))).status == "sent"
+                assert (await outbox.deliver(db, outbox_id, outbox.Sending({"telegram": adapter}))).status == "skipped"
         finally:
             await adapter.close()
         assert len(telegram.sent_messages(int(chat))) == 1

@@ -49,7 +49,9 @@ async def sent_to_siti(sessionmaker: Sessions, clinic: Clinic, outbox_ids: list[
         try:
             for outbox_id in outbox_ids:
                 async with sessionmaker() as send:
-                    assert (await outbox.deliver(send, outbox_id, {"whatsapp": adapter})).status == "sent"
+                    assert (
+                        await outbox.deliver(send, outbox_id, outbox.Sending({"whatsapp": adapter}))
+                    ).status == "sent"
         finally:
             await adapter.close()
         received = twilio.sent_messages(f"whatsapp:{clinic.patients['siti'].phone_e164}")

@@ -26,7 +26,7 @@ async def _plan(sessions: Sessions, chat: int, text: str) -> int:
 
 async def _deliver(sessions: Sessions, outbox_id: int, adapter: TelegramAdapter, *, now: datetime) -> outbox.Outcome:
     async with sessions() as db:
-        return await outbox.deliver(db, outbox_id, {"telegram": adapter}, now=now)
+        return await outbox.deliver(db, outbox_id, outbox.Sending({"telegram": adapter}), now=now)
 
 
 async def test_a_reply_waits_behind_an_earlier_one_that_telegram_asked_to_retry_in_half_a_minute(

@@ -355,7 +355,7 @@ async def test_whatsapp_outside_the_24_hour_window_uses_the_clinics_template(
         try:
             for row in rows.values():
                 async with sessionmaker() as send:
-                    assert (await outbox.deliver(send, row.id, {"whatsapp": adapter})).status == "sent"
+                    assert (await outbox.deliver(send, row.id, outbox.Sending({"whatsapp": adapter}))).status == "sent"
         finally:
             await adapter.close()
         [to_siti] = twilio.sent_messages(f"whatsapp:{siti.phone_e164}")

@@ -347,7 +347,7 @@ async def test_a_reply_delivered_through_the_outbox_is_live_and_in_the_history_u
             db, reply, conversation_id=conversation.id, identity_id=conversation.identity_id, author="staff"
         )
     assert outbox_id is not None
-    outcome = await outbox.deliver(db, outbox_id, {"webchat": adapter})
+    outcome = await outbox.deliver(db, outbox_id, outbox.Sending({"webchat": adapter}))
     assert outcome.status == "sent"
     pushed = await frame_of(ws, "message")
     while pushed["id"] != outcome.provider_id:
