@@ -1,4 +1,5 @@
-"""Best Deal coupons: bought by a patient, shown as a QR code, checked at the front desk and redeemed on a visit.
+"""Best Deal coupons: bought by a patient, shown as a QR code, checked at the front desk (redeemed on a visit by
+:mod:`booking_core.services.coupon_redemptions`).
 
 The code is drawn with :func:`~booking_core.domain.codes.new_coupon_code` (≈ 64 bits) and handed out once, when the
 coupon is issued; the database keeps only its HMAC (``hash_code`` with the server secret) and the last four
@@ -6,15 +7,8 @@ characters as a hint for staff to tell coupons apart. A code that does not norma
 same answer, ``unknown``, so the endpoints are no oracle for what codes look like.
 
 Checking a code (:func:`validate`) changes nothing: it says what the coupon gives, its validity, the uses left, its
-redemptions (times in the branch's zone) and the owner's visits it can go on, today's checked-in visit first.
-Redeeming (:func:`redeem`) names the visit: the session is locked, the coupon's rules checked (dates, branch,
-owner, examination, currency), one use taken with an atomic ``UPDATE ... WHERE uses < max_uses AND <valid today
-here> RETURNING`` (of twenty desks redeeming a single-use coupon at once, exactly one wins, the others are told when
-it was redeemed), a ``coupon_redemptions`` row written (a partial unique index: one standing redemption of a coupon
-per visit) and the visit's invoice rebuilt, where the coupon is a line saying how its discount was worked out.
-:func:`undo_redemption` takes a desk mistake back while the invoice is a draft. Each step leaves an audit row.
-
-Lock order follows invoicing's (session → invoice → patient): session, then coupon.
+redemptions (times in the branch's zone, formatted with babel) and the owner's visits it can go on, today's
+checked-in visit first. Issuing and voiding leave an audit row.
 """
 
 from __future__ import annotations
@@ -34,9 +28,9 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.codes import hash_code, mask_name, new_coupon_code, normalize_code
 from booking_core.domain.lifecycle import ACTIVE_STATUSES
 from booking_core.domain.money import format_money, quantize
-from booking_core.services import audit, invoicing
+from booking_core.services import audit
 from booking_core.services.catalog import check_amount
-from booking_core.services.errors import Conflict, Invalid, NotFound, ServiceError
+from booking_core.services.errors import Conflict, Invalid, NotFound
 
 __all__ = [
     "CODE_HINT_LENGTH",
@@ -44,14 +38,19 @@ __all__ = [
     "CouponView",
     "IssuedCoupon",
     "Reason",
-    "Redeemed",
     "RedemptionView",
     "VisitChoice",
+    "branch_for",
+    "day",
     "issue",
-    "redeem",
-    "undo_redemption",
+    "message_for",
+    "midnight",
+    "reason_for",
+    "redemptions_of",
     "validate",
+    "view_of",
     "void",
+    "when",
 ]
 
 Reason = Literal["valid", "expired", "not_yet_valid", "already_redeemed", "void", "other_branch", "unknown"]
@@ -161,19 +160,7 @@ class CouponCheck:
         return self.reason == "valid"
 
 
-@dataclass(frozen=True)
-class Redeemed:
-    """A redemption just made: the coupon as it is now, the redemption, and the discount on the visit's invoice."""
-
-    coupon: CouponView
-    redemption_id: int
-    session_id: int
-    invoice_id: int
-    discount: Decimal
-    currency: str
-
-
-def _view(row: queries.Row) -> CouponView:
+def view_of(row: queries.Row) -> CouponView:
     coupon, patient_name, examination_name, branch_name = row
     return CouponView(
         id=coupon.id,
@@ -256,7 +243,7 @@ async def issue(
         if examination.currency != currency:
             raise Invalid("currency_mismatch", f"{examination.name} is priced in {examination.currency}.")
     if branch_id is not None:
-        branch = await _branch(db, actor, branch_id)
+        branch = await branch_for(db, actor, branch_id)
         if branch.currency != currency:
             raise Invalid("currency_mismatch", f"{branch.name} charges in {branch.currency}.")
 
@@ -287,7 +274,7 @@ async def issue(
         raise Conflict("code_collision", "Could not draw a fresh coupon code; try again.")
     row = await queries.by_id(db, coupon_id)
     assert row is not None
-    view = _view(row)
+    view = view_of(row)
     audit.record(
         db, actor, "coupon.issued", "coupon", coupon_id,
         {"code_hint": view.code_hint, "patient_id": patient_id, "title": title, "price_paid": str(price),
@@ -297,7 +284,7 @@ async def issue(
     return IssuedCoupon(code=code, patient_id=patient_id, coupon=view)
 
 
-async def _branch(db: Db, actor: Actor, branch_id: int) -> Branch:
+async def branch_for(db: Db, actor: Actor, branch_id: int) -> Branch:
     if not actor.can_see_branch(branch_id):
         raise NotFound("not_found", "There is no such branch.")
     branch = await queries.get_branch(db, branch_id)
@@ -316,7 +303,7 @@ async def _lookup(db: Db, code: str, secret: str) -> queries.Row | None:
     return await queries.by_hash(db, hash_code(normalized, pepper=secret))
 
 
-def _reason(coupon: Coupon, *, today: date, branch_id: int | None) -> Reason:
+def reason_for(coupon: Coupon, *, today: date, branch_id: int | None) -> Reason:
     if coupon.status == "void":
         return "void"
     if coupon.status == "redeemed" or coupon.uses >= coupon.max_uses:
@@ -330,7 +317,7 @@ def _reason(coupon: Coupon, *, today: date, branch_id: int | None) -> Reason:
     return "valid"
 
 
-def _message(reason: Reason, view: CouponView | None, tz: str) -> str:
+def message_for(reason: Reason, view: CouponView | None, tz: str) -> str:
     if view is None or reason == "unknown":
         return "No coupon has this code."
     used = f"({when(view.redeemed_at, tz)})" if view.redeemed_at else "(on an earlier visit)"
@@ -347,7 +334,7 @@ def _message(reason: Reason, view: CouponView | None, tz: str) -> str:
 async def _desk_branch(db: Db, actor: Actor, branch_id: int | None) -> Branch | None:
     if branch_id is None and actor.kind == "staff":
         branch_id = actor.branch_id
-    return None if branch_id is None else await _branch(db, actor, branch_id)
+    return None if branch_id is None else await branch_for(db, actor, branch_id)
 
 
 async def _zone(db: Db, desk: Branch | None, coupon: Coupon) -> str:
@@ -361,7 +348,7 @@ async def _zone(db: Db, desk: Branch | None, coupon: Coupon) -> str:
     return "UTC"
 
 
-async def _redemptions(db: Db, coupon_id: int) -> tuple[RedemptionView, ...]:
+async def redemptions_of(db: Db, coupon_id: int) -> tuple[RedemptionView, ...]:
     return tuple(
         RedemptionView(
             id=r.id,
@@ -376,7 +363,7 @@ async def _redemptions(db: Db, coupon_id: int) -> tuple[RedemptionView, ...]:
     )
 
 
-def _midnight(today: date, tz: str) -> datetime:
+def midnight(today: date, tz: str) -> datetime:
     return datetime.combine(today, time(0), tzinfo=ZoneInfo(tz))
 
 
@@ -390,7 +377,7 @@ async def _visits(
         db,
         view.patient_id,
         branch_id=desk.id,
-        since=_midnight(today, desk.tz),
+        since=midnight(today, desk.tz),
         statuses=[status.value for status in ACTIVE_STATUSES],
     )
     return tuple(
@@ -426,144 +413,22 @@ async def validate(
     desk = await _desk_branch(db, actor, branch_id)
     row = await _lookup(db, code, secret)
     if row is None:
-        return CouponCheck("unknown", _message("unknown", None, "UTC"), None)
-    view = _view(row)
+        return CouponCheck("unknown", message_for("unknown", None, "UTC"), None)
+    view = view_of(row)
     tz = await _zone(db, desk, row[0])
     today = now.astimezone(ZoneInfo(tz)).date()
-    reason = _reason(row[0], today=today, branch_id=desk.id if desk else None)
-    redemptions = await _redemptions(db, view.id)
+    reason = reason_for(row[0], today=today, branch_id=desk.id if desk else None)
+    redemptions = await redemptions_of(db, view.id)
     visits = await _visits(db, view, desk, today, redemptions) if desk is not None else ()
     return CouponCheck(
         reason,
-        _message(reason, view, tz),
+        message_for(reason, view, tz),
         view,
         redemptions,
         visits,
         _suggested(visits) if reason == "valid" else None,
         tz,
     )
-
-
-# --- redeeming and undoing
-
-
-def _refusal(reason: Reason, view: CouponView | None, tz: str) -> ServiceError:
-    message = _message(reason, view, tz)
-    if view is None:
-        return NotFound("unknown", message)
-    details = {"redeemed_at": view.redeemed_at.isoformat() if view.redeemed_at else None}
-    return Conflict(reason, message, details=details if reason == "already_redeemed" else None)
-
-
-async def _check_visit(db: Db, view: CouponView, session_id: int, desk: Branch, today: date, actor: Actor) -> None:
-    """The coupon's rules for this visit, each refused with what to do instead (the session is locked)."""
-    session = await invoicing.lock_open_session(db, session_id, actor)
-    if session.branch_id != desk.id:
-        raise Conflict(
-            "visit_other_branch", "This visit is at another branch; redeem the coupon at that branch's desk."
-        )
-    if view.patient_id is None or session.patient_id != view.patient_id:
-        raise Conflict(
-            "other_patient", f"This visit is another patient's; the coupon belongs to {view.owner or 'someone else'}."
-        )
-    if session.starts_at < _midnight(today, desk.tz):
-        raise Conflict(
-            "visit_past",
-            f"This visit was on {when(session.starts_at, desk.tz)}; a coupon goes on today's visit or a coming one.",
-        )
-    if view.currency != desk.currency:
-        raise Conflict("currency_mismatch", f"This coupon is in {view.currency}; {desk.name} bills in {desk.currency}.")
-    if view.examination_id is not None and view.examination_id not in await invoicing.examinations_on(db, session.id):
-        raise Conflict(
-            "examination_missing",
-            f"This coupon is for {view.examination_name}; the visit has none. Add it to the visit first.",
-        )
-
-
-async def redeem(
-    db: Db, code: str, *, actor: Actor, secret: str, branch_id: int, session_id: int, now: datetime | None = None
-) -> Redeemed:
-    """Redeem a coupon at ``branch_id`` on the visit ``session_id``: one use, one invoice line, one audit row.
-
-    Refusals: 404 ``unknown`` (no such code, or not a code at all) or ``not_found`` (no such visit here); 409
-    ``already_redeemed`` (details: when; also the loser of a race for the last use), ``void``, ``expired``,
-    ``not_yet_valid``, ``other_branch``, ``already_applied`` (it stands on this visit already), ``other_patient``,
-    ``visit_other_branch``, ``visit_past``, ``examination_missing``, ``currency_mismatch``, ``session_closed``,
-    ``invoice_closed``.
-    """
-    now = now or datetime.now(UTC)
-    desk = await _branch(db, actor, branch_id)
-    normalized = normalize_code(code)
-    row = None if normalized is None else await queries.by_hash(db, hash_code(normalized, pepper=secret))
-    if row is None:
-        raise _refusal("unknown", None, desk.tz)
-    view = _view(row)
-    today = now.astimezone(ZoneInfo(desk.tz)).date()
-    reason = _reason(row[0], today=today, branch_id=desk.id)
-    if reason != "valid":  # the coupon's own rules first; the UPDATE below checks them again, atomically
-        raise _refusal(reason, view, desk.tz)
-    await _check_visit(db, view, session_id, desk, today, actor)
-    staff_id = actor.id if actor.kind == "staff" else None
-    if not await queries.use(db, view.id, today=today, branch_id=desk.id, staff_id=staff_id, now=now):
-        fresh = await queries.by_id(db, view.id)
-        assert fresh is not None
-        view = _view(fresh)
-        reason = _reason(fresh[0], today=today, branch_id=desk.id)
-        # Only a concurrent redeemer can make the UPDATE miss a coupon that now reads as valid.
-        raise _refusal("already_redeemed" if reason == "valid" else reason, view, desk.tz)
-    redemption_id = await queries.add_redemption(
-        db, coupon_id=view.id, session_id=session_id, branch_id=desk.id, staff_id=staff_id, now=now
-    )
-    if redemption_id is None:  # the unique index: it stands on this visit already (the use taken rolls back)
-        raise Conflict("already_applied", "This coupon is already on this visit's invoice.")
-    record = await invoicing.refresh_session_invoice(db, session_id, actor=actor, now=now)
-    discount = invoicing.coupon_discount(record, redemption_id)
-    fresh = await queries.by_id(db, view.id)
-    assert fresh is not None
-    view = _view(fresh)
-    audit.record(
-        db, actor, "coupon.redeemed", "coupon", view.id,
-        {"code_hint": view.code_hint, "branch_id": desk.id, "title": view.title, "session_id": session_id,
-         "redemption_id": redemption_id, "invoice_id": record.id, "discount": str(discount), "uses": view.uses},
-    )  # fmt: skip
-    return Redeemed(view, redemption_id, session_id, record.id, discount, record.currency)
-
-
-async def undo_redemption(
-    db: Db, redemption_id: int, *, actor: Actor, reason: str, now: datetime | None = None
-) -> CouponView:
-    """Take back a redemption made by mistake: its use is given back and its line leaves the visit's invoice.
-
-    Refused (409) once the invoice is final (``invoice_closed``) or the visit is over (``session_closed``), and for
-    a redemption already undone (``already_undone``); the row stays, with who undid it, when and why.
-    """
-    now = now or datetime.now(UTC)
-    reason = reason.strip()
-    if not 1 <= len(reason) <= MAX_NOTE:
-        raise Invalid("invalid_reason", f"Say why, in 1 to {MAX_NOTE} characters.")
-    found = await queries.lock_redemption(db, redemption_id)
-    if found is None or found.session_id is None:
-        raise NotFound("not_found", "There is no such redemption.")
-    session_id, coupon_id = found.session_id, found.coupon_id
-    await invoicing.lock_open_session(db, session_id, actor)  # 404 for another branch's visit
-    found = await queries.lock_redemption(db, redemption_id)
-    assert found is not None
-    if found.undone_at is not None:
-        raise Conflict("already_undone", "This redemption was already undone.")
-    await queries.lock_coupon(db, coupon_id)
-    staff_id = actor.id if actor.kind == "staff" else None
-    await queries.mark_undone(db, redemption_id, staff_id=staff_id, reason=reason, now=now)
-    await queries.give_back(db, coupon_id)
-    record = await invoicing.refresh_session_invoice(db, session_id, actor=actor, now=now)
-    row = await queries.by_id(db, coupon_id)
-    assert row is not None
-    view = _view(row)
-    audit.record(
-        db, actor, "coupon.redemption_undone", "coupon", coupon_id,
-        {"code_hint": view.code_hint, "redemption_id": redemption_id, "session_id": session_id,
-         "invoice_id": record.id, "reason": reason, "uses": view.uses},
-    )  # fmt: skip
-    return view
 
 
 async def void(db: Db, coupon_id: int, *, actor: Actor, reason: str) -> CouponView:
@@ -581,6 +446,6 @@ async def void(db: Db, coupon_id: int, *, actor: Actor, reason: str) -> CouponVi
         raise Conflict("already_redeemed" if status == "redeemed" else "void", f"This coupon is already {status}.")
     row = await queries.by_id(db, coupon_id)
     assert row is not None
-    view = _view(row)
+    view = view_of(row)
     audit.record(db, actor, "coupon.voided", "coupon", coupon_id, {"code_hint": view.code_hint, "reason": reason})
     return view

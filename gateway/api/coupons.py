@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from booking_core.domain.money import money_str
+from booking_core.services import coupon_redemptions as redemptions
 from booking_core.services import coupons as service
 from gateway.api import api
 from gateway.api.catalog import Body
@@ -180,7 +181,7 @@ async def validate_coupon(request: web.Request, body: CodeIn) -> CouponCheckOut:
            tag=TAG, body=RedeemIn, response=RedeemedOut, roles=DESK, errors=(404, 409))  # fmt: skip
 async def redeem_coupon(request: web.Request, body: RedeemIn) -> RedeemedOut:
     async with transaction(request) as db:
-        done = await service.redeem(
+        done = await redemptions.redeem(
             db,
             body.code,
             actor=caller(request),
@@ -203,7 +204,7 @@ async def redeem_coupon(request: web.Request, body: RedeemIn) -> RedeemedOut:
            errors=(404, 409))  # fmt: skip
 async def undo_redemption(request: web.Request, redemption_id: int, body: UndoIn) -> CouponOut:
     async with transaction(request) as db:
-        view = await service.undo_redemption(db, redemption_id, actor=caller(request), reason=body.reason)
+        view = await redemptions.undo_redemption(db, redemption_id, actor=caller(request), reason=body.reason)
     return CouponOut.of(view)
 
 

@@ -24,7 +24,7 @@ from booking_core.domain.codes import BOOKING_CODE_LENGTH, normalize_code
 from booking_core.domain.lifecycle import NOT_ACCEPTED_MESSAGE
 from booking_core.domain.links import CHECKIN_PREFIX
 from booking_core.domain.money import format_money
-from booking_core.services import appointments, catalog, coupons, lifecycle, queue_actions
+from booking_core.services import appointments, catalog, coupon_redemptions, coupons, lifecycle, queue_actions
 from booking_core.services.catalog import BranchView
 from booking_core.services.errors import Invalid, ServiceError
 from booking_core.services.queue import QueueTicket
@@ -233,7 +233,7 @@ async def redeem(request: web.Request, actor: Actor) -> web.StreamResponse:
         raise Invalid("no_branch", "There is no branch to redeem coupons at.")
     try:
         async with transaction(request) as db:
-            done = await coupons.redeem(
+            done = await coupon_redemptions.redeem(
                 db, code, actor=actor, secret=request.app[SETTINGS].SECRET_KEY, branch_id=branch.id,
                 session_id=session_id,
             )  # fmt: skip
@@ -267,7 +267,7 @@ async def undo(request: web.Request, actor: Actor) -> web.StreamResponse:
     reason = form.get("reason", "").strip() or "Redeemed by mistake at the desk"
     async with transaction(request) as db:
         _branches, branch = await _desk(db, actor, _int(form.get("branch")))
-        await coupons.undo_redemption(db, redemption_id, actor=actor, reason=reason, now=datetime.now(UTC))
+        await coupon_redemptions.undo_redemption(db, redemption_id, actor=actor, reason=reason, now=datetime.now(UTC))
     return _answer(request, branch.id if branch else None, {"kind": "coupon_undone", "coupon_code": code})
 
 
@@ -278,7 +278,7 @@ async def undo_on_visit(request: web.Request, actor: Actor) -> web.StreamRespons
     redemption_id = route_id(request, "redemption_id")
     visit = f"/inbox/sessions/{_int(form.get('session_id')) or ''}#invoice" if form.get("session_id") else None
     async with transaction(request) as db:
-        view = await coupons.undo_redemption(db, redemption_id, actor=actor, reason=UNDONE_ON_VISIT)
+        view = await coupon_redemptions.undo_redemption(db, redemption_id, actor=actor, reason=UNDONE_ON_VISIT)
     return back(request, visit, notice=f"Coupon {view.title} undone: its use is back and its line left the invoice.")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import AuditEntry, Coupon, CouponRedemption, Invoice, Session
 from booking_core.domain.actors import Actor
-from booking_core.services import coupons
+from booking_core.services import coupon_redemptions, coupons
 from booking_core.services.errors import Conflict
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session
 from tests.conftest import TEST_SECRET
@@ -192,7 +192,7 @@ async def test_twenty_desks_scanning_one_coupon_at_once_redeem_it_exactly_once(
     async def scan(n: int) -> str:
         async with sessionmaker() as db, db.begin():
             try:
-                done = await coupons.redeem(
+                done = await coupon_redemptions.redeem(
                     db, issued.code, actor=desk, secret=TEST_SECRET, branch_id=clinic.branch.id,
                     session_id=visits[n % 2].id,
                 )  # fmt: skip
