@@ -103,10 +103,16 @@ class ExaminationDraft:
 
 @dataclass(frozen=True)
 class ExaminationView(ExaminationDraft):
-    """A stored examination: the draft's fields plus its id and when it was created."""
+    """A stored examination: the draft's fields plus its id and when it was created.
+
+    ``unstaffed_branch_ids``: branches that offer it where none of its doctors works (weekly, or on an upcoming
+    date): patients are offered it there and find no time. Adding such a branch is refused; these are older ones, or
+    left so when a doctor stopped attending, and the settings flag them.
+    """
 
     id: int = 0
     created_at: datetime | None = None
+    unstaffed_branch_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,7 @@ async def list_doctors(
 
     Staff tied to one branch see only the doctors attending it, and only that branch in ``branch_ids``.
     """
-    # A day back from UTC covers "today" in every branch's zone.
-    today = today or (datetime.now(UTC) - timedelta(days=1)).date()
+    today = today or _recently()
     branch_id = _visible_branch_filter(actor, branch_id)
     doctors = await queries.list_doctors(db, today=today, branch_id=branch_id)
     attended = await queries.doctor_branches(db, [d.id for d in doctors], today=today)
@@ -218,14 +223,30 @@ def _check_visible(actor: Actor, view: ExaminationView) -> None:
 
 
 def _hide_invisible(view: ExaminationView, actor: Actor) -> ExaminationView:
-    return dataclasses.replace(view, branch_ids=tuple(b for b in view.branch_ids if actor.can_see_branch(b)))
+    return dataclasses.replace(
+        view,
+        branch_ids=tuple(b for b in view.branch_ids if actor.can_see_branch(b)),
+        unstaffed_branch_ids=tuple(b for b in view.unstaffed_branch_ids if actor.can_see_branch(b)),
+    )
+
+
+def _recently() -> date:
+    """A day back from UTC: "today" in every branch's zone is on or after it."""
+    return (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 async def _views(
     db: Db, rows: Sequence[Examination], actor: Actor, *, hide_invisible_branches: bool = True
 ) -> list[ExaminationView]:
     branches, doctors, windows = await queries.examination_links(db, [r.id for r in rows])
-    views = [_view(r, branches.get(r.id, []), doctors.get(r.id, []), windows.get(r.id, [])) for r in rows]
+    attended = await queries.doctor_branches(db, {d for ids in doctors.values() for d in ids}, today=_recently())
+    views = []
+    for r in rows:
+        staffed = {b for d in doctors.get(r.id, []) for b in attended.get(d, ())}
+        view = _view(r, branches.get(r.id, []), doctors.get(r.id, []), windows.get(r.id, []))
+        views.append(
+            dataclasses.replace(view, unstaffed_branch_ids=tuple(b for b in view.branch_ids if b not in staffed))
+        )
     return [_hide_invisible(v, actor) for v in views] if hide_invisible_branches else views
 
 
@@ -424,6 +445,24 @@ def _commission(rule: Commission, currency: str, who: str) -> Commission:
     return Commission("percent", rule.value.quantize(_PERCENT_PLACES))
 
 
+async def _check_staffed(db: Db, added: set[int], doctor_ids: Sequence[int]) -> None:
+    """A branch newly offering the examination needs one of its doctors working there (weekly or on a coming date):
+    else patients are offered it there and find no time. Branches it already had are flagged, not refused."""
+    if not added:
+        return
+    attended = await queries.doctor_branches(db, doctor_ids, today=_recently())
+    unstaffed = sorted(added - {b for d in doctor_ids for b in attended.get(d, ())})
+    if unstaffed:
+        names = [b.name for b in [await queries.get_branch(db, i) for i in unstaffed] if b is not None]
+        raise Invalid(
+            "no_doctor_at_branch",
+            f"None of this examination's doctors works at {' or '.join(names)}: patients would be offered it there"
+            " and find no time. Choose a doctor who attends there (or add their attendance first), or leave the"
+            " branch out.",
+            details={"branch_ids": unstaffed},
+        )
+
+
 async def _validated(
     db: Db, draft: ExaminationDraft, *, actor: Actor, kept: set[int] | None = None
 ) -> ExaminationDraft:
@@ -472,6 +511,7 @@ async def _validated(
     missing_doctors = set(doctor_ids) - await queries.existing_doctor_ids(db, doctor_ids)
     if missing_doctors:
         raise NotFound("not_found", "There is no such doctor.", details={"doctor_ids": sorted(missing_doctors)})
+    await _check_staffed(db, set(branch_ids) - (kept or set()), doctor_ids)
     keywords = tuple(dict.fromkeys(k.strip() for k in draft.keywords if k.strip()))
     return dataclasses.replace(
         draft,

@@ -178,6 +178,10 @@ class ExaminationOut(BaseModel):
     manager_commission: CommissionOut
     active: bool
     created_at: datetime | None
+    unstaffed_branch_ids: list[int] = Field(
+        default_factory=list,
+        description="Branches offering it where none of its doctors works: patients find no time there",
+    )
 
     @classmethod
     def of(cls, view: service.ExaminationView) -> ExaminationOut:
@@ -204,6 +208,7 @@ class ExaminationOut(BaseModel):
             manager_commission=CommissionOut(kind=view.manager_commission.kind, value=view.manager_commission.value),
             active=view.active,
             created_at=view.created_at,
+            unstaffed_branch_ids=list(view.unstaffed_branch_ids),
         )
 
 

@@ -56,6 +56,7 @@ CODE_FIELDS = {
     "invalid_examination": "min_notice_min",
     "invalid_window": "windows",
     "currency_mismatch": "branch_ids",
+    "no_doctor_at_branch": "branch_ids",
 }
 _INTS = ("duration_min", "min_notice_min", "horizon_days", "buffer_before_min", "buffer_after_min", "cancel_cutoff_min")
 

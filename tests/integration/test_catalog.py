@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_core.db.tables import AuditEntry, Examination, ScheduleApplication
+from booking_core.db.tables import AuditEntry, Examination, ExaminationBranch, ScheduleApplication
 from booking_core.domain.actors import Actor
 from booking_core.services import catalog
 from booking_core.services.errors import Conflict
@@ -138,6 +138,7 @@ async def test_two_admins_adding_the_same_code_at_once_get_one_examination(
                 currency="IDR",
                 duration_min=20,
                 branch_ids=(clinic.branch.id,),
+                doctor_ids=(clinic.doctors["andi"].id,),
             )
             try:
                 await catalog.create_examination(db, draft, actor=OWNER)
@@ -347,8 +348,10 @@ async def test_a_branch_admin_edits_a_shared_examination_without_touching_the_ot
 ) -> None:
     other = await build_clinic(db)
     owner = await sign_in("owner")
+    both = [clinic.branch.id, other.branch.id]
+    doctors = [clinic.doctors["andi"].id, other.doctors["andi"].id]  # each branch's own dr. Andi
     shared = await client.post(
-        "/api/v1/examinations", json=_examination(clinic, branch_ids=[clinic.branch.id, other.branch.id]), headers=owner
+        "/api/v1/examinations", json=_examination(clinic, branch_ids=both, doctor_ids=doctors), headers=owner
     )
     exam = await shared.json()
     branch_admin = await sign_in("admin", branch_id=clinic.branch.id)
@@ -361,3 +364,33 @@ async def test_a_branch_admin_edits_a_shared_examination_without_touching_the_ot
     seen_by_owner = await (await client.get(url, headers=owner)).json()
     assert seen_by_owner["price"] == "500000"
     assert seen_by_owner["branch_ids"] == sorted([clinic.branch.id, other.branch.id])
+
+
+async def test_an_examination_is_not_offered_where_none_of_its_doctors_works(
+    client: Client, sign_in: SignIn, clinic: Clinic, db: AsyncSession
+) -> None:
+    other = await build_clinic(db)  # dr. Andi of this clinic never works there
+    owner = await sign_in("owner")
+    refused = await client.post(
+        "/api/v1/examinations", json=_examination(clinic, branch_ids=[clinic.branch.id, other.branch.id]), headers=owner
+    )
+    assert refused.status == 422
+    error = (await refused.json())["error"]
+    assert error["code"] == "no_doctor_at_branch"
+    assert error["message"].startswith("None of this examination's doctors works at Klinik Sehat Test:")
+
+    created = await client.post("/api/v1/examinations", json=_examination(clinic), headers=owner)
+    exam = await created.json()
+    assert created.status == 201 and exam["unstaffed_branch_ids"] == []
+    url = f"/api/v1/examinations/{exam['id']}"
+    added = await client.patch(url, json={"branch_ids": [clinic.branch.id, other.branch.id]}, headers=owner)
+    assert added.status == 422 and (await added.json())["error"]["code"] == "no_doctor_at_branch"
+
+    # An offer made before this rule (or left when a doctor stopped attending) is kept, and flagged.
+    db.add(ExaminationBranch(examination_id=exam["id"], branch_id=other.branch.id))
+    await db.commit()
+    flagged = await (await client.get(url, headers=owner)).json()
+    assert flagged["branch_ids"] == sorted([clinic.branch.id, other.branch.id])
+    assert flagged["unstaffed_branch_ids"] == [other.branch.id]
+    repriced = await client.patch(url, json={"price": "500000"}, headers=owner)
+    assert repriced.status == 200, await repriced.text()  # editing it otherwise is not refused for it

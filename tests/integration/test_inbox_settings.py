@@ -23,6 +23,7 @@ from booking_core.db.tables import (
     ClinicSetting,
     DoctorAttendance,
     Examination,
+    ExaminationBranch,
     OutboxMessage,
 )
 from booking_core.domain.actors import SYSTEM
@@ -448,6 +449,33 @@ async def test_adding_editing_and_withdrawing_an_examination(client: Client, db:
     assert restored.status == 303
     await db.refresh(exam)
     assert exam.active is True
+
+
+async def test_ticking_a_branch_where_none_of_the_examinations_doctors_works_is_refused_and_old_ones_are_flagged(
+    client: Client, db: AsyncSession, clinic: Clinic
+) -> None:
+    other = await build_clinic(db)  # its own doctors; this clinic's dr. Andi never works there
+    token = await _owner(client, db)
+    form = _exam_form(token, clinic)
+    created = await client.post("/inbox/settings/examinations", data=form, allow_redirects=False)
+    assert created.status == 303, await created.text()
+    exam = (await db.execute(select(Examination).where(Examination.code == form["code"]))).scalar_one()
+
+    ticked = await client.post(
+        f"/inbox/settings/examinations/{exam.id}", data={**form, f"branch-{other.branch.id}": "1"}
+    )
+    html = await ticked.text()
+    assert ticked.status == 422
+    assert 'id="err-branch_ids"' in html and "None of this examination&#39;s doctors works at Klinik Sehat Test" in html
+    assert "Choose a doctor who attends there (or add their attendance first), or leave the branch out." in html
+    offered = await db.execute(select(ExaminationBranch.branch_id).where(ExaminationBranch.examination_id == exam.id))
+    assert offered.scalars().all() == [clinic.branch.id]
+
+    db.add(ExaminationBranch(examination_id=exam.id, branch_id=other.branch.id))  # as an older catalog could have it
+    await db.commit()
+    listing = await (await client.get("/inbox/settings/examinations")).text()
+    row = listing[listing.index(f'href="/inbox/settings/examinations/{exam.id}"') :]
+    assert "no doctor works here" in row[: row.index("</tr>")]
 
 
 async def test_another_branchs_examination_is_not_found_for_a_branch_admin(client: Client, db: AsyncSession) -> None:
