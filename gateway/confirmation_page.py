@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
 from booking_core.domain.links import PAGE_CANCEL_REASONS
-from booking_core.services import confirmation, followups
+from booking_core.services import confirmation, followups, visit_link, visit_messages
 from booking_core.services.errors import NotFound, ServiceError
 from gateway import jobs
 from gateway.forms import posted_form
@@ -324,7 +324,7 @@ def _slots(options: list[confirmation.SlotOption], tz: str, lang: str) -> list[d
 async def _render(
     request: web.Request,
     token: str,
-    claim: confirmation.LinkClaim,
+    claim: visit_link.LinkClaim,
     *,
     chosen_lang: str | None,
     reschedule: bool = False,
@@ -366,7 +366,7 @@ async def _render(
         "error": texts[error if error in ERRORS else "generic"] if error else None,
         "values": values or {},
         "slots": slots,
-        "qr": confirmation.checkin_qr_svg(visit["code"]) if visit["state"] == "confirmed" else None,
+        "qr": visit_messages.checkin_qr_svg(visit["code"]) if visit["state"] == "confirmed" else None,
     }
     template = "public/confirm_reschedule.html" if slots is not None else "public/confirm.html"
     return _private(aiohttp_jinja2.render_template(template, request, context, status=status))
@@ -383,7 +383,7 @@ async def show(request: web.Request) -> web.StreamResponse:
     if (wait := await _limited(request, "view", VIEWS_PER_WINDOW)) > 0:
         return _too_many(request, chosen or settings.DEFAULT_LANGUAGE, wait)
     token = request.match_info["token"]
-    claim = confirmation.read_link(settings.SECRET_KEY, token)
+    claim = visit_link.read_link(settings.SECRET_KEY, token)
     if claim is None:
         return _gone(request, chosen or settings.DEFAULT_LANGUAGE)
     return await _render(
@@ -416,7 +416,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     if (wait := await _limited(request, "post", POSTS_PER_WINDOW)) > 0:
         return _too_many(request, fallback, wait)
     token = request.match_info["token"]
-    claim = confirmation.read_link(settings.SECRET_KEY, token)
+    claim = visit_link.read_link(settings.SECRET_KEY, token)
     if claim is None:
         return _gone(request, fallback)
     if not _csrf_ok(request, token, form.get("csrf_token")):

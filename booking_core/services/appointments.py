@@ -16,7 +16,7 @@ from booking_core.db.queries import appointments as queries
 from booking_core.db.queries import sessions as session_queries
 from booking_core.db.tables import Session
 from booking_core.domain.actors import Actor
-from booking_core.services import audit, confirmation, invoicing, lifecycle
+from booking_core.services import audit, invoicing, lifecycle, visit_messages
 from booking_core.services.errors import Conflict, Forbidden, NotFound
 
 __all__ = ["Accepted", "Appointment", "accept", "new_appointments", "reject"]
@@ -119,7 +119,7 @@ async def accept(
     audit.record(db, actor, "session.accepted", "session", session_id, {"via": via})
     if not send_qr:
         return Accepted(session, changed=True, outbox_ids=[])
-    ids = await confirmation.send_checkin_qr(db, session_id, default_language=default_language)
+    ids = await visit_messages.send_checkin_qr(db, session_id, default_language=default_language)
     return Accepted(session, changed=True, outbox_ids=ids)
 
 

@@ -1,14 +1,12 @@
-"""What follows a booking on the patient's side: the confirmation link and its page, the check-in QR, the rating.
+"""The patient's side of a booking: the visit's page behind its link, and the rating.
 
-* The **link** ``PUBLIC_BASE_URL/c/<token>`` carries a token signed with ``SECRET_KEY`` (itsdangerous, its own
-  salt) naming the session *and* its booking code, valid until a day after the visit ends. A tampered, expired or
-  foreign token, or one whose session is gone or carries another code, opens nothing (:func:`open_link` → 404).
+* The **link** (:mod:`booking_core.services.visit_link`) opens the visit's page; a link whose session is gone or
+  carries another code opens nothing (:func:`open_link` → 404).
 * On the page the patient **confirms** (``accepted``, ``confirmed_at``; the check-in QR follows), **cancels**
   with a reason (through :func:`booking_core.services.lifecycle.cancel`, so the time frees) or **reschedules**
   (the old visit cancelled and the new time booked in the caller's one transaction). Cancel and reschedule stop at
   the examination's cut-off before the visit (``too_late``, with the clinic's phone in the details).
-* Messages (confirmation, check-in QR, thank-you) are outbox rows with a dedupe key, so a job run twice writes
-  one row; a patient with no reachable channel is recorded (audit) and skipped.
+* The messages around it (confirmation, check-in QR, thank-you) are :mod:`booking_core.services.visit_messages`.
 * The chat answers the same way: :func:`confirm_visit` and :func:`rate` are what "1" / "2" and the buttons do.
 
 Every change leaves an audit row with the patient as actor, in the same transaction.
@@ -16,21 +14,15 @@ Every change leaves an audit row with the patient as actor, in the same transact
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
-
-import segno
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from typing import Literal
 
 from booking_core.db.engine import Db
 from booking_core.db.queries import confirmation as queries
 from booking_core.db.tables import Session
-from booking_core.domain.actors import SYSTEM, Actor
+from booking_core.domain.actors import Actor
 from booking_core.domain.codes import mask_name
-from booking_core.domain.dialog import LANGUAGES
 from booking_core.domain.followups import FollowUp
 from booking_core.domain.lifecycle import MAX_NOTE_LENGTH, REASONS_REQUIRING_NOTE
 from booking_core.domain.links import (
@@ -38,101 +30,34 @@ from booking_core.domain.links import (
     RATINGS,
     Choices,
     change_deadline,
-    checkin_content,
-    confirm_buttons,
-    link_expires_at,
     page_choices,
-    rating_buttons,
 )
-from booking_core.domain.messages import Button, Image
-from booking_core.services import audit, availability, booking, lifecycle, messages, notify
+from booking_core.services import audit, availability, booking, lifecycle, notify
 from booking_core.services.errors import Conflict, Invalid, NotFound
+from booking_core.services.visit_link import LinkClaim, token_for
+from booking_core.services.visit_messages import send_checkin_qr
 
 __all__ = [
     "FOLLOWUP_KINDS",
-    "LINK_SALT",
     "Confirmed",
-    "LinkClaim",
     "Moved",
     "PageView",
     "SlotOption",
     "cancel_by_link",
-    "checkin_qr_png",
-    "checkin_qr_svg",
     "confirm_by_link",
     "confirm_visit",
     "followup_options",
-    "link_token",
-    "link_url",
     "open_link",
     "page_view",
     "rate",
-    "read_link",
     "reschedule_by_link",
     "reschedule_options",
-    "send_checkin_qr",
-    "send_confirmation",
-    "send_thank_you",
 ]
 
-LINK_SALT = "frontdesk.confirmation-link"
-#: However far ahead a visit is booked, no link is honoured longer than this after it was made.
-MAX_LINK_AGE = timedelta(days=400)
 #: Outbox kinds whose buttons a bare "1".."n" in the chat answers while they are the latest thing we wrote.
 FOLLOWUP_KINDS = ("confirmation", "thank_you", "reminder")
 RESCHEDULE_DAYS = 14
 MAX_OPTIONS = 200
-
-Kind = Literal["confirmation", "checkin_qr", "thank_you"]
-
-
-# --- the link --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LinkClaim:
-    """What a valid token says: which session (by id and booking code), until when."""
-
-    session_id: int
-    booking_code: str
-    expires_at: datetime
-
-
-def _serializer(secret: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt=LINK_SALT)
-
-
-def link_token(secret: str, session_id: int, booking_code: str, *, expires_at: datetime) -> str:
-    """A signed token for the session's page, good until ``expires_at`` (normally the visit's end + 1 day)."""
-    return str(_serializer(secret).dumps({"s": session_id, "c": booking_code, "x": int(expires_at.timestamp())}))
-
-
-def link_url(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/c/{token}"
-
-
-def read_link(secret: str, token: object, *, now: datetime | None = None) -> LinkClaim | None:
-    """The claim of a genuine, unexpired token; None for anything else (never an error)."""
-    if not isinstance(token, str) or not 20 <= len(token) <= 400:
-        return None
-    try:
-        data = _serializer(secret).loads(token, max_age=int(MAX_LINK_AGE.total_seconds()))
-    except BadSignature:  # also SignatureExpired and BadPayload
-        return None
-    if not isinstance(data, dict):
-        return None
-    session_id, code, expires = data.get("s"), data.get("c"), data.get("x")
-    if not (isinstance(session_id, int) and session_id > 0 and isinstance(code, str) and isinstance(expires, int)):
-        return None
-    expires_at = datetime.fromtimestamp(expires, UTC)
-    if (now or datetime.now(UTC)) >= expires_at:
-        return None
-    return LinkClaim(session_id, code, expires_at)
-
-
-def _token_for(secret: str, session: Session) -> str:
-    return link_token(secret, session.id, session.booking_code, expires_at=link_expires_at(session.ends_at))
-
 
 # --- the page --------------------------------------------------------------------------------------------
 
@@ -353,7 +278,7 @@ async def reschedule_by_link(
     ids = await send_checkin_qr(db, new.id, default_language=default_language)
     refreshed = await queries.session(db, new.id)
     assert refreshed is not None
-    return Moved(refreshed, _token_for(secret, refreshed), ids, cancelled.follow_ups)
+    return Moved(refreshed, token_for(secret, refreshed), ids, cancelled.follow_ups)
 
 
 # --- the rating ------------------------------------------------------------------------------------------
@@ -383,124 +308,3 @@ async def followup_options(db: Db, identity_id: int) -> tuple[str, ...]:
     The outbox, not the conversation, is asked: a visit booked at the desk is confirmed on a channel the patient
     may never have written on, and their first reply opens the conversation."""
     return await notify.options_offered(db, identity_id, FOLLOWUP_KINDS)
-
-
-# --- messages --------------------------------------------------------------------------------------------
-
-
-def checkin_qr_png(booking_code: str) -> bytes:
-    """The check-in QR (a full QR code, never a Micro QR that desk scanners may not read) as a PNG."""
-    out = io.BytesIO()
-    segno.make_qr(checkin_content(booking_code), error="m").save(out, kind="png", scale=8, border=4)
-    return out.getvalue()
-
-
-def checkin_qr_svg(booking_code: str) -> str:
-    """The same QR as an SVG data URI, for the confirmation page."""
-    return str(segno.make_qr(checkin_content(booking_code), error="m").svg_data_uri(scale=6, border=4))
-
-
-def _lang(lang: str) -> str:
-    return lang if lang in LANGUAGES else "en"
-
-
-def _label(lang: str, sheet: str, key: str, **values: Any) -> str:
-    """A button label: macro ``key`` of ``templates/messages/<lang>/<sheet>.txt``."""
-    lang = _lang(lang)
-    module = messages.environment().get_template(f"{lang}/{sheet}.txt").make_module({"lang": lang})
-    return str(getattr(module, key)(**values)).strip()
-
-
-def _visit_values(record: queries.VisitRecord) -> dict[str, Any]:
-    zone = ZoneInfo(record.branch.tz)
-    first = record.patient.name.split()[0] if record.patient.name.split() else ""
-    return {
-        "name": first,
-        "code": record.session.booking_code,
-        "start": record.session.starts_at.astimezone(zone).isoformat(timespec="minutes"),
-        "examination": ", ".join(e.name for e in record.examinations),
-        "doctor": record.doctor.name,
-        "branch": record.branch.name,
-        "address": record.branch.address or "",
-        "phone": record.branch.phone or "",
-        "hint": None,
-    }
-
-
-async def _plan(
-    db: Db,
-    record: queries.VisitRecord,
-    kind: Kind,
-    *,
-    template: str,
-    values: dict[str, Any],
-    buttons: list[tuple[str, str, str, dict[str, Any]]],
-    image: Image | None = None,
-    dedupe_key: str,
-    default_language: str,
-) -> list[int]:
-    """Write one message of ``kind`` to the patient's channel; [] when nobody can be reached (recorded)."""
-
-    def notice(lang: str) -> notify.Notice:
-        lang = _lang(lang)
-        return notify.Notice(
-            messages.render(lang, template, **values),
-            buttons=tuple(Button(_label(lang, sheet, key, **kw), data) for sheet, key, data, kw in buttons),
-            image=image,
-            template_values={"name": values["name"], "code": values["code"], "link": values.get("link", "")},
-        )
-
-    told = await notify.tell(
-        db, record.patient.id, kind, notice, dedupe_key=dedupe_key,
-        prefer_channel=await queries.lead_channel(db, record.session.lead_id), default_language=default_language,
-    )  # fmt: skip
-    if told is None:
-        audit.record(
-            db, SYSTEM, f"{kind}.unreachable", "session", record.session.id,
-            {"patient_id": record.patient.id, "reason": "no channel to reach the patient"},
-        )  # fmt: skip
-        return []
-    return [told.outbox_id] if told.outbox_id is not None else []
-
-
-async def send_confirmation(
-    db: Db, session_id: int, *, secret: str, base_url: str, default_language: str = "en"
-) -> list[int]:
-    """Plan the confirmation message (link, Confirm / Cancel buttons) for a waiting visit; once per session."""
-    record = await queries.visit(db, session_id)
-    if record is None or record.session.status != "waiting":
-        return []
-    yes, no = confirm_buttons(session_id)
-    values = {**_visit_values(record), "link": link_url(base_url, _token_for(secret, record.session))}
-    return await _plan(
-        db, record, "confirmation", template="confirmation", values=values,
-        buttons=[("confirmation_buttons", "confirm", yes, {}), ("confirmation_buttons", "cancel", no, {})],
-        dedupe_key=f"confirm:{session_id}", default_language=default_language,
-    )  # fmt: skip
-
-
-async def send_checkin_qr(db: Db, session_id: int, *, default_language: str = "en") -> list[int]:
-    """Plan the check-in QR (PNG of "FD:<booking code>") for an accepted, waiting visit; once per session."""
-    record = await queries.visit(db, session_id)
-    if record is None or record.session.status != "waiting" or not record.session.accepted:
-        return []
-    code = record.session.booking_code
-    image = Image(checkin_qr_png(code), filename=f"check-in-{code}.png")
-    return await _plan(
-        db, record, "checkin_qr", template="checkin_qr", values=_visit_values(record), buttons=[], image=image,
-        dedupe_key=f"checkin-qr:{session_id}", default_language=default_language,
-    )  # fmt: skip
-
-
-async def send_thank_you(db: Db, session_id: int, *, default_language: str = "en") -> list[int]:
-    """Plan the thank-you with 1-5 rating buttons for a completed, unrated visit; once per session."""
-    record = await queries.visit(db, session_id)
-    if record is None or record.session.status != "completed" or record.session.rating is not None:
-        return []
-    buttons = [
-        ("rating_buttons", "stars", data, {"n": n}) for n, data in zip(RATINGS, rating_buttons(session_id), strict=True)
-    ]
-    return await _plan(
-        db, record, "thank_you", template="thank_you", values=_visit_values(record), buttons=buttons,
-        dedupe_key=f"thanks:{session_id}", default_language=default_language,
-    )  # fmt: skip

@@ -32,7 +32,16 @@ from booking_core.domain.dialog import (
     VisitInfo,
 )
 from booking_core.domain.messages import Button, InboundKind
-from booking_core.services import confirmation, dialog_effects, lifecycle, messages, notify, settings, waitlist
+from booking_core.services import (
+    confirmation,
+    dialog_effects,
+    lifecycle,
+    messages,
+    notify,
+    settings,
+    visit_messages,
+    waitlist,
+)
 
 __all__ = ["MAX_ROUNDS", "handle"]
 
@@ -93,7 +102,7 @@ async def _answer(
     async def confirm(session_id: int) -> list[int]:
         if secret is None or base_url is None:
             return []
-        return await confirmation.send_confirmation(
+        return await visit_messages.send_confirmation(
             db, session_id, secret=secret, base_url=base_url, default_language=default_language
         )
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from booking_core.db.engine import Db
 from booking_core.domain.followups import FollowUp, OfferFreedTime, ThankYou
-from booking_core.services import confirmation, waitlist
+from booking_core.services import visit_messages, waitlist
 
 
 async def run(
@@ -22,7 +22,7 @@ async def run(
     for follow_up in follow_ups:
         match follow_up:
             case ThankYou(session_id):
-                planned += await confirmation.send_thank_you(db, session_id, default_language=default_language)
+                planned += await visit_messages.send_thank_you(db, session_id, default_language=default_language)
             case OfferFreedTime(session_id):
                 planned += await waitlist.slot_freed(db, session_id, now=now, default_language=default_language)
     return planned

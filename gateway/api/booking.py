@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from booking_core.db.engine import Db
-from booking_core.services import availability, booking, confirmation
+from booking_core.services import availability, booking, visit_messages
 from gateway.api import api
 from gateway.api.common import caller, check_branch, transaction
 from gateway.api.fields import Id
@@ -291,7 +291,7 @@ async def plan_followups(request: web.Request, db: Db, session_id: int) -> list[
     session). Not a job: Redis being down or restarting empty loses nothing; :func:`transaction` hands the row to
     the workers after commit, and the sweep sends it if that fails."""
     settings = request.app[SETTINGS]
-    return await confirmation.send_confirmation(
+    return await visit_messages.send_confirmation(
         db,
         session_id,
         secret=settings.SECRET_KEY,

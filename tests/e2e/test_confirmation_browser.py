@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.tables import Session
 from booking_core.domain.links import link_expires_at
-from booking_core.services import confirmation
+from booking_core.services import visit_link
 from devtools.builders import Clinic, build_clinic, insert_session, next_weekday
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
@@ -43,9 +43,7 @@ async def test_a_patient_opens_the_link_on_a_phone_confirms_and_sees_the_confirm
     gateway_url: str, browser: Browser, db: AsyncSession, clinic: Clinic
 ) -> None:
     visit = await insert_session(db, clinic, starts_at=next_weekday(1, hour=10))
-    token = confirmation.link_token(
-        TEST_SECRET, visit.id, visit.booking_code, expires_at=link_expires_at(visit.ends_at)
-    )
+    token = visit_link.link_token(TEST_SECRET, visit.id, visit.booking_code, expires_at=link_expires_at(visit.ends_at))
     context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="en-US")
     page = await context.new_page()
     await page.goto(f"{gateway_url}/c/{token}?lang=en")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_core.db.tables import AuditEntry, ChannelIdentity, Message, OutboxMessage, Patient, Session
 from booking_core.domain.actors import Actor
 from booking_core.domain.links import link_expires_at
-from booking_core.services import appointments, confirmation, lifecycle, message_texts, messages
+from booking_core.services import appointments, confirmation, lifecycle, message_texts, messages, visit_link
 from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from tests.conftest import TEST_SECRET
 from tests.integration.test_conversation import Chat, buttons, text
@@ -244,10 +244,8 @@ async def test_a_patient_who_cancels_on_the_confirmation_link_gets_no_message_fr
 ) -> None:
     dewi = await telegram_patient(sessionmaker)
     visit = await visit_for(db, clinic, dewi, tuesday_ten)
-    token = confirmation.link_token(
-        TEST_SECRET, visit.id, visit.booking_code, expires_at=link_expires_at(visit.ends_at)
-    )
-    claim = confirmation.read_link(TEST_SECRET, token)
+    token = visit_link.link_token(TEST_SECRET, visit.id, visit.booking_code, expires_at=link_expires_at(visit.ends_at))
+    claim = visit_link.read_link(TEST_SECRET, token)
     assert claim is not None
 
     async with sessionmaker() as page, page.begin():

@@ -23,7 +23,7 @@ from booking_core.db.tables import AuditEntry, Occupancy, OutboxMessage, Session
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import mask_name
 from booking_core.domain.links import link_expires_at
-from booking_core.services import booking, confirmation, followups, lifecycle
+from booking_core.services import booking, followups, lifecycle, visit_link, visit_messages
 from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from gateway import confirmation_page
 from infra.settings import Settings
@@ -57,7 +57,7 @@ def link(visit: Session, *, secret: str = TEST_SECRET) -> str:
     key = (visit.id, visit.booking_code, secret)
     if key not in _SENT:
         expires_at = link_expires_at(visit.ends_at)
-        _SENT[key] = "/c/" + confirmation.link_token(secret, visit.id, visit.booking_code, expires_at=expires_at)
+        _SENT[key] = "/c/" + visit_link.link_token(secret, visit.id, visit.booking_code, expires_at=expires_at)
     return _SENT[key]
 
 
@@ -296,7 +296,7 @@ def _signed(
     payload: dict[str, Any],
     *,
     secret: str = TEST_SECRET,
-    salt: str = confirmation.LINK_SALT,
+    salt: str = visit_link.LINK_SALT,
     signed_at: datetime | None = None,
 ) -> str:
     """A token made as our serializer makes them, but with any secret, salt and signing time."""
@@ -406,7 +406,7 @@ def siti_on_whatsapp(sessionmaker: async_sessionmaker[AsyncSession], clinic: Cli
 
 async def _send_confirmation(sessionmaker: async_sessionmaker[AsyncSession], visit: Session) -> list[int]:
     async with sessionmaker() as db, db.begin():
-        return await confirmation.send_confirmation(db, visit.id, secret=TEST_SECRET, base_url="http://clinic.test")
+        return await visit_messages.send_confirmation(db, visit.id, secret=TEST_SECRET, base_url="http://clinic.test")
 
 
 async def test_replying_1_to_the_confirmation_confirms_the_visit(

@@ -19,7 +19,7 @@ from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import ChannelIdentity, ClinicSetting, Lead, OutboxMessage, Patient, Reminder, Session
 from booking_core.domain.links import confirm_buttons
 from booking_core.domain.messages import ContactRef, InboundMessage
-from booking_core.services import confirmation, conversation, ingest
+from booking_core.services import conversation, ingest, visit_link
 from devtools.builders import Clinic, build_clinic, next_weekday
 from tests.conftest import TEST_SECRET
 
@@ -120,7 +120,7 @@ async def test_a_visit_the_chat_books_directly_gets_its_confirmation_link_after_
     assert visit.booking_code in link.payload["text"]
     assert tuple(b["data"] for b in link.payload["buttons"]) == confirm_buttons(visit.id)
     token = link.payload["text"].split(f"{BASE_URL}/c/", 1)[1].split()[0]
-    claim = confirmation.read_link(TEST_SECRET, token)
+    claim = visit_link.read_link(TEST_SECRET, token)
     assert claim is not None and (claim.session_id, claim.booking_code) == (visit.id, visit.booking_code)
     assert (lead.status, visit.lead_id, visit.status) == ("converted", lead.id, "waiting")
     assert {(r.kind, r.status) for r in reminders} == {("24h", "scheduled"), ("2h", "scheduled")}

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.engine import make_engine, make_sessionmaker
 from booking_core.db.tables import AuditEntry, ChannelIdentity, Lead, OutboxMessage
-from booking_core.services import confirmation
+from booking_core.services import visit_messages
 from devtools import harness
 from devtools.builders import Clinic, add_patient, build_clinic, insert_session, next_weekday
 from devtools.fakes.telegram_api import running_fake_telegram
@@ -44,7 +44,7 @@ Plan = Callable[[AsyncSession, int], Awaitable[list[int]]]
 def confirmation_of(settings: Settings) -> Plan:
     """The confirmation as a booking plans it: its link signed with the clinic's secret, in the default language."""
     return functools.partial(
-        confirmation.send_confirmation,
+        visit_messages.send_confirmation,
         secret=settings.SECRET_KEY,
         base_url=settings.PUBLIC_BASE_URL,
         default_language=settings.DEFAULT_LANGUAGE,
@@ -53,15 +53,17 @@ def confirmation_of(settings: Settings) -> Plan:
 
 def confirmation_of_env(env: dict[str, str]) -> Plan:
     """The confirmation as a worker's clinic (its environment) plans it."""
-    return functools.partial(confirmation.send_confirmation, secret=env["SECRET_KEY"], base_url=env["PUBLIC_BASE_URL"])
+    return functools.partial(
+        visit_messages.send_confirmation, secret=env["SECRET_KEY"], base_url=env["PUBLIC_BASE_URL"]
+    )
 
 
 def checkin_qr_of(settings: Settings) -> Plan:
-    return functools.partial(confirmation.send_checkin_qr, default_language=settings.DEFAULT_LANGUAGE)
+    return functools.partial(visit_messages.send_checkin_qr, default_language=settings.DEFAULT_LANGUAGE)
 
 
 def thank_you_of(settings: Settings) -> Plan:
-    return functools.partial(confirmation.send_thank_you, default_language=settings.DEFAULT_LANGUAGE)
+    return functools.partial(visit_messages.send_thank_you, default_language=settings.DEFAULT_LANGUAGE)
 
 
 async def plan(sessionmaker: async_sessionmaker[AsyncSession], message: Plan, session_id: int) -> list[int]:

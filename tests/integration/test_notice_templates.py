@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_core.db.tables import OutboxMessage, Session
 from booking_core.domain.actors import Actor
-from booking_core.services import confirmation, lifecycle, notify, outbox
+from booking_core.services import lifecycle, notify, outbox, visit_messages
 from channels.whatsapp.adapter import WhatsAppAdapter
 from devtools.builders import Clinic, insert_session, next_weekday
 from devtools.fakes.twilio_api import running_fake_twilio
@@ -77,7 +77,7 @@ async def test_the_confirmation_template_carries_first_name_booking_code_and_lin
 ) -> None:
     visit = await sitis_visit(db, clinic)
     async with sessionmaker() as work, work.begin():
-        ids = await confirmation.send_confirmation(work, visit.id, secret=TEST_SECRET, base_url=BASE_URL)
+        ids = await visit_messages.send_confirmation(work, visit.id, secret=TEST_SECRET, base_url=BASE_URL)
 
     [received] = await sent_to_siti(sessionmaker, clinic, ids)
 
@@ -93,8 +93,8 @@ async def test_the_check_in_and_thank_you_templates_carry_first_name_and_booking
     accepted = await sitis_visit(db, clinic, accepted=True)
     done = await insert_session(db, clinic, starts_at=datetime.now(UTC) - timedelta(hours=3), status="completed")
     async with sessionmaker() as work, work.begin():
-        ids = await confirmation.send_checkin_qr(work, accepted.id)
-        ids += await confirmation.send_thank_you(work, done.id)
+        ids = await visit_messages.send_checkin_qr(work, accepted.id)
+        ids += await visit_messages.send_thank_you(work, done.id)
 
     received = await sent_to_siti(sessionmaker, clinic, ids)
 
