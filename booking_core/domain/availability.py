@@ -45,8 +45,9 @@ Assumption: within one local day the zone's offset never changes and changes bac
 date never steps back (true of every zone in the tz database today). Clock changes at local midnight
 (Havana, Santiago), half-hour changes (Lord Howe) and a skipped date (Apia, 2011) are handled.
 
-The engine works in integer microseconds since the epoch and does interval arithmetic per local day and doctor
-(:mod:`booking_core.domain.intervals`); :mod:`booking_core.domain.availability_reference` is the slow,
+The engine works in integer microseconds since the epoch: a branch's local day and its wall-clock windows are
+placed by :mod:`booking_core.domain.wall_clock`, interval arithmetic per local day and doctor is
+:mod:`booking_core.domain.intervals`; :mod:`booking_core.domain.availability_reference` is the slow,
 minute-by-minute oracle it is tested against.
 """
 
@@ -54,11 +55,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal, NamedTuple, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from booking_core.domain.intervals import Interval, covers, ends_of, intersect, merge, overlaps, subtract
+from booking_core.domain.wall_clock import (
+    DAY,
+    MINUTE,
+    ONE_DAY,
+    Day,
+    from_us,
+    require_aware,
+    require_span,
+    to_us,
+    wall_span,
+    wall_time,
+)
 
 __all__ = [
     "REASON_CODES",
@@ -101,47 +114,8 @@ REASON_CODES = (
 )
 _LAYER = {code: index for index, code in enumerate(REASON_CODES)}
 
-_US = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_SECOND = 1_000_000
-_MINUTE = 60 * _SECOND
-_DAY = 86_400 * _SECOND
-_ONE_DAY = timedelta(days=1)
-
 
 # --- validation
-
-
-def _require_aware(value: datetime, what: str) -> None:
-    if not isinstance(value, datetime):
-        raise ValueError(f"{what} must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware (UTC), got naive {value.isoformat()}")
-
-
-def _require_span(start: datetime, end: datetime, what: str) -> None:
-    _require_aware(start, f"{what} start")
-    _require_aware(end, f"{what} end")
-    if end <= start:
-        raise ValueError(f"{what} must end after it starts, got {start.isoformat()} .. {end.isoformat()}")
-
-
-def _time_of_day(value: time, what: str) -> int:
-    if not isinstance(value, time):
-        raise ValueError(f"{what} must be a time, got {value!r}")
-    if value.tzinfo is not None:
-        raise ValueError(f"{what} is local wall time and must not carry a tzinfo, got {value.isoformat()}")
-    return ((value.hour * 60 + value.minute) * 60 + value.second) * _SECOND + value.microsecond
-
-
-def _wall_span(start: time, end: time, what: str) -> Interval:
-    """Microseconds since local midnight; ``end == time(0)`` is midnight at the end of the day."""
-    begin = _time_of_day(start, f"{what} start")
-    finish = _time_of_day(end, f"{what} end") or _DAY
-    if begin >= finish:
-        raise ValueError(f"{what} must end after it starts, got {start.isoformat()}-{end.isoformat()}")
-    return begin, finish
 
 
 def _require_non_negative(value: int, what: str) -> None:
@@ -163,7 +137,7 @@ class WeeklyWindow:
     def __post_init__(self) -> None:
         if not isinstance(self.weekday, int) or not 0 <= self.weekday <= 6:
             raise ValueError(f"weekday must be 0 (Monday) .. 6 (Sunday), got {self.weekday!r}")
-        _wall_span(self.start, self.end, "weekly window")
+        wall_span(self.start, self.end, "weekly window")
 
 
 @dataclass(frozen=True)
@@ -178,7 +152,7 @@ class DatedWindow:
         if (self.start is None) != (self.end is None):
             raise ValueError("a dated window needs both start and end, or neither (a day off)")
         if self.start is not None and self.end is not None:
-            _wall_span(self.start, self.end, f"window on {self.day.isoformat()}")
+            wall_span(self.start, self.end, f"window on {self.day.isoformat()}")
 
     @property
     def is_day_off(self) -> bool:
@@ -253,7 +227,7 @@ class Busy:
     label: str = "booked"
 
     def __post_init__(self) -> None:
-        _require_span(self.start, self.end, "busy interval")
+        require_span(self.start, self.end, "busy interval")
         if self.doctor_id is None and self.room_id is None:
             raise ValueError("a busy interval must occupy a doctor, a room or both")
 
@@ -269,7 +243,7 @@ class Blackout:
     reason: str
 
     def __post_init__(self) -> None:
-        _require_span(self.start, self.end, "blackout")
+        require_span(self.start, self.end, "blackout")
         if self.scope not in ("branch", "doctor", "room"):
             raise ValueError(f"blackout scope must be 'branch', 'doctor' or 'room', got {self.scope!r}")
         if self.scope != "branch" and self.target_id is None:
@@ -292,8 +266,8 @@ class AvailabilityQuery:
     step_min: int = 15
 
     def __post_init__(self) -> None:
-        _require_span(self.start, self.end, "query period")
-        _require_aware(self.now, "now")
+        require_span(self.start, self.end, "query period")
+        require_aware(self.now, "now")
         if not 1 <= self.step_min <= 24 * 60:
             raise ValueError(f"slot step must be 1 .. 1440 minutes, got {self.step_min}")
         doctor_ids = [doctor.doctor_id for doctor in self.doctors]
@@ -333,105 +307,13 @@ class Reason:
     room_id: int | None = None
 
 
-# --- time helpers
-
-
-def _to_us(value: datetime) -> int:
-    return (value - _EPOCH) // _US
-
-
-def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
-def _offset_at(zone: ZoneInfo, instant: int) -> int:
-    offset = _from_us(instant).astimezone(zone).utcoffset()
-    assert offset is not None  # a ZoneInfo always knows its offset
-    return offset // _US
-
-
-def _transition_after(zone: ZoneInfo, lo: int, hi: int) -> int:
-    """The first whole second in ``(lo, hi]`` whose UTC offset differs from ``lo``'s (one must exist)."""
-    before = _offset_at(zone, lo)
-    lo_s, hi_s = lo // _SECOND, -(-hi // _SECOND)
-    while hi_s - lo_s > 1:
-        mid = (lo_s + hi_s) // 2
-        if _offset_at(zone, mid * _SECOND) == before:
-            lo_s = mid
-        else:
-            hi_s = mid
-    return hi_s * _SECOND
-
-
-def _first_instant(zone: ZoneInfo, wall: datetime) -> int:
-    """The first instant whose local reading is at or after the naive ``wall``."""
-    early = _to_us(wall.replace(tzinfo=zone, fold=0))
-    if _from_us(early).astimezone(zone).replace(tzinfo=None) == wall:
-        return early  # exists; for an ambiguous time fold=0 is the first occurrence
-    # In a gap: fold=0 and fold=1 land on either side of the jump; the jump itself is the answer.
-    late = _to_us(wall.replace(tzinfo=zone, fold=1))
-    return _transition_after(zone, min(early, late), max(early, late))
-
-
-class _Day:
-    """One local date of the branch: its span in UTC, its offset segments and its slot-start grid.
-
-    ``segments``: ``(utc_start, utc_end, offset)`` pieces of the day with a constant UTC offset (one
-    piece, or two on a DST day); the local wall reading of instant ``t`` in a piece is ``t + offset``.
-    ``grid``: ``(lo, hi, origin)``: the grid starts of the day are ``origin + k * step`` within
-    ``[lo, hi)``, where ``origin`` is local midnight read with that piece's offset. A piece's grid begins
-    where its wall clock passes what earlier pieces covered, which keeps the repeated hour ``fold=0`` only.
-    """
-
-    __slots__ = ("date", "end", "grid", "midnight", "segments", "start")
-
-    def __init__(self, zone: ZoneInfo, day: date) -> None:
-        self.date = day
-        local_midnight = datetime.combine(day, time())
-        self.start = _first_instant(zone, local_midnight)
-        self.end = _first_instant(zone, local_midnight + _ONE_DAY)
-        self.midnight = (day.toordinal() - _EPOCH_ORDINAL) * _DAY  # local midnight as a naive "wall instant"
-        self.segments: list[tuple[int, int, int]] = []
-        if self.start < self.end:
-            cursor, offset = self.start, _offset_at(zone, self.start)
-            last = _offset_at(zone, self.end - 1)
-            while offset != last:
-                change = _transition_after(zone, cursor, self.end - 1)
-                self.segments.append((cursor, change, offset))
-                cursor, offset = change, _offset_at(zone, change)
-            self.segments.append((cursor, self.end, offset))
-        self.grid: list[tuple[int, int, int]] = []
-        reached: int | None = None  # latest wall reading covered so far
-        for seg_start, seg_end, offset in self.segments:
-            lo = seg_start if reached is None else max(seg_start, reached - offset)
-            if lo < seg_end:
-                self.grid.append((lo, seg_end, self.midnight - offset))
-            reached = seg_end + offset if reached is None else max(reached, seg_end + offset)
-
-    def instant(self, time_of_day: int) -> int:
-        """The first instant of the day whose wall reading is at or after ``time_of_day`` (µs from 00:00)."""
-        wall = self.midnight + time_of_day
-        for seg_start, seg_end, offset in self.segments:
-            if wall < seg_start + offset:
-                return seg_start  # skipped by a forward jump: the window opens when the clock lands
-            if wall < seg_end + offset:
-                return wall - offset
-        return self.end
-
-    def spans(self, windows: Sequence[Interval]) -> list[Interval]:
-        return merge((self.instant(begin), self.instant(finish)) for begin, finish in windows)
-
-    def on_grid(self, instant: int, step: int) -> bool:
-        return any(lo <= instant < hi and (instant - origin) % step == 0 for lo, hi, origin in self.grid)
-
-
 # --- planning
 
 
 def _weekly_spans(windows: Sequence[WeeklyWindow]) -> dict[int, list[Interval]]:
     by_weekday: dict[int, list[Interval]] = {weekday: [] for weekday in range(7)}
     for window in windows:
-        by_weekday[window.weekday].append(_wall_span(window.start, window.end, "weekly window"))
+        by_weekday[window.weekday].append(wall_span(window.start, window.end, "weekly window"))
     return by_weekday
 
 
@@ -440,7 +322,7 @@ def _dated_spans(windows: Sequence[DatedWindow]) -> dict[date, list[Interval]]:
     for window in windows:
         spans = by_day.setdefault(window.day, [])  # a day-off entry still marks the date as overridden
         if window.start is not None and window.end is not None:
-            spans.append(_wall_span(window.start, window.end, "dated window"))
+            spans.append(wall_span(window.start, window.end, "dated window"))
     return by_day
 
 
@@ -454,7 +336,7 @@ class _Doctor:
         self.applications = _dated_spans(schedule.applications)
         self.blocked = blocked  # buffered busy + doctor blackouts, normalized
 
-    def attendance(self, day: _Day) -> list[Interval]:
+    def attendance(self, day: Day) -> list[Interval]:
         windows = self.overrides.get(day.date)
         if windows is None:
             windows = self.weekly[day.date.weekday()]
@@ -467,11 +349,11 @@ class _Plan:
     def __init__(self, q: AvailabilityQuery, *, only_room: int | None = None) -> None:
         exam = q.examination
         self.zone = ZoneInfo(q.branch.tz)
-        self.duration = exam.duration_min * _MINUTE
-        self.step = q.step_min * _MINUTE
-        self.q_start, self.q_end, self.now = _to_us(q.start), _to_us(q.end), _to_us(q.now)
-        self.notice_end = self.now + exam.min_notice_min * _MINUTE
-        self.horizon_end = self.now + exam.horizon_days * _DAY
+        self.duration = exam.duration_min * MINUTE
+        self.step = q.step_min * MINUTE
+        self.q_start, self.q_end, self.now = to_us(q.start), to_us(q.end), to_us(q.now)
+        self.notice_end = self.now + exam.min_notice_min * MINUTE
+        self.horizon_end = self.now + exam.horizon_days * DAY
         self.first_start = max(self.q_start, self.notice_end)  # earliest allowed start
         self.last_start = min(self.q_end - self.duration, self.horizon_end - 1)  # latest allowed start
         self.offered = q.branch.branch_id in exam.branch_ids
@@ -479,20 +361,20 @@ class _Plan:
         self.closed_days = frozenset(q.branch.closed_days)
         self.exam_weekly = _weekly_spans(exam.windows) if exam.windows else None
 
-        before, after = exam.buffer_before_min * _MINUTE, exam.buffer_after_min * _MINUTE
+        before, after = exam.buffer_before_min * MINUTE, exam.buffer_after_min * MINUTE
         doctor_blocked: dict[int, list[Interval]] = {d.doctor_id: [] for d in q.doctors}
         room_blocked: dict[int, list[Interval]] = {r.room_id: [] for r in q.rooms}
         for busy in q.busy:
             # The occupied interval [s - before, s + d + after) meets [b0, b1) iff the slot [s, s + d)
             # meets [b0 - after, b1 + before): widen the busy interval once instead of every slot.
-            widened = (_to_us(busy.start) - after, _to_us(busy.end) + before)
+            widened = (to_us(busy.start) - after, to_us(busy.end) + before)
             if busy.doctor_id in doctor_blocked:
                 doctor_blocked[busy.doctor_id].append(widened)
             if busy.room_id in room_blocked:
                 room_blocked[busy.room_id].append(widened)
         branch_blackouts: list[Interval] = []
         for blackout in q.blackouts:
-            span = (_to_us(blackout.start), _to_us(blackout.end))
+            span = (to_us(blackout.start), to_us(blackout.end))
             if blackout.scope == "branch":
                 if blackout.target_id in (None, q.branch.branch_id):
                     branch_blackouts.append(span)
@@ -513,21 +395,21 @@ class _Plan:
             if exam.room_kind is None or room.kind == exam.room_kind:
                 blocked = merge(room_blocked[room.room_id])
                 self.rooms.append((room.room_id, blocked, ends_of(blocked)))
-        self._days: dict[date, _Day] = {}
+        self._days: dict[date, Day] = {}
         self._room_at: dict[int, int | None] = {}
 
     # -- per day
 
-    def day(self, day: date) -> _Day:
+    def day(self, day: date) -> Day:
         cached = self._days.get(day)
         if cached is None:
-            cached = self._days[day] = _Day(self.zone, day)
+            cached = self._days[day] = Day(self.zone, day)
         return cached
 
     def local_date(self, instant: int) -> date:
-        return _from_us(instant).astimezone(self.zone).date()
+        return from_us(instant).astimezone(self.zone).date()
 
-    def day_of(self, instant: int) -> _Day:
+    def day_of(self, instant: int) -> Day:
         """The local day whose span holds ``instant``."""
         day = self.day(self.local_date(instant))
         for shift in (0, -1, 1):  # only differs from the local date in zones whose dates step back
@@ -536,12 +418,12 @@ class _Plan:
                 return candidate
         return day
 
-    def branch_spans(self, day: _Day) -> list[Interval]:
+    def branch_spans(self, day: Day) -> list[Interval]:
         if day.date in self.closed_days:
             return []
         return day.spans(self.branch_weekly[day.date.weekday()])
 
-    def exam_spans(self, day: _Day) -> list[Interval]:
+    def exam_spans(self, day: Day) -> list[Interval]:
         if self.exam_weekly is None:
             return [(day.start, day.end)] if day.start < day.end else []
         return day.spans(self.exam_weekly[day.date.weekday()])
@@ -562,7 +444,7 @@ class _Plan:
 
     # -- slots
 
-    def day_slots(self, day: _Day) -> list[tuple[int, int, int]]:
+    def day_slots(self, day: Day) -> list[tuple[int, int, int]]:
         """``(start, doctor_id, room_id)`` of every free slot starting on ``day``, sorted."""
         lo = max(self.first_start, day.start)
         hi = min(self.last_start, day.end - self.duration)
@@ -596,11 +478,11 @@ class _Plan:
         """The free slots day by day, in order (day spans do not overlap, so the whole stream is sorted)."""
         if not self.offered or not self.doctors or not self.rooms or self.first_start > self.last_start:
             return
-        current = self.local_date(self.first_start) - _ONE_DAY
+        current = self.local_date(self.first_start) - ONE_DAY
         last = self.local_date(self.last_start)
         while current <= last:
             yield self.day_slots(self.day(current))
-            current += _ONE_DAY
+            current += ONE_DAY
 
 
 _tuple_new = tuple.__new__
@@ -612,10 +494,10 @@ def _materialize(found: Iterable[tuple[int, int, int]], duration: int) -> list[S
     for start, doctor, room in found:
         begins = instants.get(start)
         if begins is None:
-            begins = instants[start] = _from_us(start)
+            begins = instants[start] = from_us(start)
         ends = instants.get(start + duration)
         if ends is None:
-            ends = instants[start + duration] = _from_us(start + duration)
+            ends = instants[start + duration] = from_us(start + duration)
         slots.append(_tuple_new(Slot, (begins, ends, doctor, room)))
     return slots
 
@@ -678,16 +560,8 @@ def _common_windows(each: Sequence[Sequence[WeeklyWindow]]) -> tuple[WeeklyWindo
         spans = merge(by_weekday[0][weekday])
         for other in by_weekday[1:]:
             spans = intersect(spans, merge(other[weekday]))
-        common.extend(WeeklyWindow(weekday, _wall_time(begin), _wall_time(finish)) for begin, finish in spans)
+        common.extend(WeeklyWindow(weekday, wall_time(begin), wall_time(finish)) for begin, finish in spans)
     return tuple(common)
-
-
-def _wall_time(since_midnight: int) -> time:
-    """Microseconds since local midnight as a wall time; the end of the day is ``time(0)`` (24:00)."""
-    if since_midnight >= _DAY:
-        return time(0)
-    seconds, micro = divmod(since_midnight, _SECOND)
-    return time(seconds // 3600, seconds // 60 % 60, seconds % 60, micro)
 
 
 # --- API
@@ -734,7 +608,7 @@ def explain_many(
 ) -> list[list[Reason]]:
     """:func:`explain` for each of ``starts``, preparing the query once (the calendar asks about a whole day)."""
     for at in starts:
-        _require_aware(at, "at")
+        require_aware(at, "at")
     if room_id is not None and all(r.room_id != room_id for r in q.rooms):
         raise ValueError(f"room {room_id} is not one of the query's rooms")
     plan = _Plan(q, only_room=room_id)
@@ -747,9 +621,9 @@ def _explain(
     plan: _Plan, q: AvailabilityQuery, at: datetime, doctor_id: int | None, room_id: int | None
 ) -> list[Reason]:
     exam = q.examination
-    start = _to_us(at)
+    start = to_us(at)
     end = start + plan.duration
-    occupied = (start - exam.buffer_before_min * _MINUTE, end + exam.buffer_after_min * _MINUTE)
+    occupied = (start - exam.buffer_before_min * MINUTE, end + exam.buffer_after_min * MINUTE)
     day = plan.day_of(start)
 
     general: list[Reason] = []
@@ -839,4 +713,4 @@ def _room_reasons(q: AvailabilityQuery, room_id: int, occupied: Interval) -> lis
 
 
 def _overlap(start: datetime, end: datetime, lo: int, hi: int) -> bool:
-    return _to_us(start) < hi and lo < _to_us(end)
+    return to_us(start) < hi and lo < to_us(end)
