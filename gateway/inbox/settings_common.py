@@ -11,6 +11,7 @@ from aiohttp import web
 from booking_core.domain.actors import Actor
 from booking_core.services import catalog, hours, settings
 from booking_core.services.errors import NotFound
+from gateway.inbox.formats import as_int
 from gateway.inbox.web import render
 
 #: The settings sections: (path, label, what it is for).
@@ -52,16 +53,11 @@ def settings_page(
     return render(request, actor, template, {**base, **context}, title=title, status=status)
 
 
-def as_id(raw: str | None) -> int | None:
-    """A positive id from a form or query value (None for anything else, never an error)."""
-    return int(raw) if raw and raw.isdigit() and len(raw) <= 9 and int(raw) > 0 else None
-
-
 async def branch_choice(db: Any, actor: Actor, raw: str | None) -> tuple[list[catalog.BranchView], int | None]:
     """The branches the actor manages and the one asked for (``?branch=``), else their first; 404 for a branch
     the actor may not see (the same answer as for one that does not exist)."""
     branches = await catalog.list_branches(db, actor=actor)
-    wanted = as_id(raw)
+    wanted = as_int(raw)
     if raw and (wanted is None or wanted not in {b.id for b in branches}):
         raise NotFound("not_found", "There is no such branch.")
     return branches, wanted or (branches[0].id if branches else None)

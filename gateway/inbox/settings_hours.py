@@ -17,9 +17,9 @@ from booking_core.domain.actors import Actor
 from booking_core.services import hours as service
 from booking_core.services.errors import NotFound
 from booking_core.services.settings import FieldErrors
+from gateway.inbox.formats import as_int
 from gateway.inbox.settings_common import (
     UI_PERIODS,
-    as_id,
     branch_choice,
     parse_time,
     settings_page,
@@ -83,7 +83,7 @@ async def hours(request: web.Request, actor: Actor) -> web.StreamResponse:
 @staff_page(MANAGERS, refused_to=HOURS)
 async def save_hours(request: web.Request, actor: Actor) -> web.StreamResponse:
     form = await form_of(request)
-    branch_id = as_id(form.get("branch"))
+    branch_id = as_int(form.get("branch"))
     if branch_id is None:
         raise NotFound("not_found", "There is no such branch.")
     changed, errors = await _save_week(
@@ -122,7 +122,7 @@ async def _attendance_page(
     }
     if view is not None:
         doctors = {d.id: d for d in view.doctors}
-        editing = doctors.get(as_id(doctor_raw) or 0)
+        editing = doctors.get(as_int(doctor_raw) or 0)
         if doctor_raw and editing is None:
             raise NotFound("not_found", "There is no such doctor.")
         empty = {d: () for d in range(7)}
@@ -151,7 +151,7 @@ async def attendance(request: web.Request, actor: Actor) -> web.StreamResponse:
 @staff_page(MANAGERS, refused_to=ATTENDANCE)
 async def save_attendance(request: web.Request, actor: Actor) -> web.StreamResponse:
     form = await form_of(request)
-    branch_id, doctor_id = as_id(form.get("branch")), as_id(form.get("doctor"))
+    branch_id, doctor_id = as_int(form.get("branch")), as_int(form.get("doctor"))
     if branch_id is None or doctor_id is None:
         raise NotFound("not_found", "There is no such doctor or branch.")
     changed, errors = await _save_week(
@@ -166,7 +166,7 @@ async def save_attendance(request: web.Request, actor: Actor) -> web.StreamRespo
 @staff_page(MANAGERS, refused_to=ATTENDANCE)
 async def add_change(request: web.Request, actor: Actor) -> web.StreamResponse:
     form = await form_of(request)
-    branch_id, doctor_id = as_id(form.get("branch")), as_id(form.get("doctor"))
+    branch_id, doctor_id = as_int(form.get("branch")), as_int(form.get("doctor"))
     if branch_id is None or doctor_id is None:
         raise NotFound("not_found", "There is no such doctor or branch.")
     errors: dict[str, str] = {}

@@ -18,7 +18,8 @@ from booking_core.domain.privacy import NAME_MODES, QueuePrivacy, public_name
 from booking_core.services import catalog
 from booking_core.services import settings as service
 from gateway.inbox import settings_exams, settings_hours, settings_messages
-from gateway.inbox.settings_common import as_id, settings_page
+from gateway.inbox.formats import as_int
+from gateway.inbox.settings_common import settings_page
 from gateway.inbox.web import MANAGERS, back, form_of, staff_page
 from gateway.keys import SESSIONMAKER
 
@@ -75,7 +76,7 @@ async def booking_form(request: web.Request, actor: Actor) -> web.StreamResponse
 def _chosen(form: dict[str, str], choice: str, prefix: str) -> list[int] | None:
     if form.get(choice) != "chosen":
         return None
-    return sorted(i for k in form if k.startswith(prefix) and (i := as_id(k[len(prefix) :])) is not None)
+    return sorted(i for k in form if k.startswith(prefix) and (i := as_int(k[len(prefix) :])) is not None)
 
 
 @staff_page(MANAGERS, refused_to=FORM)
