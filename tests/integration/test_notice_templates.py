@@ -2,22 +2,25 @@
 its values numbered as the template was approved ({{1}}, {{2}}, …).
 
 Siti (the test clinic's WhatsApp patient) never wrote, so she is outside WhatsApp's 24-hour window: every notice to
-her goes out as the template the clinic configured for its kind. Each test plans a notice through its own service,
-delivers it through the real WhatsApp adapter to the fake Twilio API and reads what Twilio received.
+her goes out as the template the clinic configured for its kind (likewise a patient whose last message is two days
+old). Each test plans notices through their own services, delivers them through the real WhatsApp adapter to the
+fake Twilio API and reads what Twilio received.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_core.db.tables import OutboxMessage, Session
+from booking_core.db.tables import ChannelIdentity, OutboxMessage, Session
 from booking_core.domain.actors import Actor
-from booking_core.services import lifecycle, notify, outbox, visit_messages
+from booking_core.domain.messages import ContactRef, InboundMessage
+from booking_core.services import ingest, lead_actions, lifecycle, notify, outbox, staff_replies, visit_messages
 from channels.whatsapp.adapter import WhatsAppAdapter
 from devtools.builders import Clinic, insert_session, next_weekday
 from devtools.fakes.twilio_api import running_fake_twilio
@@ -32,7 +35,9 @@ BASE_URL = "http://clinic.test"
 DESK = Actor(kind="staff", name="desk", role="staff")
 TEMPLATES = {
     kind: "HX" + f"{number:02d}" * 16
-    for number, kind in enumerate(("confirmation", "checkin_qr", "thank_you", "cancelled_by_clinic"), start=1)
+    for number, kind in enumerate(
+        ("confirmation", "checkin_qr", "thank_you", "cancelled_by_clinic", "lead_accepted", "staff_reply"), start=1
+    )
 }
 
 
@@ -42,6 +47,10 @@ async def templates(clinic_settings: Put) -> None:
 
 
 async def sent_to_siti(sessionmaker: Sessions, clinic: Clinic, outbox_ids: list[int]) -> list[dict[str, str]]:
+    return await sent_on_whatsapp(sessionmaker, clinic.patients["siti"].phone_e164, outbox_ids)
+
+
+async def sent_on_whatsapp(sessionmaker: Sessions, phone: str, outbox_ids: list[int]) -> list[dict[str, str]]:
     """Deliver the rows to the fake Twilio API; the template sid and numbered variables of each message it got."""
     async with running_fake_twilio(accounts={ACCOUNT_SID: AUTH_TOKEN}) as twilio:
         adapter = WhatsAppAdapter(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, sender="whatsapp:+14155238886",
@@ -54,7 +63,7 @@ async def sent_to_siti(sessionmaker: Sessions, clinic: Clinic, outbox_ids: list[
                     ).status == "sent"
         finally:
             await adapter.close()
-        received = twilio.sent_messages(f"whatsapp:{clinic.patients['siti'].phone_e164}")
+        received = twilio.sent_messages(f"whatsapp:{phone}")
     assert all("Body" not in message.params for message in received)
     return [
         {"sid": message.params["ContentSid"], **json.loads(message.params.get("ContentVariables", "{}"))}
@@ -124,3 +133,30 @@ async def test_the_clinics_cancellation_template_carries_the_whole_notice_on_one
     text = await text_of(sessionmaker, outbox_id)
     assert visit.booking_code in text
     assert received == {"sid": TEMPLATES["cancelled_by_clinic"], "1": " ".join(text.split())}
+
+
+async def test_staff_replies_and_the_leads_acceptance_carry_their_whole_text(sessionmaker: Sessions) -> None:
+    phone = f"+62811{secrets.randbelow(10**8):08d}"
+    contact = ContactRef(channel="whatsapp", external_id=phone, display_name="Rina", phone=phone, language_code="en")
+    inbound = InboundMessage(
+        channel="whatsapp", external_id=f"SM{secrets.token_hex(16)}", contact=contact,
+        received_at=datetime.now(UTC), text="Can I see a doctor on Tuesday?",
+    )  # fmt: skip
+    async with sessionmaker() as work, work.begin():
+        lead_id = (await ingest.receive(work, inbound)).lead_id
+        assert lead_id is not None
+        identity = (
+            await work.execute(select(ChannelIdentity).where(ChannelIdentity.external_id == phone))
+        ).scalar_one()
+        identity.last_inbound_at = datetime.now(UTC) - timedelta(days=2)  # she wrote two days ago
+    async with sessionmaker() as work, work.begin():
+        reply = await staff_replies.staff_reply(work, lead_id, actor=DESK, text="Yes:\nTuesday from 9 to 17.")
+        accepted = await lead_actions.accept(work, lead_id, actor=DESK)
+    assert reply.outbox_id is not None and accepted.outbox_id is not None
+
+    received = await sent_on_whatsapp(sessionmaker, phone, [reply.outbox_id, accepted.outbox_id])
+
+    assert received == [
+        {"sid": TEMPLATES["staff_reply"], "1": "Yes:\nTuesday from 9 to 17."},
+        {"sid": TEMPLATES["lead_accepted"], "1": await text_of(sessionmaker, accepted.outbox_id)},
+    ]
