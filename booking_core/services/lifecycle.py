@@ -1,4 +1,5 @@
-"""Session lifecycle: start, complete, cancel, auto-complete past visits, and permanent delete.
+"""Session lifecycle: start, complete, cancel, and auto-complete past visits (deleting one for good is
+:mod:`booking_core.services.session_deletion`).
 
 Every change locks the session row first (``SELECT ... FOR UPDATE``), so of two concurrent changes the second
 sees the first one's result and is refused by :func:`booking_core.domain.lifecycle.transition`. Leaving the active
@@ -25,7 +26,6 @@ from booking_core.db.tables import Branch, Doctor, Patient, Room, SessionLine
 from booking_core.db.tables import Invoice as InvoiceRecord
 from booking_core.db.tables import Session as SessionRecord
 from booking_core.domain.actors import SYSTEM, Actor
-from booking_core.domain.archive import ArchivedLine, ArchivedSession, confirmation_matches, confirmation_phrase
 from booking_core.domain.commission import CommissionKind, CommissionRule, session_commissions
 from booking_core.domain.followups import FollowUp, OfferFreedTime, ThankYou
 from booking_core.domain.invoice import ExaminationLine
@@ -60,15 +60,14 @@ __all__ = [
     "SILENT_CANCEL_REASONS",
     "START_DAYS_SETTING",
     "CancelReasons",
-    "DeletedSession",
     "SessionChange",
     "SessionDetail",
     "auto_complete_past",
     "cancel",
     "cancel_reasons",
     "complete",
-    "delete_permanently",
     "detail",
+    "locked",
     "start",
     "start_days_ahead",
     "step_error",
@@ -107,16 +106,6 @@ class SessionChange:
 
 
 @dataclass(frozen=True)
-class DeletedSession:
-    """What a permanent delete removed, and the invoice it kept (None when the session had none)."""
-
-    session_id: int
-    booking_code: str
-    invoice_id: int | None
-    snapshot: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class CancelReasons:
     """The clinic's cancel reasons, and which of them need a note."""
 
@@ -135,7 +124,8 @@ async def cancel_reasons(db: Db) -> CancelReasons:
     return CancelReasons(reasons=reasons, requires_note=[r for r in reasons if r in REASONS_REQUIRING_NOTE])
 
 
-async def _locked(db: Db, session_id: int, actor: Actor) -> SessionRecord:
+async def locked(db: Db, session_id: int, actor: Actor) -> SessionRecord:
+    """The session, locked for a change (404 unknown, 403 for a doctor's colleague's session)."""
     session = await queries.lock_session(db, session_id)
     if session is None:
         raise NotFound("not_found", f"There is no session {session_id}.")
@@ -240,7 +230,7 @@ async def _change(
     backdated_reason: str | None = None,
 ) -> SessionChange:
     now = now or datetime.now(UTC)
-    session = await _locked(db, session_id, actor)
+    session = await locked(db, session_id, actor)
     allowed: Sequence[str] = ()
     if target is SessionStatus.CANCELLED:
         if actor.kind == "staff" and actor.role == "doctor":
@@ -454,75 +444,4 @@ async def detail(db: Db, session_id: int, *, actor: Actor) -> SessionDetail:
         room=room,
         lines=await queries.lines(db, session.id),
         invoice=await billing_queries.invoice_for_session(db, session.id),
-    )
-
-
-async def delete_permanently(
-    db: Db, session_id: int, *, actor: Actor, confirm: str | None, now: datetime | None = None
-) -> DeletedSession:
-    """Delete a session for good (owner only, with the typed confirmation ``DELETE <booking_code>``).
-
-    Lines, queue entry, reminders and the time claim go with it. The invoice stays as financial history: detached
-    (``session_id`` NULL), ``archived_at`` set, a snapshot of the visit filled in, a draft voided (nobody will
-    bill it). An audit row records who deleted what, with the same snapshot.
-    """
-    now = now or datetime.now(UTC)
-    if actor.kind != "staff" or actor.role != "owner":
-        raise Forbidden("owner_only", "Only an owner may delete a session permanently.")
-    session = await _locked(db, session_id, actor)
-    code = session.booking_code
-    if not confirmation_matches(confirm, code):
-        phrase = confirmation_phrase(code)
-        raise Invalid(
-            "confirmation_required",
-            f'Deleting a session cannot be undone. To confirm, send {{"confirm": "{phrase}"}} (type: {phrase}).',
-            details={"phrase": phrase},
-        )
-    branch, patient, doctor, room = await queries.participants(db, session)
-    lines = await queries.lines(db, session.id)
-    snapshot = ArchivedSession(
-        session_id=session.id,
-        booking_code=session.booking_code,
-        status=session.status,
-        branch_id=branch.id,
-        branch_name=branch.name,
-        patient_id=patient.id,
-        patient_name=patient.name,
-        doctor_id=doctor.id,
-        doctor_name=doctor.name,
-        room_name=room.name,
-        starts_at=session.starts_at,
-        ends_at=session.ends_at,
-        currency=branch.currency,
-        lines=tuple(
-            ArchivedLine(line.kind, line.name, line.quantity, line.unit_price, line.examination_id) for line in lines
-        ),
-        started_at=session.started_at,
-        ended_at=session.ended_at,
-        cancelled_at=session.cancelled_at,
-        cancel_reason=session.cancel_reason,
-    ).to_dict()
-    invoice = await billing_queries.invoice_for_session(db, session.id, lock=True)
-    if invoice is not None:
-        await billing_queries.update_invoice(
-            db,
-            invoice.id,
-            {
-                "session_id": None,
-                "archived_at": now,
-                "snapshot": snapshot,
-                "status": "void" if invoice.status == "draft" else invoice.status,
-            },
-        )
-    await queries.delete_session(db, session)
-    audit.record(
-        db,
-        actor,
-        "session.deleted",
-        "session",
-        session_id,
-        {"snapshot": snapshot, "invoice_id": invoice.id if invoice else None},
-    )
-    return DeletedSession(
-        session_id=session_id, booking_code=code, invoice_id=invoice.id if invoice else None, snapshot=snapshot
     )

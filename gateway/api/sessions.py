@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from booking_core.domain.money import money_str
-from booking_core.services import lifecycle
+from booking_core.services import lifecycle, session_deletion
 from gateway.api import api
 from gateway.api.common import caller, follow_up, patient_facing, transaction
 from gateway.api.registry import read_optional_json_body
@@ -242,7 +242,7 @@ async def _confirmation(request: web.Request) -> str | None:
 async def delete_session(request: web.Request, session_id: int) -> DeletedOut:
     confirm = await _confirmation(request)
     async with transaction(request) as db:
-        deleted = await lifecycle.delete_permanently(db, session_id, actor=caller(request), confirm=confirm)
+        deleted = await session_deletion.delete_permanently(db, session_id, actor=caller(request), confirm=confirm)
     return DeletedOut(
         session_id=deleted.session_id,
         booking_code=deleted.booking_code,

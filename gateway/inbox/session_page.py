@@ -20,7 +20,16 @@ from booking_core.domain.actors import Actor
 from booking_core.domain.archive import confirmation_phrase
 from booking_core.domain.lifecycle import ACTIVE_STATUSES, SessionStatus, can_transition
 from booking_core.domain.money import money_str
-from booking_core.services import appointments, catalog, invoicing, lifecycle, queue, queue_actions, session_lines
+from booking_core.services import (
+    appointments,
+    catalog,
+    invoicing,
+    lifecycle,
+    queue,
+    queue_actions,
+    session_deletion,
+    session_lines,
+)
 from booking_core.services.errors import Invalid
 from booking_core.services.lifecycle import SessionChange
 from gateway.api.common import follow_up, patient_facing, transaction
@@ -319,7 +328,7 @@ async def delete(request: web.Request, actor: Actor) -> web.StreamResponse:
     async with transaction(request) as db:
         found = await lifecycle.detail(db, session_id, actor=actor)
         branch_id, tz, starts_at = found.branch.id, found.branch.tz, found.session.starts_at
-        deleted = await lifecycle.delete_permanently(db, session_id, actor=actor, confirm=form.get("confirm"))
+        deleted = await session_deletion.delete_permanently(db, session_id, actor=actor, confirm=form.get("confirm"))
     kept = " Its invoice is kept in the archive." if deleted.invoice_id else ""
     return back(
         request,

@@ -23,7 +23,7 @@ from booking_core.db.tables import AuditEntry, Occupancy, OutboxMessage, Session
 from booking_core.domain.actors import Actor
 from booking_core.domain.codes import mask_name
 from booking_core.domain.links import link_expires_at
-from booking_core.services import booking, followups, lifecycle, visit_link, visit_messages
+from booking_core.services import booking, followups, lifecycle, session_deletion, visit_link, visit_messages
 from devtools.builders import Clinic, add_patient, insert_session, next_weekday
 from gateway import confirmation_page
 from infra.settings import Settings
@@ -359,7 +359,7 @@ async def test_a_link_to_a_deleted_visit_opens_nothing(
     visit = await insert_session(db, clinic, starts_at=tuesday_ten)
     path = link(visit)
     async with db.begin():
-        await lifecycle.delete_permanently(db, visit.id, actor=OWNER, confirm=f"DELETE {visit.booking_code}")
+        await session_deletion.delete_permanently(db, visit.id, actor=OWNER, confirm=f"DELETE {visit.booking_code}")
     response = await client.get(path)
     assert response.status == 404 and "This link is not valid any more" in await response.text()
 
