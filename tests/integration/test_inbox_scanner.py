@@ -373,3 +373,16 @@ async def test_a_coupon_on_a_visit_is_undone_from_its_invoice_after_a_confirmati
     redemption = (await db.execute(select(CouponRedemption))).scalars().all()
     mine = [r for r in redemption if r.session_id == facial.id]
     assert [r.undo_reason for r in mine] == ["Undone from the visit's invoice"]
+
+
+async def test_a_valid_coupon_whose_owner_has_no_visit_here_says_to_book_one_first(
+    client: Client, db: AsyncSession
+) -> None:
+    clinic = await midday_clinic(db)
+    code = await coupon_code(db, clinic)
+    csrf = await sign_in_page(client, db, "staff", branch_id=clinic.branch.id)
+
+    html = await scan(client, csrf, code)
+
+    assert result_of(html) == "coupon_valid" and 'id="redeem-form"' not in html
+    assert "has no visit today or coming up here that it can go on. Book the visit first" in html
