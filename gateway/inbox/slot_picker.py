@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from booking_core.db.engine import Db
 from booking_core.domain.actors import Actor
-from booking_core.services import availability, booking, catalog, leads
+from booking_core.services import availability, catalog, leads, placement
 from booking_core.services.errors import Invalid, NotFound, ServiceError
 from gateway.inbox.formats import as_int
 from gateway.inbox.lead_views import minutes_left, when, zone
@@ -191,7 +191,7 @@ async def _alternatives(db: Db, picker: Picker, taken: str, day_end: datetime, n
     if after is None:
         return
     try:
-        found = await booking.alternatives(
+        found = await placement.alternatives(
             db, branch_id=picker.branch_id, examination_id=picker.examination_id, after=after,
             doctor_id=picker.doctor_id, now=now, limit=ALTERNATIVES,
         )  # fmt: skip
