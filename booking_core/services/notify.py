@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import cast
 
 from booking_core.db.engine import Db
@@ -80,7 +79,6 @@ class Reach(Chat):
     """The chat to write to a patient on, with the language to write in."""
 
     language: str = "en"
-    last_inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,6 @@ async def patient_reach(
         chat.identity_id,
         chat.conversation_id,
         language=language or (patient.language if patient and patient.language else default_language),
-        last_inbound_at=identity.last_inbound_at,
     )
 
 
