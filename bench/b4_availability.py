@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bench.common import Report, median, ms, timed
 from booking_core.db.engine import make_sessionmaker
@@ -40,112 +40,136 @@ TZ = "Asia/Jakarta"
 
 
 async def seed(engine: AsyncEngine, now: datetime) -> tuple[int, int]:
+    """A branch open 07-21 every day, :data:`DOCTORS` doctors attending two shifts Monday to Saturday (a day off
+    and an accepted extra evening each), :data:`BLACKOUTS` blackouts and :data:`BOOKINGS` booked slots over the
+    next :data:`DAYS` days, from a fixed random seed. Returns the branch and examination ids."""
     rng = random.Random(4)
     zone = ZoneInfo(TZ)
+    today = now.astimezone(zone).date()
     maker = make_sessionmaker(engine)
     async with maker() as db, db.begin():
-        branch = Branch(
-            code="BENCH",
-            name="Bench clinic",
-            tz=TZ,
-            currency="IDR",
-            tax_rate=Decimal("0.11"),
-            token_prefix="A",
-            slot_step_min=15,
-        )
-        db.add(branch)
+        branch, rooms, doctors, exam = await _clinic(db)
+        _attendance(db, rng, branch, exam, doctors, today)
         await db.flush()
-        db.add_all(BranchHours(branch_id=branch.id, weekday=d, opens=clock(7), closes=clock(21)) for d in range(7))
-        rooms = [Room(branch_id=branch.id, name=f"Room {i + 1}", kind="consultation") for i in range(ROOMS)]
-        doctors = [Doctor(name=f"dr. Bench {i + 1}") for i in range(DOCTORS)]
-        db.add_all([*rooms, *doctors])
-        exam = Examination(
-            code="BENCH-GP",
-            name="Consultation",
-            price=Decimal(150000),
-            currency="IDR",
-            duration_min=30,
-            room_kind="consultation",
-            min_notice_min=60,
-            horizon_days=60,
-            buffer_after_min=5,
-            keywords=[],
-        )
-        db.add(exam)
-        await db.flush()
-        db.add(ExaminationBranch(examination_id=exam.id, branch_id=branch.id))
-        today = now.astimezone(zone).date()
-        for i, doctor in enumerate(doctors):
-            db.add(ExaminationDoctor(examination_id=exam.id, doctor_id=doctor.id))
-            first = 8 + i % 3
-            for weekday in range(6):
-                db.add(
-                    DoctorAttendance(
-                        doctor_id=doctor.id,
-                        branch_id=branch.id,
-                        weekday=weekday,
-                        starts=clock(first),
-                        ends=clock(first + 4),
-                    )
-                )
-                db.add(
-                    DoctorAttendance(
-                        doctor_id=doctor.id,
-                        branch_id=branch.id,
-                        weekday=weekday,
-                        starts=clock(first + 5),
-                        ends=clock(first + 9),
-                    )
-                )
-            off = today + timedelta(days=rng.randrange(DAYS))
-            db.add(AttendanceOverride(doctor_id=doctor.id, branch_id=branch.id, day=off, note="leave"))
-            extra = today + timedelta(days=rng.randrange(DAYS))
-            db.add(
-                ScheduleApplication(
-                    doctor_id=doctor.id,
-                    branch_id=branch.id,
-                    day=extra,
-                    starts=clock(18),
-                    ends=clock(20),
-                    status="accepted",
-                )
-            )
-        await db.flush()
-        for n in range(BLACKOUTS):
-            day = today + timedelta(days=rng.randrange(DAYS))
-            starts = datetime.combine(day, clock(12), zone).astimezone(UTC)
-            scope = ("branch", "doctor", "room")[n % 3]
-            db.add(
-                BlackoutBlock(
-                    branch_id=branch.id,
-                    scope=scope,
-                    reason=f"blackout {n}",
-                    starts_at=starts,
-                    ends_at=starts + timedelta(hours=1 + n % 3),
-                    doctor_id=doctors[n].id if scope == "doctor" else None,
-                    room_id=rooms[n % ROOMS].id if scope == "room" else None,
-                )
-            )
-    booked = 0
+        _blackouts(db, rng, branch, doctors, rooms, today)
     async with maker() as db:
-        while booked < BOOKINGS:
-            day = today + timedelta(days=rng.randrange(DAYS))
-            start = datetime.combine(day, clock(8 + rng.randrange(10), rng.choice((0, 15, 30, 45))), zone)
-            try:
-                async with db.begin():
-                    db.add(
-                        Occupancy(
-                            branch_id=branch.id,
-                            doctor_id=rng.choice(doctors).id,
-                            room_id=rng.choice(rooms).id,
-                            kind="session",
-                            during=Range(start, start + timedelta(minutes=35), bounds="[)"),
-                        )
-                    )
-                booked += 1
-            except IntegrityError:
-                continue
+        await _bookings(db, rng, branch, doctors, rooms, today)
     return branch.id, exam.id
+
+
+async def _clinic(db: AsyncSession) -> tuple[Branch, list[Room], list[Doctor], Examination]:
+    branch = Branch(
+        code="BENCH",
+        name="Bench clinic",
+        tz=TZ,
+        currency="IDR",
+        tax_rate=Decimal("0.11"),
+        token_prefix="A",
+        slot_step_min=15,
+    )
+    db.add(branch)
+    await db.flush()
+    db.add_all(BranchHours(branch_id=branch.id, weekday=d, opens=clock(7), closes=clock(21)) for d in range(7))
+    rooms = [Room(branch_id=branch.id, name=f"Room {i + 1}", kind="consultation") for i in range(ROOMS)]
+    doctors = [Doctor(name=f"dr. Bench {i + 1}") for i in range(DOCTORS)]
+    db.add_all([*rooms, *doctors])
+    exam = Examination(
+        code="BENCH-GP",
+        name="Consultation",
+        price=Decimal(150000),
+        currency="IDR",
+        duration_min=30,
+        room_kind="consultation",
+        min_notice_min=60,
+        horizon_days=60,
+        buffer_after_min=5,
+        keywords=[],
+    )
+    db.add(exam)
+    await db.flush()
+    db.add(ExaminationBranch(examination_id=exam.id, branch_id=branch.id))
+    return branch, rooms, doctors, exam
+
+
+def _attendance(
+    db: AsyncSession, rng: random.Random, branch: Branch, exam: Examination, doctors: list[Doctor], today: date
+) -> None:
+    """Each doctor does the examination, attends 4 h + 4 h Monday to Saturday (starting at 8, 9 or 10), has one day
+    off and one accepted extra evening."""
+    for i, doctor in enumerate(doctors):
+        db.add(ExaminationDoctor(examination_id=exam.id, doctor_id=doctor.id))
+        first = 8 + i % 3
+        for weekday in range(6):
+            for starts, ends in ((first, first + 4), (first + 5, first + 9)):
+                db.add(
+                    DoctorAttendance(
+                        doctor_id=doctor.id,
+                        branch_id=branch.id,
+                        weekday=weekday,
+                        starts=clock(starts),
+                        ends=clock(ends),
+                    )
+                )
+        off = today + timedelta(days=rng.randrange(DAYS))
+        db.add(AttendanceOverride(doctor_id=doctor.id, branch_id=branch.id, day=off, note="leave"))
+        extra = today + timedelta(days=rng.randrange(DAYS))
+        db.add(
+            ScheduleApplication(
+                doctor_id=doctor.id,
+                branch_id=branch.id,
+                day=extra,
+                starts=clock(18),
+                ends=clock(20),
+                status="accepted",
+            )
+        )
+
+
+def _blackouts(
+    db: AsyncSession, rng: random.Random, branch: Branch, doctors: list[Doctor], rooms: list[Room], today: date
+) -> None:
+    """Noon blackouts of 1-3 h, in turn for the branch, a doctor and a room."""
+    zone = ZoneInfo(TZ)
+    for n in range(BLACKOUTS):
+        day = today + timedelta(days=rng.randrange(DAYS))
+        starts = datetime.combine(day, clock(12), zone).astimezone(UTC)
+        scope = ("branch", "doctor", "room")[n % 3]
+        db.add(
+            BlackoutBlock(
+                branch_id=branch.id,
+                scope=scope,
+                reason=f"blackout {n}",
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=1 + n % 3),
+                doctor_id=doctors[n].id if scope == "doctor" else None,
+                room_id=rooms[n % ROOMS].id if scope == "room" else None,
+            )
+        )
+
+
+async def _bookings(
+    db: AsyncSession, rng: random.Random, branch: Branch, doctors: list[Doctor], rooms: list[Room], today: date
+) -> None:
+    """:data:`BOOKINGS` random 35-minute claims; one the exclusion constraint refuses is drawn again."""
+    zone = ZoneInfo(TZ)
+    booked = 0
+    while booked < BOOKINGS:
+        day = today + timedelta(days=rng.randrange(DAYS))
+        start = datetime.combine(day, clock(8 + rng.randrange(10), rng.choice((0, 15, 30, 45))), zone)
+        try:
+            async with db.begin():
+                db.add(
+                    Occupancy(
+                        branch_id=branch.id,
+                        doctor_id=rng.choice(doctors).id,
+                        room_id=rng.choice(rooms).id,
+                        kind="session",
+                        during=Range(start, start + timedelta(minutes=35), bounds="[)"),
+                    )
+                )
+            booked += 1
+        except IntegrityError:
+            continue
 
 
 async def run(engine: AsyncEngine) -> Report:
