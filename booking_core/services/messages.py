@@ -384,10 +384,10 @@ def render(lang: str, name: str, /, **values: Any) -> str:
     return template.render(lang=lang, **values).strip()
 
 
-def label(lang: str, key: str, /, **values: Any) -> str:
-    """A button label: the macro ``key`` of ``<lang>/_buttons.txt``."""
+def label(lang: str, key: str, /, *, sheet: str = "_buttons", **values: Any) -> str:
+    """A button label: the macro ``key`` of ``<lang>/<sheet>.txt`` (the shared ``_buttons.txt`` unless named)."""
     lang = _language(lang)
-    module = environment().get_template(f"{lang}/_buttons.txt").make_module({"lang": lang})
+    module = environment().get_template(f"{lang}/{sheet}.txt").make_module({"lang": lang})
     return str(getattr(module, key)(**values)).strip()
 
 

@@ -16,7 +16,6 @@ import segno
 from booking_core.db.engine import Db
 from booking_core.db.queries import confirmation as queries
 from booking_core.domain.actors import SYSTEM
-from booking_core.domain.dialog import LANGUAGES
 from booking_core.domain.links import RATINGS, checkin_content, confirm_buttons, rating_buttons
 from booking_core.domain.messages import Button, Image
 from booking_core.services import audit, messages, notify
@@ -37,17 +36,6 @@ def checkin_qr_png(booking_code: str) -> bytes:
 def checkin_qr_svg(booking_code: str) -> str:
     """The same QR as an SVG data URI, for the confirmation page."""
     return str(segno.make_qr(checkin_content(booking_code), error="m").svg_data_uri(scale=6, border=4))
-
-
-def _lang(lang: str) -> str:
-    return lang if lang in LANGUAGES else "en"
-
-
-def _label(lang: str, sheet: str, key: str, **values: Any) -> str:
-    """A button label: macro ``key`` of ``templates/messages/<lang>/<sheet>.txt``."""
-    lang = _lang(lang)
-    module = messages.environment().get_template(f"{lang}/{sheet}.txt").make_module({"lang": lang})
-    return str(getattr(module, key)(**values)).strip()
 
 
 def _visit_values(record: queries.VisitRecord) -> dict[str, Any]:
@@ -81,10 +69,11 @@ async def _plan(
     """Write one message of ``kind`` to the patient's channel; [] when nobody can be reached (recorded)."""
 
     def notice(lang: str) -> notify.Notice:
-        lang = _lang(lang)
         return notify.Notice(
             messages.render(lang, template, **values),
-            buttons=tuple(Button(_label(lang, sheet, key, **kw), data) for sheet, key, data, kw in buttons),
+            buttons=tuple(
+                Button(messages.label(lang, key, sheet=sheet, **kw), data) for sheet, key, data, kw in buttons
+            ),
             image=image,
             template_values={"name": values["name"], "code": values["code"], "link": values.get("link", "")},
         )
