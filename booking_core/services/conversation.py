@@ -186,16 +186,24 @@ async def _context(db: Db, patient: Patient | None, now: datetime) -> Context:
         )
         for b in catalogue.branches
     )
+    # An examination is offered only where one of its doctors works: elsewhere the patient would find no time.
+    staffed = {
+        e.id: tuple(
+            b for b in catalogue.offered_at.get(e.id, [])
+            if catalogue.branch_doctors.get(b, set()) & set(catalogue.performed_by.get(e.id, []))
+        )
+        for e in catalogue.examinations
+    }  # fmt: skip
     examinations = tuple(
         ExaminationInfo(
             id=e.id,
             name=e.name,
             keywords=tuple(str(k) for k in (e.keywords or []) if isinstance(k, str)),
-            branch_ids=tuple(catalogue.offered_at.get(e.id, [])),
+            branch_ids=staffed[e.id],
             doctor_ids=tuple(catalogue.performed_by.get(e.id, [])),
         )
         for e in catalogue.examinations
-        if catalogue.offered_at.get(e.id)
+        if staffed[e.id]
     )
     visits: tuple[VisitInfo, ...] = ()
     if patient is not None:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_core.db.tables import Conversation, Lead, Message, OutboxMessage, Session, SlotHold
+from booking_core.db.tables import Conversation, ExaminationBranch, Lead, Message, OutboxMessage, Session, SlotHold
 from booking_core.domain.actors import Actor
 from booking_core.domain.messages import ContactRef, InboundMessage
 from booking_core.services import conversation, ingest, queue_actions
@@ -263,3 +263,18 @@ async def test_an_earlier_unanswered_message_of_the_chat_is_answered_first(
     assert "assistant" in replies[0]["text"] and any(d.startswith("day:") for d in buttons(replies))
     async with sessionmaker() as db, db.begin():
         assert await conversation.handle(db, ids[0], now=monday_morning) == []
+
+
+async def test_the_bot_offers_an_examination_only_where_one_of_its_doctors_works(
+    sessionmaker: async_sessionmaker[AsyncSession], db: AsyncSession, clinic: Clinic, monday_morning: datetime
+) -> None:
+    """A branch that lists the examination but where none of its doctors ever works is not offered: the patient
+    would pick it and find no time in the next two weeks (issue 13, part 8)."""
+    elsewhere = await build_clinic(db)  # its own doctors; this clinic's dr. Andi never works there
+    gp = clinic.examinations["GP"]
+    db.add(ExaminationBranch(examination_id=gp.id, branch_id=elsewhere.branch.id))
+    await db.commit()
+    patient = chat(sessionmaker, monday_morning)
+    replies = await patient.send(gp.name)
+    assert f"br:{elsewhere.branch.id}" not in buttons(replies)
+    assert any(b.startswith("day:") for b in buttons(replies)), text(replies)  # straight to dr. Andi's days
