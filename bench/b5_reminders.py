@@ -399,12 +399,49 @@ async def run(engine: AsyncEngine, backing: harness.Backing, *, quick: bool = Fa
         )
     redis.close()
 
+    seen = Observed(
+        count=count, workers=workers, due_at=due_at, recipients=recipients, on_schedule=on_schedule, warm=warm,
+        warmed=warmed, due_mono=due_mono, to_telegram=to_telegram, to_whatsapp=to_whatsapp, refused=refused,
+        requests=requests, telegram_limit=telegram.limits["bot"], whatsapp_limit=twilio.limits["sender"], cpu=cpu,
+        outbox_states=outbox_states,
+    )  # fmt: skip
+    return _judged(report, seen)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one run saw: the reminders and workers, how ready they were at the due moment, what the fakes accepted
+    (stamped on their monotonic clock, as ``due_mono`` is), the CPU it took and the outbox afterwards."""
+
+    count: int
+    workers: int
+    due_at: datetime
+    recipients: Recipients
+    on_schedule: int
+    warm: int
+    warmed: int
+    due_mono: float
+    to_telegram: list[Any]
+    to_whatsapp: list[Any]
+    refused: int
+    requests: int
+    telegram_limit: SlidingWindowLimit
+    whatsapp_limit: SlidingWindowLimit
+    cpu: Cpu
+    outbox_states: dict[str, int]
+
+
+def _judged(report: Report, seen: Observed) -> Report:
+    """The figures of a run against the goals (all delivered, ≤ 1.15× the least time the limits allow, no
+    duplicate, < 1 % 429 answers), written into ``report``."""
+    count, recipients, due_mono, cpu = seen.count, seen.recipients, seen.due_mono, seen.cpu
+    to_telegram, to_whatsapp, refused, requests = seen.to_telegram, seen.to_whatsapp, seen.refused, seen.requests
     per_chat = Counter(m.params.get("chat_id") for m in to_telegram)
     per_number = Counter(str(m.params.get("To", "")).removeprefix("whatsapp:") for m in to_whatsapp)
     duplicates = sum(n - 1 for n in per_chat.values() if n > 1) + sum(n - 1 for n in per_number.values() if n > 1)
     missing = len(set(recipients.telegram) - set(per_chat)) + len(set(recipients.whatsapp) - set(per_number))
-    telegram_minimum = least_time(len(recipients.telegram), telegram.limits["bot"])
-    whatsapp_minimum = least_time(len(recipients.whatsapp), twilio.limits["sender"])
+    telegram_minimum = least_time(len(recipients.telegram), seen.telegram_limit)
+    whatsapp_minimum = least_time(len(recipients.whatsapp), seen.whatsapp_limit)
     minimum = max(telegram_minimum, whatsapp_minimum)
     every = [m.at for m in to_telegram + to_whatsapp]
     done = len(every) == count and missing == 0
@@ -417,9 +454,10 @@ async def run(engine: AsyncEngine, backing: harness.Backing, *, quick: bool = Fa
     report.ok = done and ratio <= 1.15 and duplicates == 0 and share < 0.01
     report.add(
         "reminders",
-        f"{count:,} due at {due_at:%H:%M:%S} UTC ({len(recipients.telegram):,} Telegram chats, "
-        f"{len(recipients.whatsapp):,} WhatsApp numbers); {workers} worker processes; "
-        f"{on_schedule:,} on RQ's schedule before the due moment, workers warmed with {warmed} of {warm} earlier ones",
+        f"{count:,} due at {seen.due_at:%H:%M:%S} UTC ({len(recipients.telegram):,} Telegram chats, "
+        f"{len(recipients.whatsapp):,} WhatsApp numbers); {seen.workers} worker processes; "
+        f"{seen.on_schedule:,} on RQ's schedule before the due moment, workers warmed with {seen.warmed} of "
+        f"{seen.warm} earlier ones",
     )
     report.add(
         "delivered",
@@ -428,14 +466,14 @@ async def run(engine: AsyncEngine, backing: harness.Backing, *, quick: bool = Fa
     )
     report.add(
         "theoretical minimum",
-        f"{minimum:.1f} s: Telegram {len(recipients.telegram):,} at {telegram.limits['bot'].limit}/s per bot "
+        f"{minimum:.1f} s: Telegram {len(recipients.telegram):,} at {seen.telegram_limit.limit}/s per bot "
         f"= {telegram_minimum:.1f} s, WhatsApp {len(recipients.whatsapp):,} at "
-        f"{twilio.limits['sender'].limit}/s per sender = {whatsapp_minimum:.1f} s, in parallel",
+        f"{seen.whatsapp_limit.limit}/s per sender = {whatsapp_minimum:.1f} s, in parallel",
     )
     report.add("ratio", f"{ratio:.3f}× the minimum (goal ≤ 1.15×)")
     report.add("duplicates", f"{duplicates} (one message per chat and number required)")
     report.add("429 answers", f"{refused} of {requests:,} send requests = {share:.2%} (goal < 1 %)")
-    report.add("outbox", ", ".join(f"{state} {n:,}" for state, n in sorted(outbox_states.items())))
+    report.add("outbox", ", ".join(f"{state} {n:,}" for state, n in sorted(seen.outbox_states.items())))
     report.add(
         "CPU while delivering",
         f"workers {cpu.workers:.0f} s ({cpu.workers / count * 1000:.1f} ms a message), "
