@@ -61,7 +61,7 @@ def enqueue_deliveries(
 ) -> None:
     """One deterministic ``deliver`` job per outbox row (a repeat is harmless: delivery claims the row first).
 
-    ``routes`` (``outbox.routes``): where each row goes, when the caller knows; the job then takes the row's place
+    ``routes`` (``outbox.Planned.routes``): where each row goes, when the caller knows; the job then takes its place
     in the channel's rate limits while it claims the row."""
     for outbox_id in outbox_ids:
         enqueue_delivery(connection, prefix, outbox_id, route=routes.get(outbox_id) if routes else None)
