@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 #: Every connection of ours says who it is and reasons in UTC, and none can pin locks for long: a transaction left
@@ -64,11 +66,6 @@ Db = AsyncSession
 
 async def check_connection(url: str, *, seconds: float = 5.0) -> None:
     """Connect once and run SELECT 1; raise ConnectionError with a readable reason when that fails."""
-    import asyncio
-
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
     engine = create_async_engine(url, pool_size=1, connect_args={"timeout": seconds})
     try:
         async with asyncio.timeout(seconds + 1), engine.connect() as conn:

@@ -12,7 +12,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_core.db.raw import RawDb
-from booking_core.db.tables import ChannelIdentity, Conversation, Lead, Message, Patient
+from booking_core.db.tables import (
+    ChannelIdentity,
+    Conversation,
+    Invoice,
+    Lead,
+    LoyaltyEntry,
+    Message,
+    Patient,
+    PatientInsurance,
+    PatientPackage,
+    Session,
+    SlotHold,
+)
 
 
 async def message_id(db: AsyncSession, channel: str, external_id: str) -> int | None:
@@ -80,8 +92,6 @@ async def link_identity(db: AsyncSession, identity_id: int, patient_id: int) -> 
 
 async def merge_patient(db: AsyncSession, *, duplicate_id: int, into_id: int) -> None:
     """Move everything of ``duplicate_id`` that points at a patient over to ``into_id`` and mark it merged."""
-    from booking_core.db.tables import Invoice, LoyaltyEntry, PatientInsurance, PatientPackage, Session, SlotHold
-
     for table in (
         ChannelIdentity,
         Conversation,
