@@ -156,32 +156,19 @@ async def place(
     ids = [e.id for e in examinations]
     if room_id is not None:
         await _check_named_room(db, room_id, branch_id=branch_id, examinations=examinations)
+
+    async def read(begin: datetime, end: datetime) -> availability.Context:
+        return await availability.visit_context(
+            db, branch_id=branch_id, examination_ids=ids, start=begin, end=end, doctor_id=doctor_id, now=now
+        )
+
     if since is not None:
         day = start.replace(hour=0, minute=0, second=0, microsecond=0)  # UTC: one read for the day's requests
-
-        async def load() -> availability.Context:
-            return await availability.visit_context(
-                db,
-                branch_id=branch_id,
-                examination_ids=ids,
-                start=day - timedelta(days=1),
-                end=day + timedelta(days=2),
-                doctor_id=doctor_id,
-                now=now,
-            )
-
-        ctx = await contention.read_once(("explain", branch_id, tuple(ids), doctor_id, day), since, load)
+        key = ("explain", branch_id, tuple(ids), doctor_id, day)
+        ctx = await contention.read_once(key, since, lambda: read(day - timedelta(days=1), day + timedelta(days=2)))
         ctx = dataclasses.replace(ctx, query=dataclasses.replace(ctx.query, now=now))
     else:
-        ctx = await availability.visit_context(
-            db,
-            branch_id=branch_id,
-            examination_ids=ids,
-            start=start - timedelta(days=1),
-            end=start + timedelta(days=1),
-            doctor_id=doctor_id,
-            now=now,
-        )
+        ctx = await read(start - timedelta(days=1), start + timedelta(days=1))
     reasons = engine.explain(ctx.query, start, doctor_id, room_id)
     chosen = next((r for r in reasons if r.code == "available"), None)
     if chosen is None:
