@@ -22,6 +22,7 @@ from booking_core.db.tables import (
     ExaminationBranch,
     ExaminationDoctor,
     ExaminationWindow,
+    Lead,
     Session,
     SessionLine,
 )
@@ -193,3 +194,30 @@ async def test_a_visit_needs_one_doctor_who_does_every_examination(
         client, headers, clinic, next_weekday(1, hour=11), certificate.id, doctor_id=clinic.doctors["sari"].id
     )
     assert status == 201, body  # alone, drg. Sari does it in any free room
+
+
+async def test_converting_a_lead_holds_the_visit_to_every_examination_and_the_named_room(
+    client: Client, clinic: Clinic, db: AsyncSession, sign_in: SignIn
+) -> None:
+    """The front desk converting a website lead is checked by the same rule as the API's booking."""
+    vaccination = await _offer(db, clinic, "Vaccination", minutes=15, room_kind="consultation", doctor="andi",
+                               mornings=True)  # fmt: skip
+    dental_suite = clinic.rooms["dental"].id
+    gp = clinic.examinations["GP"].id
+    lead = Lead(channel="webform", status="new", contact_name="Rudi Hartono", contact_phone="0813-1111-2222")
+    db.add(lead)
+    await db.commit()
+    url = f"/api/v1/leads/{lead.id}/convert"
+    headers = await sign_in("staff")
+    afternoon = {"branch_id": clinic.branch.id, "examination_ids": [gp, vaccination.id],
+                 "start": next_weekday(2, hour=15).isoformat()}  # fmt: skip
+    refused = await client.post(url, json=afternoon, headers=headers)
+    assert refused.status == 422 and "outside the examination's hours" in (await refused.json())["error"]["message"]
+    wrong_room = {**afternoon, "start": next_weekday(2, hour=9).isoformat(), "room_id": dental_suite}
+    refused = await client.post(url, json=wrong_room, headers=headers)
+    assert refused.status == 422
+    assert (await refused.json())["error"]["message"] == "General consultation needs a consultation room."
+    morning = {**afternoon, "start": next_weekday(2, hour=9).isoformat()}
+    converted = await client.post(url, json=morning, headers=headers)
+    assert converted.status == 200, await converted.text()
+    assert (await converted.json())["session"]["room_id"] == clinic.rooms["consult-1"].id
