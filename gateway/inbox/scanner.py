@@ -5,8 +5,9 @@ booking code, or the booking code typed) checks the visit in at the scanner's br
 coupon code is only checked: the page shows the coupon (what it gives, validity, uses left, its redemptions in the
 branch's time) with the owner's visits to put it on, and ``POST /inbox/scanner/redeem`` redeems it on the visit
 staff picked; a redemption made by mistake is undone with ``POST /inbox/scanner/undo`` (asked to confirm, with a
-reason), or from the visit's invoice with ``POST /inbox/coupon-redemptions/{id}/undo``. Each outcome is a result the page shows once after the redirect (post/redirect/get; the result rides in a
-short-lived signed cookie, so a reload never posts the code again); a coupon's card is read afresh when shown.
+reason), or from the visit's invoice with ``POST /inbox/coupon-redemptions/{id}/undo``. Each outcome is a result
+the page shows once after the redirect (post/redirect/get; the result rides in a short-lived signed cookie, so a
+reload never posts the code again); a coupon's card is read afresh when shown.
 """
 
 from __future__ import annotations
