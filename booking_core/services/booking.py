@@ -280,21 +280,11 @@ async def book(
     return session
 
 
-async def _book(
-    db: Db,
-    *,
-    actor: Actor,
-    branch_id: int,
-    patient_id: int,
-    examination_ids: Sequence[int],
-    start: datetime,
-    doctor_id: int | None,
-    room_id: int | None,
-    lead_id: int | None,
-    now: datetime,
-    contended: bool,
-) -> Session:
-    _check_count(examination_ids)
+async def _visit_examinations(
+    db: Db, *, actor: Actor, branch_id: int, patient_id: int, examination_ids: Sequence[int], contended: bool
+) -> Sequence[ExaminationLike]:
+    """The examinations of the visit to book, priced in the branch's currency; NotFound names what is missing (the
+    branch, out of the actor's reach too, or the patient)."""
 
     async def read_inputs() -> queries.BookingInputs | None:
         return await queries.booking_inputs(
@@ -318,58 +308,54 @@ async def _book(
         if not inputs.branch_active or not actor.can_see_branch(branch_id):
             raise NotFound("not_found", f"There is no branch {branch_id}.")
         currency, loaded = inputs.currency, inputs.examinations
-    exams = await _examinations(db, examination_ids, currency, loaded)
+    return await _examinations(db, examination_ids, currency, loaded)
+
+
+async def _book(
+    db: Db,
+    *,
+    actor: Actor,
+    branch_id: int,
+    patient_id: int,
+    examination_ids: Sequence[int],
+    start: datetime,
+    doctor_id: int | None,
+    room_id: int | None,
+    lead_id: int | None,
+    now: datetime,
+    contended: bool,
+) -> Session:
+    _check_count(examination_ids)
+    exams = await _visit_examinations(
+        db, actor=actor, branch_id=branch_id, patient_id=patient_id, examination_ids=examination_ids,
+        contended=contended,
+    )  # fmt: skip
     primary = exams[0]
     duration = sum(e.duration_min for e in exams)
     end = start + timedelta(minutes=duration)
     past = end <= now
     turn, since = None, None
     if contended and not past:
-        turn = contention.turn(
-            db,
-            branch_id=branch_id,
-            doctor_id=doctor_id,
-            room_id=room_id,
-            start=start - timedelta(minutes=max(e.buffer_before_min for e in exams)),
-            end=end + timedelta(minutes=max(e.buffer_after_min for e in exams)),
+        turn, since = await _queue_for_turn(
+            db, exams, branch_id=branch_id, doctor_id=doctor_id, room_id=room_id, start=start, end=end
         )
-        if await contention.wait(turn):
-            since = contention.mark()
-        else:
-            contention.take(turn)  # nobody in the way: claim straight after our check
     try:
-        for reads in range(1, READS + 1):
-            if past:
-                placement = await _place_past(
-                    db,
-                    branch_id=branch_id,
-                    examination=primary,
-                    start=start,
-                    end=end,
-                    doctor_id=doctor_id,
-                    room_id=room_id,
-                    actor=actor,
-                )
-            else:
-                # After waiting for an overlapping claim: read and check with the others who waited (most of them
-                # learn here that the time has gone), and take a turn only to claim.
-                placement = await place(
-                    db,
-                    branch_id=branch_id,
-                    examinations=exams,
-                    start=start,
-                    doctor_id=doctor_id,
-                    room_id=room_id,
-                    now=now,
-                    since=since,
-                )
-            if turn is None or turn.registered:
-                break
-            if reads == READS or not contention.blocked(turn):
-                contention.take(turn)
-                break
-            await contention.wait(turn)  # someone began claiming overlapping time while we read: read again after
-            since = contention.mark()
+        if past:
+            placement = await _place_past(
+                db,
+                branch_id=branch_id,
+                examination=primary,
+                start=start,
+                end=end,
+                doctor_id=doctor_id,
+                room_id=room_id,
+                actor=actor,
+            )
+        else:
+            placement = await _place_in_turn(
+                db, turn, since, branch_id=branch_id, examinations=exams, start=start, doctor_id=doctor_id,
+                room_id=room_id, now=now,
+            )  # fmt: skip
         occupancy_id = await _claim_or_conflict(
             db,
             placement,
@@ -403,6 +389,68 @@ async def _book(
         # A visit booked entirely in the past is completed at once (commissions, invoice, its time freed).
         await lifecycle.auto_complete_past(db, now=now, actor=actor, branch_id=branch_id)
     return session
+
+
+async def _queue_for_turn(
+    db: Db,
+    exams: Sequence[ExaminationLike],
+    *,
+    branch_id: int,
+    doctor_id: int | None,
+    room_id: int | None,
+    start: datetime,
+    end: datetime,
+) -> tuple[contention.Turn, int | None]:
+    """Line up with racers in this process for overlapping time (buffers included): wait for one already claiming
+    it (then ``since`` marks when we read), or take the turn at once when nobody is in the way."""
+    turn = contention.turn(
+        db,
+        branch_id=branch_id,
+        doctor_id=doctor_id,
+        room_id=room_id,
+        start=start - timedelta(minutes=max(e.buffer_before_min for e in exams)),
+        end=end + timedelta(minutes=max(e.buffer_after_min for e in exams)),
+    )
+    if await contention.wait(turn):
+        return turn, contention.mark()
+    contention.take(turn)  # nobody in the way: claim straight after our check
+    return turn, None
+
+
+async def _place_in_turn(
+    db: Db,
+    turn: contention.Turn | None,
+    since: int | None,
+    *,
+    branch_id: int,
+    examinations: Sequence[ExaminationLike],
+    start: datetime,
+    doctor_id: int | None,
+    room_id: int | None,
+    now: datetime,
+) -> Placement:
+    """Where the visit goes, read while taking turns with overlapping racers: after waiting for an overlapping claim,
+    read and check with the others who waited (most of them learn here that the time has gone), and take a turn only
+    to claim; if someone began claiming overlapping time while we read, read again after them (at most READS)."""
+    for reads in range(1, READS + 1):
+        placement = await place(
+            db,
+            branch_id=branch_id,
+            examinations=examinations,
+            start=start,
+            doctor_id=doctor_id,
+            room_id=room_id,
+            now=now,
+            since=since,
+        )
+        if turn is None or turn.registered:
+            return placement
+        if reads == READS or not contention.blocked(turn):
+            contention.take(turn)
+            return placement
+        await contention.wait(turn)
+        since = contention.mark()
+    raise AssertionError("unreachable: the last read returns")
 
 
 async def _place_past(

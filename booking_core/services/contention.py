@@ -61,7 +61,7 @@ class _Flight:
 
 
 @dataclass(eq=False)
-class _Claim:
+class Turn:
     """Time a transaction in this process is about to claim (or has claimed and not yet committed)."""
 
     owner: object
@@ -73,7 +73,7 @@ class _Claim:
     done: asyncio.Future[None]
     registered: bool = False
 
-    def blocks(self, other: _Claim) -> bool:
+    def blocks(self, other: Turn) -> bool:
         if self.owner is other.owner or not (self.start < other.end and other.start < self.end):
             return False
         if self.doctor_id is None or other.doctor_id is None:
@@ -90,7 +90,7 @@ class _Read:
 @dataclass
 class _State:
     flights: dict[Hashable, _Flight] = field(default_factory=dict)
-    claims: list[_Claim] = field(default_factory=list)
+    claims: list[Turn] = field(default_factory=list)
     ended: int = 0  # claims given back so far: a read begun at ``ended == n`` saw the end of the first n
     reads: dict[Hashable, _Read] = field(default_factory=dict)
 
@@ -200,18 +200,18 @@ def turn(
     room_id: int | None,
     start: datetime,
     end: datetime,
-) -> _Claim:
+) -> Turn:
     """The time this booking means to claim (not yet registered: see :func:`wait` and :func:`take`)."""
     loop = asyncio.get_running_loop()
-    return _Claim(queries.same_transaction_owner(db), branch_id, doctor_id, room_id, start, end, loop.create_future())
+    return Turn(queries.same_transaction_owner(db), branch_id, doctor_id, room_id, start, end, loop.create_future())
 
 
-def blocked(claim: _Claim) -> bool:
+def blocked(claim: Turn) -> bool:
     """Whether another transaction in this process has an overlapping claim in flight."""
     return any(other.blocks(claim) for other in _state().claims)
 
 
-async def wait(claim: _Claim) -> bool:
+async def wait(claim: Turn) -> bool:
     """Wait until no other transaction in this process has an overlapping claim in flight; whether it had to.
 
     Bounded by :data:`WAIT_SECONDS`: after that the booking goes ahead and lets the database decide.
@@ -229,13 +229,13 @@ async def wait(claim: _Claim) -> bool:
         await asyncio.wait(blockers, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
 
 
-def take(claim: _Claim) -> None:
+def take(claim: Turn) -> None:
     """Register the claim: overlapping bookings in this process wait for it (see :func:`give_back`)."""
     claim.registered = True
     _state().claims.append(claim)
 
 
-def give_back(claim: _Claim) -> None:
+def give_back(claim: Turn) -> None:
     """The claim is over (refused, failed, committed or rolled back): wake whoever waits for it."""
     state = _STATES.get(claim.done.get_loop())
     if state is not None and claim in state.claims:
@@ -277,5 +277,5 @@ async def read_once(key: Hashable, since: int, load: Callable[[], Awaitable[T]])
             del state.reads[key]
 
 
-def hold_until_transaction_end(db: Db, claim: _Claim) -> None:
+def hold_until_transaction_end(db: Db, claim: Turn) -> None:
     queries.on_transaction_end(db, lambda _committed: give_back(claim))
