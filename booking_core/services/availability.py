@@ -113,7 +113,21 @@ async def visit_context(
         raise Invalid(
             "no_doctor_for_visit", f"No one doctor does every examination of this visit ({listed}); book them apart."
         )
-    query = engine.AvailabilityQuery(
+    query = _query(branch, rules, rows, start=start, end=end, now=now)
+    return Context(query, branch, examinations[0], {d.id: d.name for d in rows.doctors}, tuple(examinations))
+
+
+def _query(
+    branch: Branch,
+    rules: engine.ExaminationRules,
+    rows: queries.AvailabilityRows,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> engine.AvailabilityQuery:
+    """The engine's question from the rows read: the branch's week, the doctors, rooms, claims and blackouts."""
+    return engine.AvailabilityQuery(
         branch=engine.BranchHours(
             branch_id=branch.id,
             tz=branch.tz,
@@ -138,7 +152,6 @@ async def visit_context(
         now=now,
         step_min=branch.slot_step_min,
     )
-    return Context(query, branch, examinations[0], {d.id: d.name for d in rows.doctors}, tuple(examinations))
 
 
 def _visit_rules(examinations: Sequence[Examination], rows: queries.AvailabilityRows) -> engine.ExaminationRules:

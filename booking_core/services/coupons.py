@@ -221,17 +221,9 @@ async def issue(
     theirs). The price paid is checked against the currency's minor units; the examination and the branch, when
     given, must price in the coupon's currency. ``max_uses`` is how many visits it can go on (one, for most).
     """
-    title, description = title.strip(), description.strip()
-    if not 1 <= len(title) <= MAX_TITLE:
-        raise Invalid("invalid_title", f"A coupon needs a title of 1 to {MAX_TITLE} characters.")
-    if len(description) > MAX_DESCRIPTION:
-        raise Invalid("invalid_description", f"A description is at most {MAX_DESCRIPTION} characters.")
-    currency = currency.strip().upper()
-    price = check_amount(price_paid, currency, what="price paid")
-    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES:
-        raise Invalid("invalid_uses", f"A coupon is good for 1 to {MAX_USES} uses.")
-    if valid_until < valid_from:
-        raise Invalid("invalid_dates", "A coupon's last valid day cannot come before its first.")
+    title, description, currency, price = _checked_terms(
+        title, description, currency, price_paid, max_uses=max_uses, valid_from=valid_from, valid_until=valid_until
+    )
     if actor.kind == "staff" and actor.branch_id is not None:
         branch_id = actor.branch_id if branch_id is None else branch_id
     if await queries.get_patient(db, patient_id) is None:
@@ -282,6 +274,31 @@ async def issue(
          "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(), "max_uses": max_uses},
     )  # fmt: skip
     return IssuedCoupon(code=code, patient_id=patient_id, coupon=view)
+
+
+def _checked_terms(
+    title: str,
+    description: str,
+    currency: str,
+    price_paid: Decimal,
+    *,
+    max_uses: int,
+    valid_from: date,
+    valid_until: date,
+) -> tuple[str, str, str, Decimal]:
+    """A new coupon's own terms, checked: title, description, currency and price (its minor units), uses, dates."""
+    title, description = title.strip(), description.strip()
+    if not 1 <= len(title) <= MAX_TITLE:
+        raise Invalid("invalid_title", f"A coupon needs a title of 1 to {MAX_TITLE} characters.")
+    if len(description) > MAX_DESCRIPTION:
+        raise Invalid("invalid_description", f"A description is at most {MAX_DESCRIPTION} characters.")
+    currency = currency.strip().upper()
+    price = check_amount(price_paid, currency, what="price paid")
+    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES:
+        raise Invalid("invalid_uses", f"A coupon is good for 1 to {MAX_USES} uses.")
+    if valid_until < valid_from:
+        raise Invalid("invalid_dates", "A coupon's last valid day cannot come before its first.")
+    return title, description, currency, price
 
 
 async def branch_for(db: Db, actor: Actor, branch_id: int) -> Branch:
