@@ -634,7 +634,7 @@ def _explain(
     elif start >= plan.horizon_end:
         general.append(Reason("outside_horizon", "beyond the booking horizon"))
     elif start < plan.notice_end:
-        general.append(Reason("too_soon", f"less than {exam.min_notice_min} minutes' notice"))
+        general.append(Reason("too_soon", f"less than {_notice(exam.min_notice_min)} notice"))
     if not plan.offered:
         general.append(Reason("not_offered_at_branch", "examination not offered at this branch"))
     if not day.on_grid(start, plan.step):
@@ -690,6 +690,15 @@ def _explain(
     reasons = general + [reason for own in per_doctor.values() for reason in own]
     unique = list(dict.fromkeys(reasons))  # two holds labelled alike say it once
     return sorted(unique, key=lambda r: (_LAYER[r.code], r.doctor_id is not None, r.doctor_id or 0))
+
+
+def _notice(minutes: int) -> str:
+    """A notice period as people say it: "14 days'", "2 hours'", "1 hour's", "90 minutes'"."""
+    for unit, size in (("day", 1440), ("hour", 60)):
+        if minutes >= size and minutes % size == 0:
+            count = minutes // size
+            return f"1 {unit}'s" if count == 1 else f"{count} {unit}s'"
+    return "1 minute's" if minutes == 1 else f"{minutes} minutes'"
 
 
 def _room_reasons(q: AvailabilityQuery, room_id: int, occupied: Interval) -> list[Reason]:

@@ -423,10 +423,10 @@ async def test_the_calendar_offers_only_times_booking_accepts_and_says_why_not_o
     assert _cell_title(html, f"doctor-{andi}", "14:00") == "14:00 · Not bookable: outside the examination's hours"
     assert _cell_title(html, f"doctor-{andi}", "08:30") == "08:30 · Not bookable: doctor not attending"
     assert _free_slot_links(html) and all(f"doctor={sari}" not in link for link in _free_slot_links(html))
-    assert _cell_title(html, f"doctor-{sari}", "14:00") == "14:00 · Not bookable: less than 20160 minutes' notice"
+    assert _cell_title(html, f"doctor-{sari}", "14:00") == "14:00 · Not bookable: less than 14 days' notice"
     rooms = await (await client.get(_calendar(clinic, monday, "rooms"))).text()
     dental_suite = f"room-{clinic.rooms['dental'].id}"
-    assert "less than 20160 minutes' notice" in _cell_title(rooms, dental_suite, "10:00")
+    assert "less than 14 days' notice" in _cell_title(rooms, dental_suite, "10:00")
 
     # What the calendar does not offer, booking refuses for the same reason (and the desk stays on the calendar).
     refused = await client.post(

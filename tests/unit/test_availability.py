@@ -204,7 +204,7 @@ def test_buffers_do_not_push_against_a_blackout() -> None:
 def test_minimum_notice_hides_the_next_two_hours() -> None:
     q = clinic(now=jakarta(2, 8), examination=replace(CONSULTATION, min_notice_min=120))
     assert wall(free_slots(q))[:3] == mornings(MON, "10:00", "10:30", "11:00")
-    assert explain(q, jakarta(2, 9, 30)) == [Reason("too_soon", "less than 120 minutes' notice")]
+    assert explain(q, jakarta(2, 9, 30)) == [Reason("too_soon", "less than 2 hours' notice")]
 
 
 def test_the_booking_horizon_ends_the_list() -> None:
