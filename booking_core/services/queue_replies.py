@@ -83,8 +83,8 @@ async def catch_up(db: Db, *, now: datetime | None = None) -> list[int]:
 
 
 async def _notify(db: Db, ticket: QueueTicket, patient_id: int, tz: str, *, default_language: str) -> int | None:
+    """Tell a patient in one of the NOTIFIED_POSITIONS (the only places announced unasked) that their turn is near."""
     eta = ticket.eta.astimezone(ZoneInfo(tz))
-    name = "queue_soon" if ticket.position in NOTIFIED_POSITIONS else "queue_position"
 
     def notice(lang: str) -> notify.Notice:
         values = {
@@ -96,7 +96,7 @@ async def _notify(db: Db, ticket: QueueTicket, patient_id: int, tz: str, *, defa
             "hint": None,
         }
         return notify.Notice(
-            messages.render(lang, name, **values),
+            messages.render(lang, "queue_soon", **values),
             template_values={
                 "token": ticket.token,
                 "position": str(ticket.position),
