@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any
 
-from booking_core.db.engine import database_name
+from booking_core.db.engine import Db, database_name
 from booking_core.services import booking, conversation, ingest, outbox
 from workers import delivery, reminders, runtime
 
@@ -44,7 +44,7 @@ def deliver(outbox_id: int, route: str | None = None) -> str:
     return rt.run(delivery.deliver_row(rt, outbox_id, record_later=True, route=route))
 
 
-async def answer(rt: runtime.Runtime, db: Any, message_id: int) -> list[int]:
+async def answer(rt: runtime.Runtime, db: Db, message_id: int) -> list[int]:
     """The chatbot's answer to one inbound message, with what it needs of the settings: its default language, and
     what signs the link of a visit it books."""
     settings = rt.settings
